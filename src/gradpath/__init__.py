@@ -1,0 +1,39 @@
+"""gradpath: exact gradients of RNNs and LSTMs, and the pathologies they show.
+
+The public API::
+
+    import gradpath as gp
+    model = gp.RNN(input_size=D, hidden_size=H, output_size=O, activation="tanh")
+    params = model.init_params(init="identity", gain=1.0, seed=0)
+    res = model.loss_and_grads(params, x, target, loss="mse", score="last")
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .clipping import ClipResult, clip_by_norm, clip_by_value, global_norm
+from .models import ACTIVATIONS, INITS, LOSSES, LSTM, RNN, SCORES, Forward, LossGrads
+from .warmup import warmup
+
+try:
+    __version__ = version("gradpath")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = [
+    "ACTIVATIONS",
+    "INITS",
+    "LOSSES",
+    "SCORES",
+    "LSTM",
+    "RNN",
+    "ClipResult",
+    "Forward",
+    "LossGrads",
+    "clip_by_norm",
+    "clip_by_value",
+    "global_norm",
+    "warmup",
+    "__version__",
+]

@@ -1,0 +1,22 @@
+"""Load (or compile, on a cache miss) every kernel specialisation once."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .models import LSTM, RNN
+
+
+def warmup() -> None:
+    """Call every kernel once on tiny inputs, in float32 and float64.
+
+    In a process that hits Numba's on-disk cache this only loads the
+    compiled code; in a fresh checkout it compiles and fills the cache.
+    """
+    for dt in (np.float64, np.float32):
+        x = np.zeros((2, 1, 1), dt)
+        for model in (RNN(1, 2, 1, "tanh"), LSTM(1, 2, 1)):
+            p = model.init_params("identity", seed=0, dtype=dt)
+            model.loss_and_grads(p, x, np.zeros((1, 1), dt))
+            model.loss_and_grads(p, x, np.zeros(1, np.int64), loss="xent")
+            model.forward(p, x)
