@@ -38,23 +38,31 @@ class ClipResult:
     finite: bool
 
 
-def global_norm(grads: dict[str, np.ndarray]) -> float:
-    """L2 norm over every entry of every gradient, overflow-safe.
+def _norm_parts(grads: dict[str, np.ndarray]) -> tuple[float, float, bool]:
+    """(m, r, finite): the global norm is m * r with m the max |entry|.
 
-    Accumulated in float64 with max-abs rescaling, so a finite gradient
-    always has a finite norm; NaN anywhere gives NaN, else Inf gives Inf.
+    Kept apart so that clipping can rescale by (theta / m) / r even when the
+    norm itself exceeds the float64 range while every entry is finite.
     """
     _check(grads)
     arrays = [np.asarray(g, dtype=np.float64).ravel() for g in grads.values()]
-    if not arrays:
-        return 0.0
-    flat = np.concatenate(arrays)
-    if np.isnan(flat).any():
-        return math.nan
+    flat = np.concatenate(arrays) if arrays else np.zeros(0)
+    if not np.isfinite(flat).all():
+        return (math.nan if np.isnan(flat).any() else math.inf), 1.0, False
     m = float(np.max(np.abs(flat))) if flat.size else 0.0
-    if m == 0.0 or not math.isfinite(m):
-        return m
-    return m * float(np.sqrt(np.sum(np.square(flat / m))))
+    if m == 0.0:
+        return 0.0, 0.0, True
+    return m, float(np.sqrt(np.sum(np.square(flat / m)))), True
+
+
+def global_norm(grads: dict[str, np.ndarray]) -> float:
+    """L2 norm over every entry of every gradient.
+
+    Accumulated in float64 with max-abs rescaling, so no intermediate
+    overflows; NaN anywhere gives NaN, else Inf anywhere gives Inf.
+    """
+    m, r, _ = _norm_parts(grads)
+    return m * r
 
 
 def clip_by_norm(grads: dict[str, np.ndarray], max_norm: float) -> ClipResult:
@@ -74,11 +82,12 @@ def clip_by_norm(grads: dict[str, np.ndarray], max_norm: float) -> ClipResult:
     ClipResult
     """
     _check_threshold(max_norm, "max_norm")
-    norm = global_norm(grads)
-    if not math.isfinite(norm):
+    m, r, finite = _norm_parts(grads)
+    norm = m * r
+    if not finite:
         return ClipResult(grads, norm, norm, False, False)
     if norm >= max_norm and norm > 0.0:
-        scale = max_norm / norm
+        scale = (max_norm / m) / r
         new = {k: (g * scale).astype(g.dtype, copy=False) for k, g in grads.items()}
         return ClipResult(new, norm, global_norm(new), True, True)
     return ClipResult(grads, norm, norm, False, True)
@@ -98,11 +107,13 @@ def clip_by_value(grads: dict[str, np.ndarray], limit: float) -> ClipResult:
     ClipResult
     """
     _check_threshold(limit, "limit")
-    norm = global_norm(grads)
-    if not math.isfinite(norm):
+    m, r, finite = _norm_parts(grads)
+    norm = m * r
+    if not finite:
         return ClipResult(grads, norm, norm, False, False)
-    if any(np.any(np.abs(g) > limit) for g in grads.values()):
-        new = {k: np.clip(g, -limit, limit) for k, g in grads.items()}
+    if m > limit:
+        new = {k: np.clip(g, -limit, limit).astype(g.dtype, copy=False)
+               for k, g in grads.items()}
         return ClipResult(new, norm, global_norm(new), True, True)
     return ClipResult(grads, norm, norm, False, True)
 

@@ -97,7 +97,13 @@ def _float_array(value, name: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
         raise ValueError(f"{name}: expected dtype {dtype}, got {value.dtype}")
     if not np.isfinite(value).all():
         raise ValueError(f"{name}: contains NaN or Inf")
-    return np.ascontiguousarray(value)
+    return _kernel_array(value)
+
+
+def _kernel_array(value: np.ndarray, dtype=None) -> np.ndarray:
+    """C-contiguous and writeable: a read-only array is a different Numba type
+    and would trigger a fresh compile of every kernel it reaches."""
+    return np.require(value, dtype=dtype, requirements=["C", "W"])
 
 
 class _Model:
@@ -161,11 +167,12 @@ class _Model:
         """
         init = _choice(init, "init", INITS)
         dt = self._dtype(dtype)
-        for name, v in (("gain", gain), ("input_scale", input_scale)):
-            if not np.isfinite(v) or v < 0:
-                raise ValueError(f"{name}: expected a finite non-negative number, got {v!r}")
-        if not np.isfinite(forget_bias):
-            raise ValueError(f"forget_bias: expected a finite number, got {forget_bias!r}")
+        for name, v in (("gain", gain), ("input_scale", input_scale),
+                        ("forget_bias", forget_bias)):
+            if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) \
+                    or not np.isfinite(v) or (v < 0 and name != "forget_bias"):
+                kind = "finite number" if name == "forget_bias" else "finite non-negative number"
+                raise ValueError(f"{name}: expected a {kind}, got {v!r}")
         rng = stream(seed, "weights")
         D, H, O, G = self.input_size, self.hidden_size, self.output_size, self.gates
         W_hh = np.concatenate([recurrent_matrix(init, H, gain, rng) for _ in range(G)])
@@ -205,7 +212,9 @@ class _Model:
         if extra:
             raise ValueError(f"params: unexpected key(s) {extra}; expected {sorted(shapes)}")
         first = params["W_hh"]
-        dt = getattr(first, "dtype", None)
+        if not isinstance(first, np.ndarray):
+            raise ValueError(f"params['W_hh']: expected a numpy array, got {type(first).__name__}")
+        dt = first.dtype
         if dt not in DTYPES:
             raise ValueError(f"params['W_hh']: expected dtype float32 or float64, got {dt}")
         return {k: _float_array(params[k], f"params[{k!r}]", s, dt) for k, s in shapes.items()}
@@ -248,7 +257,7 @@ class _Model:
                 raise ValueError(f"target: expected dtype {dt}, got {target.dtype}")
             if not np.isfinite(target[scored]).all():
                 raise ValueError("target: contains NaN or Inf at a scored step")
-            tf = np.ascontiguousarray(target).reshape((1, B, O) if score == "last" else shape)
+            tf = _kernel_array(target).reshape((1, B, O) if score == "last" else shape)
             ti = np.zeros((1, 1), np.int64)
         else:
             if target.shape != lead:
@@ -260,7 +269,7 @@ class _Model:
             if vals.size and (vals.min() < 0 or vals.max() >= O):
                 raise ValueError(f"target: class indices must lie in [0, {O}), got values "
                                  f"in [{vals.min()}, {vals.max()}]")
-            ti = np.ascontiguousarray(target, dtype=np.int64).reshape(
+            ti = _kernel_array(target, np.int64).reshape(
                 (1, B) if score == "last" else lead)
             tf = np.zeros((1, 1, 1), dt)
         return tf, ti
@@ -290,7 +299,7 @@ def check_lengths(lengths, T: int, B: int) -> np.ndarray:
     if arr.min() < 1 or arr.max() > T:
         raise ValueError(f"lengths: every length must lie in 1..{T}, got values in "
                          f"[{arr.min()}, {arr.max()}]")
-    return np.ascontiguousarray(arr, dtype=np.int64)
+    return _kernel_array(arr, np.int64)
 
 
 def recurrent_matrix(init: str, n: int, gain: float, rng: np.random.Generator) -> np.ndarray:

@@ -16,6 +16,7 @@ from .common import (
 )
 from .jit import jit
 
+
 @jit
 def rnn_forward(x, W_ih, W_hh, b, h0, lengths, act):
     """Hidden states ``hs`` (T+1, B, H), ``hs[0] = h0``, ``hs[t+1] = h_t``.

@@ -1,0 +1,389 @@
+"""Training: optimisers, clipping, the training loop and divergence handling.
+
+A run is fully determined by its :class:`TrainConfig`: the weights come from
+the ``"weights"`` stream of its seed, training batch k from the ``"data"``
+stream (sub-stream k) and held-out batches from the ``"eval"`` stream.
+
+Divergence is a result, not an exception: the first non-finite loss or
+gradient (or parameters that overflow after an update) ends the run with
+``status="diverged"`` and ``diverged_at`` = that step; everything recorded up
+to then is kept.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .clipping import clip_by_norm, clip_by_value, global_norm
+from .models import ACTIVATIONS, INITS, LSTM, RNN
+from .probe import CELLS, fit_decay_rate, lyapunov_lstm, lyapunov_rnn
+from .rng import stream
+from .tasks import TASKS, Task, make_task
+
+OPTIMIZERS: tuple[str, ...] = ("sgd", "rmsprop", "adam")
+CLIPS: tuple[str, ...] = ("none", "norm", "value")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (its run id hashes these fields).
+
+    Attributes
+    ----------
+    task : {"adding", "copy", "sine"}
+    seq_len : int
+    cell : {"rnn", "lstm"}
+    activation : {"tanh", "relu"}
+        RNN only; recorded as "tanh" for the LSTM.
+    init : {"identity", "gaussian", "orthogonal"}
+    gain : float
+    clip : {"none", "norm", "value"}
+    clip_threshold : float
+        theta for norm clipping, the bound for value clipping.
+    optimizer : {"sgd", "rmsprop", "adam"}
+    lr : float
+    momentum : float
+        SGD momentum (heavy ball).
+    hidden, batch, steps, seed : int
+    eval_every : int
+        Steps between held-out evaluations (and decay-curve checkpoints).
+    eval_batches : int
+        Held-out batches per evaluation.
+    ragged : bool
+        Variable-length sequences.
+    """
+
+    task: str = "adding"
+    seq_len: int = 50
+    cell: str = "rnn"
+    activation: str = "tanh"
+    init: str = "orthogonal"
+    gain: float = 1.0
+    clip: str = "norm"
+    clip_threshold: float = 1.0
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    hidden: int = 64
+    batch: int = 32
+    steps: int = 500
+    seed: int = 0
+    eval_every: int = 100
+    eval_batches: int = 4
+    ragged: bool = False
+
+    def __post_init__(self) -> None:
+        validate_config(self)
+
+    def as_dict(self) -> dict:
+        """The fields as a plain dict."""
+        return asdict(self)
+
+
+def validate_config(c: TrainConfig) -> None:
+    """Raise ValueError naming the first bad field of a :class:`TrainConfig`."""
+    choices = {"task": TASKS, "cell": CELLS, "activation": tuple(ACTIVATIONS), "init": INITS,
+               "clip": CLIPS, "optimizer": OPTIMIZERS}
+    for name, allowed in choices.items():
+        v = getattr(c, name)
+        if v not in allowed:
+            raise ValueError(f"{name}: unknown value {v!r}; expected one of {list(allowed)}")
+    for name in ("seq_len", "hidden", "batch", "steps", "eval_every", "eval_batches"):
+        v = getattr(c, name)
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+            raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+    if c.seq_len < 2:
+        raise ValueError(f"seq_len: expected an integer >= 2, got {c.seq_len}")
+    if isinstance(c.seed, bool) or not isinstance(c.seed, int | np.integer) or c.seed < 0:
+        raise ValueError(f"seed: expected a non-negative integer, got {c.seed!r}")
+    for name in ("gain", "clip_threshold", "lr", "momentum"):
+        v = getattr(c, name)
+        if isinstance(v, bool) or not isinstance(v, int | float | np.floating) \
+                or not math.isfinite(v) or v < 0:
+            raise ValueError(f"{name}: expected a finite non-negative number, got {v!r}")
+    if c.lr <= 0:
+        raise ValueError(f"lr: expected a positive number, got {c.lr!r}")
+    if c.clip != "none" and c.clip_threshold <= 0:
+        raise ValueError(f"clip_threshold: expected a positive number with clip={c.clip!r}, "
+                         f"got {c.clip_threshold!r}")
+    if c.momentum >= 1:
+        raise ValueError(f"momentum: expected a number in [0, 1), got {c.momentum!r}")
+
+
+# -- optimisers -------------------------------------------------------------
+class Optimizer:
+    """In-place update of a parameter dict from a gradient dict."""
+
+    def __init__(self, params: dict[str, np.ndarray], lr: float) -> None:
+        self.lr = lr
+        self.t = 0
+
+    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        """Apply one update."""
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """SGD with heavy-ball momentum: v <- mu v - lr g; p <- p + v."""
+
+    def __init__(self, params, lr, momentum=0.9):
+        super().__init__(params, lr)
+        self.momentum = momentum
+        self.v = {k: np.zeros_like(p) for k, p in params.items()}
+
+    def step(self, params, grads):
+        self.t += 1
+        for k, p in params.items():
+            v = self.v[k]
+            v *= self.momentum
+            v -= self.lr * grads[k]
+            p += v
+
+
+class RMSProp(Optimizer):
+    """RMSProp (Tieleman & Hinton 2012): s <- rho s + (1-rho) g^2; p -= lr g / (sqrt(s)+eps)."""
+
+    def __init__(self, params, lr, rho=0.9, eps=1e-8):
+        super().__init__(params, lr)
+        self.rho, self.eps = rho, eps
+        self.s = {k: np.zeros_like(p) for k, p in params.items()}
+
+    def step(self, params, grads):
+        self.t += 1
+        for k, p in params.items():
+            g = grads[k]
+            s = self.s[k]
+            s *= self.rho
+            s += (1.0 - self.rho) * g * g
+            p -= self.lr * g / (np.sqrt(s) + self.eps)
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015) with bias correction."""
+
+    def __init__(self, params, lr, beta1=0.9, beta2=0.999, eps=1e-8):
+        super().__init__(params, lr)
+        self.b1, self.b2, self.eps = beta1, beta2, eps
+        self.m = {k: np.zeros_like(p) for k, p in params.items()}
+        self.v = {k: np.zeros_like(p) for k, p in params.items()}
+
+    def step(self, params, grads):
+        self.t += 1
+        c1 = 1.0 - self.b1**self.t
+        c2 = 1.0 - self.b2**self.t
+        for k, p in params.items():
+            g = grads[k]
+            m, v = self.m[k], self.v[k]
+            m *= self.b1
+            m += (1.0 - self.b1) * g
+            v *= self.b2
+            v += (1.0 - self.b2) * g * g
+            p -= self.lr * (m / c1) / (np.sqrt(v / c2) + self.eps)
+
+
+def make_optimizer(name: str, params: dict[str, np.ndarray], lr: float,
+                   momentum: float = 0.9) -> Optimizer:
+    """Build an optimiser by name: ``"sgd"``, ``"rmsprop"`` or ``"adam"``."""
+    if name == "sgd":
+        return SGD(params, lr, momentum)
+    if name == "rmsprop":
+        return RMSProp(params, lr)
+    if name == "adam":
+        return Adam(params, lr)
+    raise ValueError(f"optimizer: unknown value {name!r}; expected one of {list(OPTIMIZERS)}")
+
+
+# -- results ----------------------------------------------------------------
+@dataclass
+class TrainResult:
+    """Everything a training run records.
+
+    Attributes
+    ----------
+    config : TrainConfig
+    status : {"finished", "diverged"}
+    diverged_at : int or None
+        The step whose loss or gradient was first non-finite.
+    cause : str or None
+        What was non-finite: "loss", "gradient" or "parameters".
+    records : dict of str to list
+        One entry per update: step, loss, metric, grad_norm_before,
+        grad_norm_after, clipped (the diverging step is included, with its
+        non-finite values, and is not applied).
+    evals : dict of str to list
+        step, eval_metric, success for each held-out evaluation.
+    curves : list of dict
+        Decay curves: phase ("init", "checkpoint", "final"), step,
+        log10_grad_norm (by lag), log10_cell_grad_norm (LSTM) — each the
+        root-mean-square ||dL_T/dh_t|| over a held-out batch for the loss at
+        the last step.
+    baseline : float
+    final_metric : float
+        Held-out metric at the end (or at divergence, of the last finite
+        parameters).
+    success : bool
+    decay_rate_init : float
+        Fitted slope of the init curve.
+    lyapunov_init : float
+        lambda_1 at initialisation along a held-out input sequence.
+    wall_time_s : float
+    """
+
+    config: TrainConfig
+    status: str
+    diverged_at: int | None
+    cause: str | None
+    records: dict[str, list]
+    evals: dict[str, list]
+    curves: list[dict]
+    baseline: float
+    final_metric: float
+    success: bool
+    decay_rate_init: float
+    lyapunov_init: float
+    wall_time_s: float = 0.0
+    clipped_fraction: float = field(default=0.0)
+
+
+def build_model(c: TrainConfig, task: Task):
+    """The model a config trains."""
+    if c.cell == "lstm":
+        return LSTM(task.input_size, c.hidden, task.output_size)
+    return RNN(task.input_size, c.hidden, task.output_size, c.activation)
+
+
+def _evaluate(model, params, task: Task, c: TrainConfig) -> float:
+    """Mean held-out metric over ``eval_batches`` batches of the eval stream."""
+    vals = []
+    for i in range(c.eval_batches):
+        b = task.batch(c.batch, c.seed, i, held_out=True)
+        res = model.loss_and_grads(params, b.x, b.target, task.loss, task.score, b.lengths)
+        vals.append(task.metric(res.loss))
+    return float(np.mean(vals))
+
+
+def _last_step_target(task: Task, target: np.ndarray, lengths) -> np.ndarray:
+    """The target at each sequence's last step (for the L_T decay curve)."""
+    if task.score == "last":
+        return target
+    T, B = target.shape[:2]
+    last = (np.full(B, T) if lengths is None else lengths) - 1
+    return target[last, np.arange(B)]
+
+
+def decay_curve(model, params, task: Task, c: TrainConfig) -> dict:
+    """log10 rms ||dL_T/dh_t|| by lag on held-out batch 0 (loss at the last step).
+
+    Sequences are taken at full length so that lags line up.
+    """
+    full = make_task(task.name, task.seq_len, ragged=False)
+    b = full.batch(c.batch, c.seed, 0, held_out=True)
+    tgt = _last_step_target(full, b.target, None)
+    res = model.loss_and_grads(params, b.x, tgt, full.loss, "last")
+    with np.errstate(divide="ignore"):
+        h = 0.5 * np.log10(np.mean(np.square(res.grad_norms.astype(np.float64)), axis=1))[::-1]
+        cn = None
+        if res.cell_grad_norms is not None:
+            cn = 0.5 * np.log10(np.mean(np.square(res.cell_grad_norms), axis=1))[::-1]
+    return {"log10_grad_norm": h, "log10_cell_grad_norm": cn}
+
+
+def _lyapunov_init(model, params, task: Task, c: TrainConfig) -> float:
+    full = make_task(task.name, task.seq_len, ragged=False)
+    b = full.batch(1, c.seed, 0, held_out=True)
+    rng = stream(c.seed, "lyapunov")
+    if c.cell == "lstm":
+        from .kernels.lstm import lstm_forward
+
+        p = model.check_params(params)
+        z = np.zeros((1, c.hidden))
+        _, cs, gates, tcs = lstm_forward(b.x, p["W_ih"], p["W_hh"], p["b"], z, z,
+                                         np.full(1, full_len(full), np.int64))
+        return float(lyapunov_lstm(cs[:, 0], gates[:, 0], tcs[:, 0], p["W_hh"], 1, rng)[0])
+    fw = model.forward(params, b.x)
+    hs = np.concatenate([np.zeros((1, c.hidden)), fw.h[:, 0]])
+    return float(lyapunov_rnn(hs, params["W_hh"], c.activation, 1, rng)[0])
+
+
+def full_len(task: Task) -> int:
+    """Number of input steps of a task's (full-length) sequences."""
+    return task.seq_len + 20 if task.name == "copy" else task.seq_len
+
+
+def _finite_params(params) -> bool:
+    return all(np.isfinite(p).all() for p in params.values())
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train one configuration; see the module docstring for divergence.
+
+    Parameters
+    ----------
+    config : TrainConfig
+
+    Returns
+    -------
+    TrainResult
+    """
+    c = config
+    t0 = time.perf_counter()
+    task = make_task(c.task, c.seq_len, c.ragged)
+    model = build_model(c, task)
+    params = model.init_params(c.init, gain=c.gain, seed=c.seed)
+    opt = make_optimizer(c.optimizer, params, c.lr, c.momentum)
+    rec = {k: [] for k in ("step", "loss", "metric", "grad_norm_before", "grad_norm_after",
+                           "clipped")}
+    evals = {"step": [], "eval_metric": [], "success": []}
+    curves = [{"phase": "init", "step": 0, **decay_curve(model, params, task, c)}]
+    decay0 = fit_decay_rate(curves[0]["log10_grad_norm"] * math.log(10.0))
+    lyap0 = _lyapunov_init(model, params, task, c)
+    status, diverged_at, cause = "finished", None, None
+    clip = {"norm": clip_by_norm, "value": clip_by_value}.get(c.clip)
+    for step in range(1, c.steps + 1):
+        b = task.batch(c.batch, c.seed, step)
+        res = model.loss_and_grads(params, b.x, b.target, task.loss, task.score, b.lengths)
+        if clip is not None:
+            cr = clip(res.grads, c.clip_threshold)
+            grads, before, after, clipped, finite = (cr.grads, cr.norm_before, cr.norm_after,
+                                                     cr.clipped, cr.finite)
+        else:
+            before = after = global_norm(res.grads)
+            grads, clipped, finite = res.grads, False, math.isfinite(before)
+        rec["step"].append(step)
+        rec["loss"].append(res.loss)
+        rec["metric"].append(task.metric(res.loss))
+        rec["grad_norm_before"].append(before)
+        rec["grad_norm_after"].append(after)
+        rec["clipped"].append(bool(clipped))
+        if not math.isfinite(res.loss) or not finite:
+            status, diverged_at = "diverged", step
+            cause = "loss" if not math.isfinite(res.loss) else "gradient"
+            break
+        backup = {k: p.copy() for k, p in params.items()}
+        opt.step(params, grads)
+        if not _finite_params(params):
+            params = backup  # keep the last finite parameters for the final evaluation
+            status, diverged_at, cause = "diverged", step, "parameters"
+            break
+        if step % c.eval_every == 0 or step == c.steps:
+            m = _evaluate(model, params, task, c)
+            evals["step"].append(step)
+            evals["eval_metric"].append(m)
+            evals["success"].append(task.success(m))
+            phase = "final" if step == c.steps else "checkpoint"
+            curves.append({"phase": phase, "step": step,
+                           **decay_curve(model, params, task, c)})
+    if status == "diverged":
+        final = math.nan
+        success = False
+    else:
+        final = evals["eval_metric"][-1]
+        success = bool(evals["success"][-1])
+    clipped_fraction = float(np.mean(rec["clipped"])) if rec["clipped"] else 0.0
+    return TrainResult(c, status, diverged_at, cause, rec, evals, curves, task.baseline(),
+                       final, success, decay0, lyap0, time.perf_counter() - t0,
+                       clipped_fraction)
