@@ -15,7 +15,7 @@ import pytest
 import gradpath as gp
 import gradpath.models as models
 
-KERNELS = ["rnn_loss_and_grads", "lstm_loss_and_grads", "rnn_forward", "lstm_forward"]
+KERNELS = ["rnn_loss_and_grads", "lstm_loss_and_grads", "rnn_states", "lstm_states"]
 
 
 class Intercepted(Exception):

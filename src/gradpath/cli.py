@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import sys
+import time
 
 from . import __version__
 
@@ -36,6 +39,45 @@ def _nonneg_float(text: str) -> float:
     return v
 
 
+def _positive_float(text: str) -> float:
+    v = _nonneg_float(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return v
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") \
+            from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return v
+
+
+def _network_flags(p: argparse.ArgumentParser, hidden: int, seq_len: int, batch: int) -> None:
+    p.add_argument("--cell", choices=("rnn", "lstm"), default="rnn",
+                   help="recurrent cell (default: rnn)")
+    p.add_argument("--activation", choices=("tanh", "relu"), default="tanh",
+                   help="RNN activation; ignored by the LSTM (default: tanh)")
+    p.add_argument("--init", choices=("identity", "gaussian", "orthogonal"),
+                   default="gaussian", help="recurrent-weight initialisation (default: gaussian)")
+    p.add_argument("--gain", type=_nonneg_float, default=1.0,
+                   help="recurrent gain: gain*I, N(0, gain^2/H) or gain*Q (default: 1.0)")
+    p.add_argument("--hidden", type=_positive_int, default=hidden,
+                   help=f"hidden size H (default: {hidden})")
+    p.add_argument("--seq-len", type=_positive_int, default=seq_len,
+                   help=f"sequence length T (default: {seq_len})")
+    p.add_argument("--batch", type=_positive_int, default=batch,
+                   help=f"batch size B (default: {batch})")
+    p.add_argument("--seed", type=_nonneg_int, default=0, help="seed (default: 0)")
+    p.add_argument("--out", metavar="DIR",
+                   help="write the run's tables (Parquet) and JSON summary to DIR")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     p = _Parser(prog="gradpath", description="Gradient pathologies of RNNs, measured.")
@@ -54,7 +96,135 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0, help="seed of weights and inputs (0)")
     d.add_argument("--warmup", action="store_true",
                    help="only load (or compile) every kernel and exit")
+
+    pr = sub.add_parser(
+        "probe", help="measure the gradient-decay curve of a network at initialisation",
+        description="Drive a network with Gaussian inputs, propagate a random unit adjoint "
+        "back from the last step with per-step renormalisation, and report the decay "
+        "curve log10||dL_T/dh_t|| by lag, its fitted slope, the mean-field prediction, the "
+        "top Lyapunov exponent and the gradient horizon.")
+    _network_flags(pr, hidden=256, seq_len=200, batch=8)
+    pr.add_argument("--input-std", type=_nonneg_float, default=1.0,
+                    help="std of each unit's input contribution sigma_u (default: 1.0)")
+    pr.add_argument("--bias-std", type=_nonneg_float, default=0.0,
+                    help="std of the per-unit bias sigma_b (default: 0.0)")
+    pr.add_argument("--burn-in", type=_nonneg_int, default=100,
+                    help="steps run before the measured window (default: 100)")
+    pr.add_argument("--lyapunov-k", type=_positive_int, default=4,
+                    help="number of Lyapunov exponents (default: 4)")
+
+    tr = sub.add_parser(
+        "train", help="train on a long-memory task with optional gradient clipping",
+        description="Train one configuration; a non-finite loss or gradient ends the run "
+        "with status 'diverged' (exit status 0). final_loss is the held-out task metric "
+        "(MSE for adding and sine, nats per step for copy), comparable to baseline.")
+    tr.add_argument("--task", choices=("adding", "copy", "sine"), default="adding",
+                    help="task (default: adding)")
+    _network_flags(tr, hidden=64, seq_len=50, batch=32)
+    tr.add_argument("--clip", choices=("none", "norm", "value"), default="norm",
+                    help="gradient clipping (default: norm)")
+    tr.add_argument("--clip-threshold", type=_positive_float, default=1.0,
+                    help="theta for norm clipping, bound for value clipping (default: 1.0)")
+    tr.add_argument("--optimizer", choices=("sgd", "rmsprop", "adam"), default="adam",
+                    help="optimiser (default: adam)")
+    tr.add_argument("--lr", type=_positive_float, default=1e-3,
+                    help="learning rate (default: 0.001)")
+    tr.add_argument("--steps", type=_positive_int, default=500,
+                    help="number of updates (default: 500)")
+    tr.add_argument("--eval-every", type=_positive_int, default=100,
+                    help="updates between held-out evaluations (default: 100)")
+    tr.add_argument("--ragged", action="store_true", help="variable-length sequences")
     return p
+
+
+def _finite(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from .probe import probe
+    from .results import probe_tables, write_run
+
+    t0 = time.perf_counter()
+    res = probe(args.cell, args.activation, args.init, args.gain, args.hidden, args.seq_len,
+                args.batch, args.input_std, args.bias_std, (args.seed,), args.burn_in,
+                args.lyapunov_k)
+    tables = probe_tables(res, time.perf_counter() - t0)
+    if args.out:
+        write_run(args.out, tables)
+    out = {
+        "run_id": tables["runs"]["run_id"].iloc[0],
+        "config": res.config,
+        "decay_rate": _finite(res.decay_rate),
+        "cell_decay_rate": _finite(res.cell_decay_rate),
+        "theory_slope": _finite(res.theory_slope),
+        "lyapunov": _finite(float(res.lyapunov[0])),
+        "lyapunov_spectrum": [_finite(float(v)) for v in res.lyapunov],
+        "horizon": res.horizon,
+        "fit_start": res.fit_start,
+        "log10_grad_norm": [_finite(float(v)) for v in res.log10_grad_norm],
+    }
+    if res.log10_cell_grad_norm is not None:
+        out["log10_cell_grad_norm"] = [_finite(float(v)) for v in res.log10_cell_grad_norm]
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    th = "n/a" if res.theory_slope is None else f"{res.theory_slope:+.4f}"
+    print(f"probe {res.config['cell']} {res.config['activation']} {res.config['init']} "
+          f"gain {args.gain}: H={args.hidden}, T={args.seq_len}, B={args.batch}, "
+          f"sigma_u={args.input_std}, sigma_b={args.bias_std}, seed {args.seed}")
+    print(f"  decay rate (slope of ln||dL_T/dh_t|| per step, lags >= {res.fit_start}): "
+          f"{res.decay_rate:+.4f}   mean-field 0.5 ln chi: {th}")
+    if res.cell_decay_rate is not None:
+        print(f"  cell-path decay rate: {res.cell_decay_rate:+.4f}")
+    print(f"  lambda_1: {res.lyapunov[0]:+.4f}   horizon (1e-6): "
+          f"{'beyond T' if res.horizon is None else res.horizon}")
+    lags = [k for k in (0, 10, 50, 100, 200, 500, 1000, 5000, 10000) if k < args.seq_len]
+    print("  log10||dL_T/dh_t|| at lag " + ", ".join(
+        f"{k}: {res.log10_grad_norm[k]:.2f}" for k in lags))
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .results import train_tables, write_run
+    from .train import TrainConfig, train
+
+    cfg = TrainConfig(task=args.task, seq_len=args.seq_len, cell=args.cell,
+                      activation=args.activation, init=args.init, gain=args.gain,
+                      clip=args.clip, clip_threshold=args.clip_threshold,
+                      optimizer=args.optimizer, lr=args.lr, hidden=args.hidden,
+                      batch=args.batch, steps=args.steps, seed=args.seed,
+                      eval_every=args.eval_every, ragged=args.ragged)
+    res = train(cfg)
+    tables = train_tables(res)
+    if args.out:
+        write_run(args.out, tables)
+    out = {
+        "run_id": tables["runs"]["run_id"].iloc[0],
+        "config": cfg.as_dict(),
+        "status": res.status,
+        "diverged_at": res.diverged_at,
+        "cause": res.cause,
+        "final_loss": _finite(res.final_metric),
+        "baseline": res.baseline,
+        "success": res.success,
+        "clipped_fraction": res.clipped_fraction,
+        "steps": len(res.records["step"]),
+        "decay_rate_init": _finite(res.decay_rate_init),
+        "lyapunov_init": _finite(res.lyapunov_init),
+    }
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print(f"train {cfg.task} T={cfg.seq_len} {cfg.cell} {cfg.activation} {cfg.init} "
+          f"gain {cfg.gain} clip {cfg.clip} {cfg.optimizer} lr {cfg.lr}: {res.status}"
+          + (f" at step {res.diverged_at} ({res.cause})" if res.diverged_at else ""))
+    print(f"  held-out metric {res.final_metric:.4g} (baseline {res.baseline:.4g}), "
+          f"success {res.success}, clipped {100 * res.clipped_fraction:.0f}% of "
+          f"{out['steps']} updates")
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -77,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return {"demo": _cmd_demo}[args.command](args)
+        return {"demo": _cmd_demo, "probe": _cmd_probe, "train": _cmd_train}[args.command](args)
     except ValueError as exc:  # bad values caught by the library: one line, status 2
         sys.stderr.write(f"gradpath {args.command}: error: {exc}\n")
         return 2

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .kernels.jit import ACT_RELU, ACT_TANH, LOSS_MSE, LOSS_XENT, SCORE_ALL, SCORE_LAST
-from .kernels.lstm import lstm_forward, lstm_loss_and_grads
-from .kernels.rnn import rnn_forward, rnn_loss_and_grads
+from .kernels.lstm import lstm_loss_and_grads, lstm_states
+from .kernels.rnn import rnn_loss_and_grads, rnn_states
 from .rng import stream
 
 ACTIVATIONS: dict[str, int] = {"tanh": ACT_TANH, "relu": ACT_RELU}
@@ -115,6 +115,25 @@ class _Model:
         self.input_size = _positive_int(input_size, "input_size")
         self.hidden_size = _positive_int(hidden_size, "hidden_size")
         self.output_size = _positive_int(output_size, "output_size")
+        self._scratch: dict = {}
+
+    def _workspace(self, T: int, B: int, dtype: np.dtype) -> dict[str, np.ndarray]:
+        """Scratch arrays of the kernels, kept between calls of the same shape.
+
+        Large fresh arrays cost a page fault per 4 KiB on first touch (about
+        a fifth of a large call's time here); training calls the kernel with
+        one shape thousands of times. Only the last shape is kept, so the
+        memory held is one call's worth. Not thread-safe: use one model
+        object per thread.
+        """
+        key = (T, B, np.dtype(dtype))
+        if self._scratch.get("key") != key:
+            H, G = self.hidden_size, self.gates
+            shapes = {"hs": (T + 1, B, H), "dh": (T, B, H)}
+            if G == 4:
+                shapes.update(cs=(T + 1, B, H), gates=(T, B, G * H), tcs=(T, B, H))
+            self._scratch = {"key": key, **{k: np.empty(s, dtype) for k, s in shapes.items()}}
+        return self._scratch
 
     # -- parameters --------------------------------------------------------
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -367,8 +386,9 @@ class RNN(_Model):
         """
         p, x, lengths, h0, _, tf, ti, lc, sc = self._prepare(
             params, x, target, loss, score, lengths, h0, None)
+        ws = self._workspace(*x.shape[:2], x.dtype)
         out = rnn_loss_and_grads(x, p["W_ih"], p["W_hh"], p["b"], p["W_out"], p["b_out"],
-                                 h0, lengths, tf, ti, self._act, lc, sc)
+                                 h0, lengths, tf, ti, self._act, lc, sc, ws["hs"], ws["dh"])
         loss_v, dW_ih, dW_hh, db, dW_out, db_out, dh0, gnorm = out
         grads = {"W_ih": dW_ih, "W_hh": dW_hh, "b": db, "W_out": dW_out, "b_out": db_out}
         return LossGrads(float(loss_v), grads, gnorm, None, dh0)
@@ -377,7 +397,7 @@ class RNN(_Model):
         """Run the network forward; see :class:`Forward`."""
         p = self.check_params(params)
         x, lengths, h0, _ = self._check_inputs(p, x, lengths, h0)
-        hs = rnn_forward(x, p["W_ih"], p["W_hh"], p["b"], h0, lengths, self._act)[1:]
+        hs = rnn_states(x, p["W_ih"], p["W_hh"], p["b"], h0, lengths, self._act)[1:]
         return Forward(hs, None, self._readout(p, hs))
 
 
@@ -405,8 +425,10 @@ class LSTM(_Model):
         ``c0`` (initial cell state, zeros by default) and ``cell_grad_norms``."""
         p, x, lengths, h0, c0, tf, ti, lc, sc = self._prepare(
             params, x, target, loss, score, lengths, h0, c0)
+        ws = self._workspace(*x.shape[:2], x.dtype)
         out = lstm_loss_and_grads(x, p["W_ih"], p["W_hh"], p["b"], p["W_out"], p["b_out"],
-                                  h0, c0, lengths, tf, ti, lc, sc)
+                                  h0, c0, lengths, tf, ti, lc, sc, ws["hs"], ws["cs"],
+                                  ws["gates"], ws["tcs"], ws["dh"])
         loss_v, dW_ih, dW_hh, db, dW_out, db_out, dh0, dc0, gnorm, cnorm = out
         grads = {"W_ih": dW_ih, "W_hh": dW_hh, "b": db, "W_out": dW_out, "b_out": db_out}
         return LossGrads(float(loss_v), grads, gnorm, cnorm, dh0, dc0)
@@ -415,5 +437,5 @@ class LSTM(_Model):
         """Run the network forward; see :class:`Forward`."""
         p = self.check_params(params)
         x, lengths, h0, c0 = self._check_inputs(p, x, lengths, h0, c0)
-        hs, cs, _, _ = lstm_forward(x, p["W_ih"], p["W_hh"], p["b"], h0, c0, lengths)
+        hs, cs, _, _ = lstm_states(x, p["W_ih"], p["W_hh"], p["b"], h0, c0, lengths)
         return Forward(hs[1:], cs[1:], self._readout(p, hs[1:]))

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .kernels.adjoint import lstm_adjoint_lognorms, rnn_adjoint_lognorms
-from .kernels.lstm import lstm_forward
-from .kernels.rnn import rnn_forward
+from .kernels.lstm import lstm_states
+from .kernels.rnn import rnn_states
 from .models import ACTIVATIONS, INITS, LSTM, RNN
 from .rng import stream
 from .theory import theory_slope
@@ -191,12 +191,12 @@ def probe(cell: str = "rnn", activation: str = "tanh", init: str = "gaussian",
         q0 = stream(seed, "lyapunov")
         if cell == "rnn":
             act = ACTIVATIONS[activation]
-            hs = rnn_forward(x, p["W_ih"], p["W_hh"], p["b"], h0, lengths, act)
+            hs = rnn_states(x, p["W_ih"], p["W_hh"], p["b"], h0, lengths, act)
             logs_h.append(rnn_adjoint_lognorms(hs, p["W_hh"], act, delta)[burn_in:][::-1])
             lyap.append(lyapunov_rnn(hs[:, 0], p["W_hh"], activation, lyapunov_k,
                                      q0, burn_in))
         else:
-            hs, cs, gates, tcs = lstm_forward(x, p["W_ih"], p["W_hh"], p["b"], h0, h0, lengths)
+            hs, cs, gates, tcs = lstm_states(x, p["W_ih"], p["W_hh"], p["b"], h0, h0, lengths)
             lh, lc = lstm_adjoint_lognorms(hs, cs, gates, tcs, p["W_hh"], delta,
                                            np.zeros_like(delta))
             logs_h.append(lh[burn_in:][::-1])
@@ -211,7 +211,7 @@ def probe(cell: str = "rnn", activation: str = "tanh", init: str = "gaussian",
         ln_c = _rms_log(np.concatenate(logs_c, axis=1))
         cell_rate = fit_decay_rate(ln_c, skip)
     log10_h = ln_h / math.log(10.0)
-    config = dict(cell=cell, activation=activation if cell == "rnn" else "lstm", init=init,
+    config = dict(cell=cell, activation=activation if cell == "rnn" else "tanh", init=init,
                   gain=float(gain), hidden=int(hidden), seq_len=int(seq_len), batch=int(batch),
                   input_std=float(input_std), bias_std=float(bias_std), seeds=seeds,
                   burn_in=int(burn_in))
@@ -262,7 +262,7 @@ def lyapunov_lstm(cs: np.ndarray, gates: np.ndarray, tcs: np.ndarray, W_hh: np.n
     """Top-k Lyapunov exponents of an LSTM trajectory (state (h, c), 2H-dim).
 
     ``cs`` (T+1, H), ``gates`` (T, 4H) activations and ``tcs`` (T, H) of one
-    sequence from :func:`lstm_forward`.
+    sequence from :func:`lstm_states`.
     """
     H = W_hh.shape[1]
     Wi, Wf, Wg, Wo = (W_hh[j * H:(j + 1) * H] for j in range(4))

@@ -38,7 +38,8 @@ class TrainConfig:
     seq_len : int
     cell : {"rnn", "lstm"}
     activation : {"tanh", "relu"}
-        RNN only; recorded as "tanh" for the LSTM.
+        RNN only; the LSTM's nonlinearities are fixed, so an LSTM config
+        always records "tanh" (two LSTM configs never differ by it).
     init : {"identity", "gaussian", "orthogonal"}
     gain : float
     clip : {"none", "norm", "value"}
@@ -78,6 +79,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         validate_config(self)
+        if self.cell == "lstm":
+            object.__setattr__(self, "activation", "tanh")
 
     def as_dict(self) -> dict:
         """The fields as a plain dict."""
@@ -297,11 +300,11 @@ def _lyapunov_init(model, params, task: Task, c: TrainConfig) -> float:
     b = full.batch(1, c.seed, 0, held_out=True)
     rng = stream(c.seed, "lyapunov")
     if c.cell == "lstm":
-        from .kernels.lstm import lstm_forward
+        from .kernels.lstm import lstm_states
 
         p = model.check_params(params)
         z = np.zeros((1, c.hidden))
-        _, cs, gates, tcs = lstm_forward(b.x, p["W_ih"], p["W_hh"], p["b"], z, z,
+        _, cs, gates, tcs = lstm_states(b.x, p["W_ih"], p["W_hh"], p["b"], z, z,
                                          np.full(1, full_len(full), np.int64))
         return float(lyapunov_lstm(cs[:, 0], gates[:, 0], tcs[:, 0], p["W_hh"], 1, rng)[0])
     fw = model.forward(params, b.x)

@@ -9,11 +9,69 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from llvmlite import ir as llvm_ir
+from numba import types
+from numba.extending import intrinsic
 
-from .jit import ACT_RELU, LOSS_MSE, SCORE_ALL, SMALL_MATMUL_FLOPS, jit
+from .jit import ACT_RELU, LOSS_MSE, SCORE_ALL, SMALL_INPUT, SMALL_MATMUL_FLOPS, jit, jit_inline
 
-# Taylor coefficients of tanh(x) = x * P(x^2), used for |x| < 0.1 where the
-# exp-based formula loses relative precision. Truncation error < 2e-17.
+# -- scalar transcendentals --------------------------------------------------
+# libm's exp costs ~4.5 ns and tanh ~30 ns per call here (Numba has no SVML);
+# an inlined exp written as straight-line arithmetic costs ~2 ns and lets the
+# CPU overlap iterations. Accuracy: <= 1 ulp against libm over the whole
+# float64 range (tests/test_transcendentals.py).
+
+
+@intrinsic
+def _f64_bits(typingctx, x):
+    """The IEEE-754 bits of a float64 as an int64 (an LLVM bitcast)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], llvm_ir.IntType(64))
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _bits_f64(typingctx, i):
+    """The float64 whose IEEE-754 bits are the int64 ``i``."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], llvm_ir.DoubleType())
+    return types.float64(types.int64), codegen
+
+
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01  # ln 2 split in two (Cody & Waite)
+_LN2_LO = 1.90821492927058770002e-10
+_ROUND = 6755399441055744.0  # 1.5 * 2**52: x + _ROUND holds round(x) in its low bits
+_ROUND_BITS = 0x4338000000000000
+_E2, _E3, _E4, _E5, _E6, _E7 = (1 / 2, 1 / 6, 1 / 24, 1 / 120, 1 / 720, 1 / 5040)
+_E8, _E9, _E10, _E11, _E12, _E13 = (1 / 40320, 1 / 362880, 1 / 3628800, 1 / 39916800,
+                                    1 / 479001600, 1 / 6227020800)
+
+
+@jit_inline
+def exp_(x):
+    """exp(x) for float64: x = k ln2 + r, |r| <= ln2/2, exp(r) by its degree-13
+    Taylor polynomial (truncation < 1e-17 relative), times 2**k built from bits.
+
+    NaN stays NaN, overflow gives inf, underflow gives (denormals then) 0.
+    """
+    x = float(x)
+    xc = x if x < 709.8 else 709.8
+    xc = xc if xc > -745.2 else -745.2
+    kf = xc * _LOG2E + _ROUND
+    k = kf - _ROUND
+    ki = _f64_bits(kf) - _ROUND_BITS
+    r = (xc - k * _LN2_HI) - k * _LN2_LO
+    p = 1.0 + r * (1.0 + r * (_E2 + r * (_E3 + r * (_E4 + r * (_E5 + r * (_E6 + r * (
+        _E7 + r * (_E8 + r * (_E9 + r * (_E10 + r * (_E11 + r * (_E12 + r * _E13))))))))))))
+    k1 = ki >> 1  # 2**k as two factors, so k = 1024 or -1074 stays representable
+    y = p * _bits_f64((k1 + 1023) << 52) * _bits_f64((ki - k1 + 1023) << 52)
+    y = math.inf if x > 709.79 else y
+    return x if x != x else y
+
+
+# Taylor coefficients of tanh(x) = x * P(x^2), used for |x| < 0.1 where
+# (1 - e)/(1 + e) loses relative precision. Truncation error < 2e-17.
 _T3 = -1.0 / 3.0
 _T5 = 2.0 / 15.0
 _T7 = -17.0 / 315.0
@@ -22,29 +80,30 @@ _T11 = -1382.0 / 155925.0
 _T13 = 21844.0 / 6081075.0
 
 
-@jit
+@jit_inline
 def tanh_(x):
-    """tanh via one ``exp`` call (libm ``tanh`` costs ~30 ns here, ``exp`` ~5 ns).
+    """tanh from one :func:`exp_` (a few ulp in float64 at every x, NaN and +-Inf too).
 
-    Accurate to a few ulp in float64 at every x, including NaN and +-Inf.
+    Both branches are computed and one is selected, so the loop has no
+    data-dependent jump to mispredict.
     """
     x = float(x)
     ax = abs(x)
-    if ax < 0.1:
-        z = x * x
-        return x * (1.0 + z * (_T3 + z * (_T5 + z * (_T7 + z * (_T9 + z * (_T11 + z * _T13))))))
-    e = math.exp(-2.0 * ax)
+    z = x * x
+    small = x * (1.0 + z * (_T3 + z * (_T5 + z * (_T7 + z * (_T9 + z * (_T11 + z * _T13))))))
+    e = exp_(-2.0 * ax)
     t = (1.0 - e) / (1.0 + e)
-    return t if x >= 0.0 else -t
+    big = t if x >= 0.0 else -t
+    return small if ax < 0.1 else big
 
 
-@jit
+@jit_inline
 def sigmoid_(x):
     """Logistic sigmoid, overflow-free: exp(-x) -> inf gives exactly 0."""
-    return 1.0 / (1.0 + math.exp(-float(x)))
+    return 1.0 / (1.0 + exp_(-float(x)))
 
 
-@jit
+@jit_inline
 def activate(v, act):
     """Apply the activation with integer code ``act`` to a scalar."""
     if act == ACT_RELU:
@@ -52,12 +111,79 @@ def activate(v, act):
     return tanh_(v)
 
 
-@jit
+@jit_inline
 def activation_grad(h, act):
     """phi'(a) written in terms of h = phi(a): 1 - h^2 for tanh, [h > 0] for ReLU."""
     if act == ACT_RELU:
         return 1.0 if h > 0.0 else 0.0
     return 1.0 - h * h
+
+
+# Row kernels: the elementwise body of a time step, one batch row at a time.
+# They are separate (not inlined) functions on purpose: inlined into the
+# time-step loop nest, the same code runs 4-5x slower (LLVM gives up on it).
+
+
+@jit
+def activate_row(a, h, act):
+    """``h[:] = phi(a)`` for one row."""
+    for i in range(h.shape[0]):
+        h[i] = activate(a[i], act)
+
+
+@jit
+def lstm_cell_row(gt, cp, c, tc, h):
+    """One LSTM cell update for one row, gate pre-activations ``gt`` (4H) in place.
+
+    gt becomes the activations (i, f, g, o); c = f*cp + i*g; tc = tanh(c);
+    h = o*tc.
+    """
+    H = h.shape[0]
+    for j in range(H):
+        ig = sigmoid_(gt[j])
+        fg = sigmoid_(gt[H + j])
+        gg = tanh_(gt[2 * H + j])
+        og = sigmoid_(gt[3 * H + j])
+        gt[j] = ig
+        gt[H + j] = fg
+        gt[2 * H + j] = gg
+        gt[3 * H + j] = og
+        cn = fg * cp[j] + ig * gg
+        c[j] = cn
+        tj = tanh_(cn)
+        tc[j] = tj
+        h[j] = og * tj
+
+
+@jit
+def lstm_cell_row_backward(dz, d, ch, cc, tc, cp, dhb, dcb):
+    """One LSTM backward step for one row; returns (||dL/dh_t||, ||dL/dc_t||).
+
+    On entry ``dz`` (4H) holds the gate activations, ``d`` the direct dL/dh_t,
+    ``ch``/``cc`` the carries from step t+1 (dL/dh_t through h_{t+1}, and
+    dL/dc_t through c_{t+1}); ``tc`` = tanh(c_t), ``cp`` = c_{t-1}. On exit
+    ``dz`` holds dL/dz_t and ``cc`` the cell carry dL/dc_{t-1} (= dc * f).
+    ``dhb``, ``dcb`` are H-sized scratch.
+    """
+    H = d.shape[0]
+    for j in range(H):
+        dhb[j] = d[j] + ch[j]
+    nh = row_norm(dhb)
+    for j in range(H):
+        dcb[j] = cc[j] + dhb[j] * dz[3 * H + j] * (1.0 - tc[j] * tc[j])
+    nc = row_norm(dcb)
+    for j in range(H):
+        ig = dz[j]
+        fg = dz[H + j]
+        gg = dz[2 * H + j]
+        og = dz[3 * H + j]
+        dc = dcb[j]
+        cc[j] = dc * fg
+        dz[j] = dc * gg * ig * (1.0 - ig)
+        dz[H + j] = dc * cp[j] * fg * (1.0 - fg)
+        dz[2 * H + j] = dc * ig * (1.0 - gg * gg)
+        dz[3 * H + j] = dhb[j] * tc[j] * og * (1.0 - og)
+    return nh, nc
 
 
 @jit
@@ -84,14 +210,38 @@ def matmul_into(A, M, out):
 
 
 @jit
+def sum_squares(v):
+    """Sum of squares of a 1-D array in float64, in four accumulators (so it
+    pipelines without fastmath's reassociation)."""
+    n = v.shape[0]
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    i = 0
+    while i + 4 <= n:
+        a0 = float(v[i])
+        a1 = float(v[i + 1])
+        a2 = float(v[i + 2])
+        a3 = float(v[i + 3])
+        s0 += a0 * a0
+        s1 += a1 * a1
+        s2 += a2 * a2
+        s3 += a3 * a3
+        i += 4
+    while i < n:
+        a0 = float(v[i])
+        s0 += a0 * a0
+        i += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+@jit
 def row_norm(v):
     """Euclidean norm of a 1-D array, accumulated in float64 and rescaled
     when the plain sum of squares overflows (norms of exploding adjoints
     stay exact instead of turning into inf)."""
-    s = 0.0
-    for i in range(v.shape[0]):
-        d = float(v[i])
-        s += d * d
+    s = sum_squares(v)
     if math.isfinite(s):
         return math.sqrt(s)
     m = 0.0
@@ -106,6 +256,27 @@ def row_norm(v):
         d = float(v[i]) / m
         s += d * d
     return m * math.sqrt(s)
+
+
+@jit
+def add_norm_scale(d, c, h, act):
+    """One BPTT step of a row, in one pass: ``d += c`` makes d the total
+    dL/dh_t; return ||d||; then ``d *= phi'(a_t)`` (from h = phi(a_t)).
+
+    An overflowing sum of squares falls back to :func:`row_norm`.
+    """
+    H = d.shape[0]
+    for i in range(H):
+        d[i] += c[i]
+    s = sum_squares(d)
+    n = math.sqrt(s) if math.isfinite(s) else row_norm(d)
+    if act == ACT_RELU:
+        for j in range(H):
+            d[j] = d[j] if h[j] > 0.0 else 0.0 * d[j]
+    else:
+        for j in range(H):
+            d[j] *= 1.0 - h[j] * h[j]
+    return n
 
 
 @jit
@@ -145,12 +316,12 @@ def scored_positions(lengths, T, score):
 
 
 @jit
-def output_head(hs, ts, bs, rows, W_out, b_out, target_f, target_i, loss_code):
+def output_head(hs, ts, bs, rows, W_out, b_out, target_f, target_i, loss_code, dh):
     """Read-out, loss and their gradients over the scored steps.
 
     ``hs`` is (T+1, B, H) with ``hs[t + 1] = h_t``.  Returns the loss (mean
-    over scored (t, b), float64), dW_out, db_out and dL/dh_t injected at the
-    scored steps as a dense (T, B, H) array.
+    over scored (t, b), float64), dW_out and db_out, and fills ``dh``
+    (T, B, H) with dL/dh_t injected at the scored steps (zero elsewhere).
     """
     T1, B, H = hs.shape
     O = W_out.shape[0]
@@ -192,40 +363,70 @@ def output_head(hs, ts, bs, rows, W_out, b_out, target_f, target_i, loss_code):
         for o in range(O):
             db_out[o] += y[k, o]
     dhsc = np.dot(y, W_out)
-    dh_direct = np.zeros((T1 - 1, B, H), dt)
+    dh[:] = 0.0
     for k in range(n):
-        dh_direct[ts[k], bs[k]] = dhsc[k]
-    return loss * inv_n, dW_out, db_out, dh_direct
+        dh[ts[k], bs[k]] = dhsc[k]
+    return loss * inv_n, dW_out, db_out
 
 
 @jit
-def input_projection(x, W_ih, b):
-    """x @ W_ih.T + b for all steps at once: one GEMM of (T*B, D) by (D, G)."""
-    T, B, D = x.shape
-    G = W_ih.shape[0]
-    xp = np.dot(x.reshape(T * B, D), W_ih.T)
-    for r in range(T * B):
+def add_drive(a, xt, w_ih_t, b, tmp):
+    """``a += xt @ W_ih.T + b`` for one step; ``w_ih_t`` is W_ih.T (D, G), C-contiguous.
+
+    With few inputs (D <= SMALL_INPUT) the product is a fused loop; otherwise a
+    GEMM into ``tmp``. Done per step, so no (T, B, G) projection array is ever
+    allocated or streamed through memory.
+    """
+    nb, G = a.shape
+    D = xt.shape[1]
+    if D > SMALL_INPUT:
+        matmul_into(xt, w_ih_t, tmp)
+        for r in range(nb):
+            for g in range(G):
+                a[r, g] += tmp[r, g] + b[g]
+        return
+    for r in range(nb):
+        ar = a[r]
         for g in range(G):
-            xp[r, g] += b[g]
-    return xp.reshape(T, B, G)
+            ar[g] += b[g]
+        for d in range(D):
+            v = xt[r, d]
+            wd = w_ih_t[d]
+            for g in range(G):
+                ar[g] += v * wd[g]
 
 
 @jit
 def weight_grads(dpre, hs, x):
-    """dW_ih, dW_hh, db as single GEMMs over all (t, b) after the time loop.
+    """dW_ih, dW_hh, db from dL/d(pre-activation) ``dpre`` (T, B, G) after the loop.
 
-    ``dpre`` is dL/d(pre-activation), (T, B, G); ``hs`` (T+1, B, H) holds
-    h_{t-1} at index t; ``x`` is (T, B, D).
+    dW_hh is one GEMM over all (t, b) (``hs`` (T+1, B, H) holds h_{t-1} at
+    index t). With few inputs, dW_ih and db share one pass over ``dpre``;
+    otherwise dW_ih is a GEMM too.
     """
     T, B, G = dpre.shape
     H = hs.shape[2]
     D = x.shape[2]
-    d2 = dpre.reshape(T * B, G)
-    hprev = np.ascontiguousarray(hs[:T]).reshape(T * B, H)
+    n = T * B
+    d2 = dpre.reshape(n, G)
+    hprev = hs.reshape((T + 1) * B, H)[:n]
     dW_hh = np.dot(d2.T, hprev)
-    dW_ih = np.dot(d2.T, x.reshape(T * B, D))
+    x2 = x.reshape(n, D)
     db = np.zeros(G, dpre.dtype)
-    for r in range(T * B):
+    if D > SMALL_INPUT:
+        dW_ih = np.dot(d2.T, x2)
+        for r in range(n):
+            for g in range(G):
+                db[g] += d2[r, g]
+        return dW_ih, dW_hh, db
+    dW_ih_t = np.zeros((D, G), dpre.dtype)
+    for r in range(n):
+        dr = d2[r]
         for g in range(G):
-            db[g] += d2[r, g]
-    return dW_ih, dW_hh, db
+            db[g] += dr[g]
+        for d in range(D):
+            v = x2[r, d]
+            wd = dW_ih_t[d]
+            for g in range(G):
+                wd[g] += v * dr[g]
+    return np.ascontiguousarray(dW_ih_t.T), dW_hh, db

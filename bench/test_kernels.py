@@ -1,0 +1,112 @@
+"""Forward + backward speed of the Numba kernels against their numpy twin.
+
+Every (cell, size, dtype) entry is timed twice in the same run on the same
+inputs: ``model.loss_and_grads`` (the Numba kernel behind the public API) and
+the plain-numpy twin from ``tests/naive.py``. Both land in one benchmark group,
+so pytest-benchmark prints them side by side, and ``check_regression.py``
+turns each pair into a speed-up (twin median / kernel median). Ratios measured
+in one run are comparable across machines; absolute times are not.
+
+Run: ``pytest bench --benchmark-json=bench/results/bench.json`` (see
+``bench/README.md``; ``--bench-sizes ci`` for the fast subset).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+import naive  # tests/naive.py, put on sys.path by bench/conftest.py
+import numpy as np
+import pytest
+from bench_cases import CELLS, DTYPES, SIZES, SIZES_ENV, entry_key, parse_sizes, slowdown
+
+import gradpath as gp
+
+#: How each size is timed. Small and medium sizes are calibrated by
+#: pytest-benchmark but bounded (max_time per benchmark, at least min_rounds);
+#: large ones take seconds per call and run a fixed number of pedantic rounds.
+TIMING = {
+    "small": {"min_rounds": 10, "max_time": 1.0},
+    "medium": {"min_rounds": 5, "max_time": 1.0},
+    "large": {"rnn": 5, "lstm": 5},  # pedantic rounds, one iteration each
+}
+IMPLS = ("kernel", "twin")
+
+
+def pytest_generate_tests(metafunc):
+    if "case" not in metafunc.fixturenames:
+        return
+    sizes = parse_sizes(metafunc.config.getoption("--bench-sizes") or os.environ.get(SIZES_ENV))
+    params = []
+    for cell in CELLS:
+        for name in sizes:
+            for dtype in DTYPES:
+                marks = ()
+                if name != "large":
+                    marks = (pytest.mark.benchmark(**TIMING[name]),)
+                for impl in IMPLS:
+                    key = entry_key(cell, SIZES[name], dtype)
+                    params.append(pytest.param((cell, name, dtype, impl), marks=marks,
+                                               id=f"{key}-{impl}"))
+    metafunc.parametrize("case", params)
+
+
+@cache
+def problem(cell: str, name: str, dtype: str):
+    """Model, parameters, input and target of one entry (shared by kernel and twin)."""
+    B, H, D, T = SIZES[name]
+    dt = np.dtype(dtype)
+    model = gp.RNN(D, H, 1, activation="tanh") if cell == "rnn" else gp.LSTM(D, H, 1)
+    params = model.init_params("orthogonal", gain=1.0, seed=0, dtype=dt)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((T, B, D)).astype(dt)
+    target = rng.standard_normal((B, 1)).astype(dt)
+    return model, params, x, target
+
+
+#: Kernel loss per entry, to check that the twin solves the same problem.
+_KERNEL_LOSS: dict[str, float] = {}
+
+
+def make_call(cell, name, dtype, impl):
+    model, params, x, target = problem(cell, name, dtype)
+    if impl == "kernel":
+        repeat = slowdown()
+
+        def call():
+            for _ in range(repeat):
+                res = model.loss_and_grads(params, x, target, loss="mse", score="last")
+            return res.loss
+    else:
+        twin = naive.rnn_loss_and_grads if cell == "rnn" else naive.lstm_loss_and_grads
+        kwargs = {"activation": "tanh"} if cell == "rnn" else {}
+
+        def call():
+            res = twin(params, x, target, loss="mse", score="last", **kwargs)
+            return res.get("loss") if isinstance(res, dict) else None
+    return call
+
+
+def test_loss_and_grads(benchmark, case):
+    cell, name, dtype, impl = case
+    B, H, D, T = SIZES[name]
+    key = entry_key(cell, SIZES[name], dtype)
+    call = make_call(cell, name, dtype, impl)
+    loss = call()  # warm: JIT load (kernel) / first-touch allocations (both), outside timing
+    if impl == "kernel":
+        _KERNEL_LOSS[key] = loss
+    elif loss is not None and key in _KERNEL_LOSS:
+        rtol = 1e-3 if dtype == "float32" else 1e-8
+        assert np.isclose(float(loss), _KERNEL_LOSS[key], rtol=rtol), (
+            f"twin loss {loss} != kernel loss {_KERNEL_LOSS[key]}: not the same problem")
+
+    benchmark.group = f"{cell} B={B} H={H} D={D} T={T} {dtype}"
+    benchmark.extra_info.update({
+        "entry": key, "cell": cell, "size": name, "B": B, "H": H, "D": D, "T": T,
+        "dtype": dtype, "impl": impl, "slowdown": slowdown() if impl == "kernel" else 1,
+    })
+    if name == "large":
+        benchmark.pedantic(call, rounds=TIMING["large"][cell], iterations=1)
+    else:
+        benchmark(call)

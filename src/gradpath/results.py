@@ -1,0 +1,263 @@
+"""Tidy result tables and their writers.
+
+Three long tables, one row per observation:
+
+``runs`` (one row per run)
+    run_id, kind ("probe" | "train"), model ("rnn-tanh" | "rnn-relu" |
+    "lstm"), every grid axis (task, cell,
+    activation, init, gain, clip, clip_threshold, optimizer, lr, hidden,
+    batch, seq_len, steps, seed, input_std, bias_std, ragged), status
+    ("finished" | "diverged"), diverged_at, cause, final_metric (held-out task
+    metric; NaN for probes and diverged runs), baseline, success,
+    clipped_fraction, decay_rate (per-step slope of ln||dL_T/dh_t||; for a
+    training run, at initialisation), cell_decay_rate (LSTM), theory_slope
+    (mean-field 0.5 ln chi, NaN where no theory applies), lyapunov_1,
+    horizon (lag, -1 when beyond T), wall_time_s, and the versions of
+    gradpath, numpy and numba.
+``curves`` (one row per run, phase and lag)
+    run_id, phase ("init" | "checkpoint" | "final"), step, lag,
+    log10_grad_norm, log10_cell_grad_norm (NaN for the RNN).
+``training`` (one row per run and update)
+    run_id, step, loss (the objective), metric (task units),
+    grad_norm_before, grad_norm_after, clipped, eval_metric (NaN between
+    evaluations).
+
+Only ``wall_time_s`` depends on anything but the configuration: same
+configuration and seed, identical tables otherwise.
+
+A run id is a stable hash of the kind and the configuration, so a rerun
+overwrites its files and never duplicates a run. Each run is written as
+``<run_id>.{runs,curves,training}.parquet`` plus ``<run_id>.json``, the
+summary, written last: its presence marks a finished run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .probe import ProbeResult
+from .train import TrainResult
+
+TABLES: tuple[str, ...] = ("runs", "curves", "training")
+#: Columns that record wall time: the only ones that differ between reruns.
+WALL_TIME_COLUMNS: tuple[str, ...] = ("wall_time_s",)
+
+RUN_COLUMNS: tuple[str, ...] = (
+    "run_id", "kind", "model", "task", "cell", "activation", "init", "gain", "clip",
+    "clip_threshold", "optimizer", "lr", "hidden", "batch", "seq_len", "steps", "seed",
+    "input_std", "bias_std",
+    "ragged", "status", "diverged_at", "cause", "final_metric", "baseline", "success",
+    "clipped_fraction", "decay_rate", "cell_decay_rate", "theory_slope", "lyapunov_1",
+    "horizon", "wall_time_s", "version_gradpath", "version_numpy", "version_numba",
+)
+CURVE_COLUMNS: tuple[str, ...] = ("run_id", "phase", "step", "lag", "log10_grad_norm",
+                                  "log10_cell_grad_norm")
+TRAINING_COLUMNS: tuple[str, ...] = ("run_id", "step", "loss", "metric", "grad_norm_before",
+                                     "grad_norm_after", "clipped", "eval_metric")
+
+
+def run_id(kind: str, config: dict) -> str:
+    """Stable 16-hex-digit id of a run: SHA-256 of its kind and canonical config JSON."""
+    canon = json.dumps({"kind": kind, **_canonical(config)}, sort_keys=True,
+                       separators=(",", ":"))
+    return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+
+def _canonical(config: dict) -> dict:
+    out = {}
+    for k, v in config.items():
+        if isinstance(v, bool | str) or v is None:
+            out[k] = v
+        elif isinstance(v, int | np.integer):
+            out[k] = int(v)
+        elif isinstance(v, float | np.floating):
+            out[k] = float(v)  # 1 and 1.0 hash alike through json's repr
+        elif isinstance(v, list | tuple):
+            out[k] = [_canonical({"v": x})["v"] for x in v]
+        else:
+            raise ValueError(f"config[{k!r}]: cannot hash a {type(v).__name__}")
+    return out
+
+
+def model_label(cell: str, activation: str) -> str:
+    """"rnn-tanh", "rnn-relu" or "lstm" (the LSTM's nonlinearities are fixed)."""
+    return "lstm" if cell == "lstm" else f"{cell}-{activation}"
+
+
+def _versions() -> dict:
+    return {f"version_{p}": version(p) for p in ("gradpath", "numpy", "numba")}
+
+
+def _num(v) -> float:
+    return math.nan if v is None else float(v)
+
+
+def _empty_row() -> dict:
+    row = dict.fromkeys(RUN_COLUMNS)
+    return row
+
+
+def probe_tables(res: ProbeResult, wall_time_s: float = 0.0) -> dict[str, pd.DataFrame]:
+    """The three tables of one probe run (``training`` is empty)."""
+    cfg = dict(res.config)
+    seeds = cfg.pop("seeds")
+    ident = {**cfg, "seeds": seeds}
+    rid = run_id("probe", ident)
+    row = _empty_row()
+    row.update(
+        run_id=rid, kind="probe", model=model_label(cfg["cell"], cfg["activation"]),
+        task="probe", cell=cfg["cell"], activation=cfg["activation"],
+        init=cfg["init"], gain=cfg["gain"], clip="none", clip_threshold=math.nan,
+        optimizer="none", lr=math.nan, hidden=cfg["hidden"], batch=cfg["batch"],
+        seq_len=cfg["seq_len"], steps=0, seed=seeds[0], input_std=cfg["input_std"],
+        bias_std=cfg["bias_std"], ragged=False, status="finished", diverged_at=-1, cause="",
+        final_metric=math.nan, baseline=math.nan, success=False, clipped_fraction=0.0,
+        decay_rate=_num(res.decay_rate), cell_decay_rate=_num(res.cell_decay_rate),
+        theory_slope=_num(res.theory_slope), lyapunov_1=float(res.lyapunov[0]),
+        horizon=-1 if res.horizon is None else res.horizon, wall_time_s=wall_time_s,
+        **_versions(),
+    )
+    T = len(res.log10_grad_norm)
+    cell = res.log10_cell_grad_norm
+    curves = pd.DataFrame({
+        "run_id": rid, "phase": "init", "step": 0, "lag": np.arange(T),
+        "log10_grad_norm": res.log10_grad_norm,
+        "log10_cell_grad_norm": np.full(T, np.nan) if cell is None else cell,
+    })
+    return _frames(row, curves, _empty_training())
+
+
+def train_tables(res: TrainResult) -> dict[str, pd.DataFrame]:
+    """The three tables of one training run."""
+    c = res.config.as_dict()
+    rid = run_id("train", c)
+    row = _empty_row()
+    row.update(c)
+    row["model"] = model_label(c["cell"], c["activation"])
+    horizon_lag = _horizon(res.curves[0]["log10_grad_norm"])
+    row.update(
+        run_id=rid, kind="train", input_std=math.nan, bias_std=math.nan,
+        status=res.status, diverged_at=-1 if res.diverged_at is None else res.diverged_at,
+        cause=res.cause or "", final_metric=_num(res.final_metric), baseline=res.baseline,
+        success=bool(res.success), clipped_fraction=res.clipped_fraction,
+        decay_rate=_num(res.decay_rate_init), cell_decay_rate=math.nan,
+        theory_slope=math.nan, lyapunov_1=_num(res.lyapunov_init),
+        horizon=-1 if horizon_lag is None else horizon_lag, wall_time_s=res.wall_time_s,
+        **_versions(),
+    )
+    parts = []
+    for cv in res.curves:
+        n = len(cv["log10_grad_norm"])
+        cell = cv["log10_cell_grad_norm"]
+        parts.append(pd.DataFrame({
+            "run_id": rid, "phase": cv["phase"], "step": cv["step"], "lag": np.arange(n),
+            "log10_grad_norm": cv["log10_grad_norm"],
+            "log10_cell_grad_norm": np.full(n, np.nan) if cell is None else cell,
+        }))
+    training = pd.DataFrame({"run_id": rid, **res.records})
+    ev = pd.Series(res.evals["eval_metric"], index=res.evals["step"], dtype=float)
+    training["eval_metric"] = training["step"].map(ev).astype(float)
+    return _frames(row, pd.concat(parts, ignore_index=True), training)
+
+
+def _horizon(log10_curve) -> int | None:
+    from .probe import horizon
+
+    return horizon(np.asarray(log10_curve))
+
+
+def _empty_training() -> pd.DataFrame:
+    return pd.DataFrame({k: pd.Series(dtype="float64") for k in TRAINING_COLUMNS}).astype(
+        {"run_id": "string", "step": "int64", "clipped": "bool"})
+
+
+def _frames(row: dict, curves: pd.DataFrame, training: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    runs = pd.DataFrame([row], columns=list(RUN_COLUMNS))
+    runs = runs.astype({"diverged_at": "int64", "horizon": "int64", "steps": "int64",
+                        "seed": "int64", "hidden": "int64", "batch": "int64",
+                        "seq_len": "int64", "ragged": "bool", "success": "bool"})
+    for col in ("gain", "clip_threshold", "lr", "input_std", "bias_std", "final_metric",
+                "baseline", "clipped_fraction", "decay_rate", "cell_decay_rate",
+                "theory_slope", "lyapunov_1", "wall_time_s"):
+        runs[col] = runs[col].astype("float64")
+    curves = curves[list(CURVE_COLUMNS)].astype({"step": "int64", "lag": "int64"})
+    training = training[list(TRAINING_COLUMNS)].astype({"step": "int64", "clipped": "bool"})
+    return {"runs": runs, "curves": curves, "training": training}
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def write_run(out_dir: str | os.PathLike, tables: dict[str, pd.DataFrame]) -> Path:
+    """Write one run's tables; return the path of its ``.json`` summary.
+
+    Files are written to temporary names and renamed, the summary last, so an
+    interrupted write never leaves a run that looks finished.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rid = tables["runs"]["run_id"].iloc[0]
+    for name in TABLES:
+        _atomic_write(out / f"{rid}.{name}.parquet",
+                      lambda p, df=tables[name]: df.to_parquet(p, index=False))
+    summary = {k: _jsonable(v) for k, v in tables["runs"].iloc[0].items()}
+    path = out / f"{rid}.json"
+    _atomic_write(path, lambda p: p.write_text(json.dumps(summary, indent=1, sort_keys=True)))
+    return path
+
+
+def is_finished(out_dir: str | os.PathLike, rid: str) -> bool:
+    """Whether run ``rid`` has all its files in ``out_dir``."""
+    out = Path(out_dir)
+    return (out / f"{rid}.json").exists() and all(
+        (out / f"{rid}.{name}.parquet").exists() for name in TABLES)
+
+
+def read_tables(out_dir: str | os.PathLike, run_ids=None) -> dict[str, pd.DataFrame]:
+    """Concatenate the per-run files of ``out_dir`` into the three tables.
+
+    Parameters
+    ----------
+    out_dir : path
+    run_ids : iterable of str, optional
+        Only these runs (default: every finished run in the folder).
+
+    Returns
+    -------
+    dict of str to DataFrame, sorted by run id (and phase/step/lag).
+    """
+    out = Path(out_dir)
+    ids = sorted(run_ids) if run_ids is not None else sorted(
+        p.name[: -len(".json")] for p in out.glob("*.json"))
+    tables = {}
+    for name in TABLES:
+        frames = [pd.read_parquet(out / f"{rid}.{name}.parquet") for rid in ids]
+        frames = [f for f in frames if len(f)]
+        cols = {"runs": RUN_COLUMNS, "curves": CURVE_COLUMNS, "training": TRAINING_COLUMNS}[name]
+        tables[name] = (pd.concat(frames, ignore_index=True) if frames
+                        else pd.DataFrame(columns=list(cols)))
+    return tables
+
+
+def summary_json(tables: dict[str, pd.DataFrame]) -> dict:
+    """The runs row as a JSON-ready dict (non-finite numbers become None)."""
+    return {k: _jsonable(v) for k, v in tables["runs"].iloc[0].items()}
+
+
+def _jsonable(v):
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
