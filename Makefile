@@ -6,12 +6,16 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+CONFIG ?= configs/default.yaml
+CORES  ?= 2
+REPORT ?= reports/report.html
 
-.PHONY: setup run demo test lint unit bench bench-full warmup clean help
+.PHONY: help setup warmup run report demo test lint unit bench chromium readme-figure clean
 
 help:
-	@echo "make run    set up, then run the main job"
-	@echo "make test   set up, then run every check (lint, unit tests, benchmark regression)"
+	@echo "make run    set up, run the default study ($(CONFIG)) and build $(REPORT)"
+	@echo "make test   set up, then every check (lint, tests incl. the smoke study, benchmarks)"
+	@echo "  options: CONFIG=configs/full.yaml CORES=8 REPORT=reports/full.html"
 
 # A local virtual environment with the package (editable) and its dev tools.
 $(STAMP): pyproject.toml
@@ -23,19 +27,34 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# Fill Numba's on-disk cache once (a few seconds on a fresh clone).
+# Fill Numba's on-disk cache once (compiles on a fresh clone, ~30 s).
 warmup: setup
-	$(BIN)/gradpath demo --warmup
+	$(BIN)/python -m gradpath.cli demo --warmup
 
+# The main job: the study from config to report.
+run: warmup
+	$(BIN)/snakemake --configfile $(CONFIG) --cores $(CORES)
+	$(BIN)/snakemake --configfile $(CONFIG) --report $(REPORT)
+	@echo
+	@echo "Report: $(abspath $(REPORT))  (self-contained; open it in a browser)"
+
+report: setup
+	$(BIN)/snakemake --configfile $(CONFIG) --report $(REPORT)
+
+# The lecture in one table (gradient norm by lag at initialisation).
 demo: warmup
 	$(BIN)/gradpath demo
 
-run: demo
+# Debian's Chromium for the report test, when missing (needs root, as on CI).
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/snakemake --lint --configfile configs/smoke.yaml
 
-unit: warmup
+unit: warmup chromium
 	$(BIN)/pytest -q
 
 bench: warmup
@@ -43,6 +62,13 @@ bench: warmup
 
 test: lint unit bench
 
+# The README's key figure, from the default study's results.
+readme-figure: setup
+	$(BIN)/snakemake --configfile configs/default.yaml --cores $(CORES) \
+	  results/default/figures/b_decay_rate_theory.png results/default/figures/d_success_by_length.png
+	cp results/default/figures/b_decay_rate_theory.png docs/decay_rate_theory.png
+	cp results/default/figures/d_success_by_length.png docs/success_by_length.png
+
 clean:
-	rm -rf $(VENV) .pytest_cache .benchmarks .hypothesis
+	rm -rf $(VENV) .pytest_cache .benchmarks .hypothesis .snakemake
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
-from hypothesis import HealthCheck, settings
+import os
+
+# One BLAS thread: on a small shared machine a multi-threaded OpenBLAS call
+# (a 500 x 500 QR in the probes) can stall for seconds waiting for a busy core.
+# Set before numpy loads; an explicit setting in the environment wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 # Deterministic property tests (same examples on every run, nothing written to
 # .hypothesis/), no per-example deadline: the first call into a kernel loads it

@@ -22,7 +22,7 @@ def irnn_problem(T, B, D, H, O, lengths=None, seed=0):
     return model, params, x, target, lengths
 
 
-# (T, B, D, H, O): the loop matmul and the BLAS matmul (16 * 128 * 128 >= 64**3)
+# (T, B, D, H, O): the loop matmul and the BLAS matmul (see SMALL_MATMUL_FLOPS)
 @pytest.mark.parametrize("shape", [(40, 3, 2, 6, 2), (25, 16, 3, 128, 3)],
                          ids=["loop", "blas"])
 @pytest.mark.parametrize("ragged", [False, True], ids=["full", "ragged"])

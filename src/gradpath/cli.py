@@ -251,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # bad values caught by the library: one line, status 2
         sys.stderr.write(f"gradpath {args.command}: error: {exc}\n")
         return 2
+    except BrokenPipeError:  # `gradpath probe --json | head`: the reader left, not an error
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

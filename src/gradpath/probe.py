@@ -177,6 +177,7 @@ def probe(cell: str = "rnn", activation: str = "tanh", init: str = "gaussian",
     seeds = [int(s) for s in np.atleast_1d(seeds)]
     if not seeds:
         raise ValueError("seeds: expected at least one seed")
+    requested_k = int(lyapunov_k)
     lyapunov_k = int(min(max(lyapunov_k, 1), hidden))
     total = seq_len + burn_in
     logs_h, logs_c, lyap = [], [], []
@@ -214,7 +215,7 @@ def probe(cell: str = "rnn", activation: str = "tanh", init: str = "gaussian",
     config = dict(cell=cell, activation=activation if cell == "rnn" else "tanh", init=init,
                   gain=float(gain), hidden=int(hidden), seq_len=int(seq_len), batch=int(batch),
                   input_std=float(input_std), bias_std=float(bias_std), seeds=seeds,
-                  burn_in=int(burn_in))
+                  burn_in=int(burn_in), lyapunov_k=requested_k)
     return ProbeResult(
         log10_grad_norm=log10_h,
         log10_cell_grad_norm=None if ln_c is None else ln_c / math.log(10.0),

@@ -4,9 +4,11 @@ Three long tables, one row per observation:
 
 ``runs`` (one row per run)
     run_id, kind ("probe" | "train"), model ("rnn-tanh" | "rnn-relu" |
-    "lstm"), every grid axis (task, cell,
-    activation, init, gain, clip, clip_threshold, optimizer, lr, hidden,
-    batch, seq_len, steps, seed, input_std, bias_std, ragged), status
+    "lstm"), every configuration field (task, cell, activation, init, gain,
+    clip, clip_threshold, optimizer, lr, momentum, hidden, batch, seq_len,
+    steps, eval_every, eval_batches, seed, input_std, bias_std, burn_in,
+    lyapunov_k, ragged; NaN / -1 / "none" where a field does not apply to
+    the kind), status
     ("finished" | "diverged"), diverged_at, cause, final_metric (held-out task
     metric; NaN for probes and diverged runs), baseline, success,
     clipped_fraction, decay_rate (per-step slope of ln||dL_T/dh_t||; for a
@@ -52,8 +54,8 @@ WALL_TIME_COLUMNS: tuple[str, ...] = ("wall_time_s",)
 
 RUN_COLUMNS: tuple[str, ...] = (
     "run_id", "kind", "model", "task", "cell", "activation", "init", "gain", "clip",
-    "clip_threshold", "optimizer", "lr", "hidden", "batch", "seq_len", "steps", "seed",
-    "input_std", "bias_std",
+    "clip_threshold", "optimizer", "lr", "momentum", "hidden", "batch", "seq_len", "steps",
+    "eval_every", "eval_batches", "seed", "input_std", "bias_std", "burn_in", "lyapunov_k",
     "ragged", "status", "diverged_at", "cause", "final_metric", "baseline", "success",
     "clipped_fraction", "decay_rate", "cell_decay_rate", "theory_slope", "lyapunov_1",
     "horizon", "wall_time_s", "version_gradpath", "version_numpy", "version_numba",
@@ -76,10 +78,9 @@ def _canonical(config: dict) -> dict:
     for k, v in config.items():
         if isinstance(v, bool | str) or v is None:
             out[k] = v
-        elif isinstance(v, int | np.integer):
-            out[k] = int(v)
-        elif isinstance(v, float | np.floating):
-            out[k] = float(v)  # 1 and 1.0 hash alike through json's repr
+        elif isinstance(v, int | np.integer | float | np.floating):
+            f = float(v)  # 1 and 1.0 hash alike: integral numbers are written as ints
+            out[k] = int(f) if f.is_integer() else f
         elif isinstance(v, list | tuple):
             out[k] = [_canonical({"v": x})["v"] for x in v]
         else:
@@ -116,8 +117,10 @@ def probe_tables(res: ProbeResult, wall_time_s: float = 0.0) -> dict[str, pd.Dat
         run_id=rid, kind="probe", model=model_label(cfg["cell"], cfg["activation"]),
         task="probe", cell=cfg["cell"], activation=cfg["activation"],
         init=cfg["init"], gain=cfg["gain"], clip="none", clip_threshold=math.nan,
-        optimizer="none", lr=math.nan, hidden=cfg["hidden"], batch=cfg["batch"],
-        seq_len=cfg["seq_len"], steps=0, seed=seeds[0], input_std=cfg["input_std"],
+        optimizer="none", lr=math.nan, momentum=math.nan, hidden=cfg["hidden"],
+        batch=cfg["batch"], seq_len=cfg["seq_len"], steps=0, eval_every=-1, eval_batches=-1,
+        burn_in=cfg["burn_in"], lyapunov_k=cfg["lyapunov_k"], seed=seeds[0],
+        input_std=cfg["input_std"],
         bias_std=cfg["bias_std"], ragged=False, status="finished", diverged_at=-1, cause="",
         final_metric=math.nan, baseline=math.nan, success=False, clipped_fraction=0.0,
         decay_rate=_num(res.decay_rate), cell_decay_rate=_num(res.cell_decay_rate),
@@ -144,11 +147,12 @@ def train_tables(res: TrainResult) -> dict[str, pd.DataFrame]:
     row["model"] = model_label(c["cell"], c["activation"])
     horizon_lag = _horizon(res.curves[0]["log10_grad_norm"])
     row.update(
-        run_id=rid, kind="train", input_std=math.nan, bias_std=math.nan,
+        run_id=rid, kind="train", input_std=math.nan, bias_std=math.nan, burn_in=-1,
+        lyapunov_k=1,
         status=res.status, diverged_at=-1 if res.diverged_at is None else res.diverged_at,
         cause=res.cause or "", final_metric=_num(res.final_metric), baseline=res.baseline,
         success=bool(res.success), clipped_fraction=res.clipped_fraction,
-        decay_rate=_num(res.decay_rate_init), cell_decay_rate=math.nan,
+        decay_rate=_num(res.decay_rate_init), cell_decay_rate=_cell_rate(res.curves[0]),
         theory_slope=math.nan, lyapunov_1=_num(res.lyapunov_init),
         horizon=-1 if horizon_lag is None else horizon_lag, wall_time_s=res.wall_time_s,
         **_versions(),
@@ -168,6 +172,14 @@ def train_tables(res: TrainResult) -> dict[str, pd.DataFrame]:
     return _frames(row, pd.concat(parts, ignore_index=True), training)
 
 
+def _cell_rate(curve: dict) -> float:
+    """Fitted decay rate of the cell-path curve (LSTM), NaN without one."""
+    from .probe import fit_decay_rate
+
+    cell = curve.get("log10_cell_grad_norm")
+    return math.nan if cell is None else fit_decay_rate(np.asarray(cell) * math.log(10.0))
+
+
 def _horizon(log10_curve) -> int | None:
     from .probe import horizon
 
@@ -183,8 +195,11 @@ def _frames(row: dict, curves: pd.DataFrame, training: pd.DataFrame) -> dict[str
     runs = pd.DataFrame([row], columns=list(RUN_COLUMNS))
     runs = runs.astype({"diverged_at": "int64", "horizon": "int64", "steps": "int64",
                         "seed": "int64", "hidden": "int64", "batch": "int64",
-                        "seq_len": "int64", "ragged": "bool", "success": "bool"})
-    for col in ("gain", "clip_threshold", "lr", "input_std", "bias_std", "final_metric",
+                        "seq_len": "int64", "eval_every": "int64", "eval_batches": "int64",
+                        "burn_in": "int64", "lyapunov_k": "int64", "ragged": "bool",
+                        "success": "bool"})
+    for col in ("gain", "clip_threshold", "lr", "momentum", "input_std", "bias_std",
+                "final_metric",
                 "baseline", "clipped_fraction", "decay_rate", "cell_decay_rate",
                 "theory_slope", "lyapunov_1", "wall_time_s"):
         runs[col] = runs[col].astype("float64")
@@ -244,9 +259,13 @@ def read_tables(out_dir: str | os.PathLike, run_ids=None) -> dict[str, pd.DataFr
     for name in TABLES:
         frames = [pd.read_parquet(out / f"{rid}.{name}.parquet") for rid in ids]
         frames = [f for f in frames if len(f)]
-        cols = {"runs": RUN_COLUMNS, "curves": CURVE_COLUMNS, "training": TRAINING_COLUMNS}[name]
-        tables[name] = (pd.concat(frames, ignore_index=True) if frames
-                        else pd.DataFrame(columns=list(cols)))
+        if frames:
+            tables[name] = pd.concat(frames, ignore_index=True)
+        else:  # keep the dtypes of the schema even with no rows
+            empty = pd.read_parquet(out / f"{ids[0]}.{name}.parquet") if ids else None
+            cols = {"runs": RUN_COLUMNS, "curves": CURVE_COLUMNS,
+                    "training": TRAINING_COLUMNS}[name]
+            tables[name] = empty if empty is not None else pd.DataFrame(columns=list(cols))
     return tables
 
 

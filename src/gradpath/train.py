@@ -79,6 +79,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         validate_config(self)
+        for name in ("gain", "clip_threshold", "lr", "momentum"):
+            # gain=1 and gain=1.0 are one configuration: one run id
+            object.__setattr__(self, name, float(getattr(self, name)))
         if self.cell == "lstm":
             object.__setattr__(self, "activation", "tanh")
 
@@ -225,9 +228,10 @@ class TrainResult:
         root-mean-square ||dL_T/dh_t|| over a held-out batch for the loss at
         the last step.
     baseline : float
+        The task's baseline on the held-out batches (for ragged copy, from
+        their lengths).
     final_metric : float
-        Held-out metric at the end (or at divergence, of the last finite
-        parameters).
+        Held-out metric at the end (NaN for a diverged run).
     success : bool
     decay_rate_init : float
         Fitted slope of the init curve.
@@ -267,6 +271,19 @@ def _evaluate(model, params, task: Task, c: TrainConfig) -> float:
         res = model.loss_and_grads(params, b.x, b.target, task.loss, task.score, b.lengths)
         vals.append(task.metric(res.loss))
     return float(np.mean(vals))
+
+
+def _eval_baseline(task: Task, c: TrainConfig) -> float:
+    """The baseline of the held-out batches :func:`_evaluate` scores.
+
+    The memoryless metric of copy depends on the sequence lengths, so in
+    ragged mode it is the mean over the held-out batches of each batch's
+    baseline (what a memoryless model scores there), not the full-length one.
+    """
+    if not task.ragged:
+        return task.baseline()
+    return float(np.mean([task.baseline(task.batch(c.batch, c.seed, i, held_out=True).lengths)
+                          for i in range(c.eval_batches)]))
 
 
 def _last_step_target(task: Task, target: np.ndarray, lengths) -> np.ndarray:
@@ -344,6 +361,7 @@ def train(config: TrainConfig) -> TrainResult:
     curves = [{"phase": "init", "step": 0, **decay_curve(model, params, task, c)}]
     decay0 = fit_decay_rate(curves[0]["log10_grad_norm"] * math.log(10.0))
     lyap0 = _lyapunov_init(model, params, task, c)
+    baseline = _eval_baseline(task, c)
     status, diverged_at, cause = "finished", None, None
     clip = {"norm": clip_by_norm, "value": clip_by_value}.get(c.clip)
     for step in range(1, c.steps + 1):
@@ -376,7 +394,8 @@ def train(config: TrainConfig) -> TrainResult:
             m = _evaluate(model, params, task, c)
             evals["step"].append(step)
             evals["eval_metric"].append(m)
-            evals["success"].append(task.success(m))
+            evals["success"].append(bool(math.isfinite(m)
+                                         and m < task.success_fraction * baseline))
             phase = "final" if step == c.steps else "checkpoint"
             curves.append({"phase": phase, "step": step,
                            **decay_curve(model, params, task, c)})
@@ -387,6 +406,6 @@ def train(config: TrainConfig) -> TrainResult:
         final = evals["eval_metric"][-1]
         success = bool(evals["success"][-1])
     clipped_fraction = float(np.mean(rec["clipped"])) if rec["clipped"] else 0.0
-    return TrainResult(c, status, diverged_at, cause, rec, evals, curves, task.baseline(),
+    return TrainResult(c, status, diverged_at, cause, rec, evals, curves, baseline,
                        final, success, decay0, lyap0, time.perf_counter() - t0,
                        clipped_fraction)

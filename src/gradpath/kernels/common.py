@@ -13,7 +13,18 @@ from llvmlite import ir as llvm_ir
 from numba import types
 from numba.extending import intrinsic
 
-from .jit import ACT_RELU, LOSS_MSE, SCORE_ALL, SMALL_INPUT, SMALL_MATMUL_FLOPS, jit, jit_inline
+from .jit import ACT_RELU, LOSS_MSE, SCORE_ALL, jit, jit_inline
+
+# Size thresholds live here, beside the kernels that freeze them at compile time:
+# Numba's cache is invalidated by changes to this file only.
+#: Below this many multiply-adds, the recurrent product runs as an explicit
+#: loop; above it, as a BLAS GEMM. Measured here: scipy's BLAS called from
+#: Numba wins from about 1 x 64 x 64 up, so only trivial products use the loop.
+SMALL_MATMUL_FLOPS = 2048
+
+#: Up to this many inputs per step, the input projection is a fused loop in
+#: the time step; above it, a GEMM.
+SMALL_INPUT = 8
 
 # -- scalar transcendentals --------------------------------------------------
 # libm's exp costs ~4.5 ns and tanh ~30 ns per call here (Numba has no SVML);

@@ -35,16 +35,8 @@ LOSS_XENT = 1
 SCORE_LAST = 0
 SCORE_ALL = 1
 
-#: Below this many multiply-adds per step, the recurrent product runs as an
-#: explicit SIMD-friendly loop; above it, as one BLAS GEMM (call overhead
-#: of a BLAS call dominates tiny products).
-SMALL_MATMUL_FLOPS = 64 * 64 * 64
 
 
 def jit_inline(func):
     """Compile a small scalar helper that is inlined into every caller."""
     return numba.jit(**INLINE_OPTIONS)(func)
-
-#: Up to this many inputs per step, the input projection is a fused loop in
-#: the time step; above it, a GEMM.
-SMALL_INPUT = 8

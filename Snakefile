@@ -1,0 +1,28 @@
+# gradpath: the study from config to report.
+#
+#   snakemake --cores 2 --configfile configs/default.yaml
+#   snakemake --report reports/report.html --configfile configs/default.yaml
+#
+# Runs are batched into jobs (rules/runs.smk); aggregation, figures and the
+# summary follow (rules/analysis.smk). All logic lives in rules/common.smk and
+# in the gradpath library.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+include: "rules/common.smk"
+include: "rules/runs.smk"
+include: "rules/analysis.smk"
+
+
+report: "reports/workflow.rst"
+
+
+rule all:
+    input:
+        FIGURES,
+        f"{RESULTS}/tables/summary.csv",
+        f"{RESULTS}/tables/findings.csv",
+    default_target: True

@@ -1,0 +1,98 @@
+# Aggregate -> tables -> figures -> report.
+
+
+rule aggregate:
+    """Concatenate the runs of this study into tidy tables."""
+    input:
+        batch_outputs,
+    output:
+        runs=f"{RESULTS}/tables/runs.parquet",
+        curves=f"{RESULTS}/tables/curves.parquet",
+        training=f"{RESULTS}/tables/training.parquet",
+    log:
+        f"{RESULTS}/logs/aggregate.log",
+    params:
+        run_ids=RUN_IDS,
+        runs_dir=RUNS_DIR,
+    conda:
+        "../envs/gradpath.yaml"
+    script:
+        "../analysis/aggregate.py"
+
+
+rule summarise:
+    """The summary table and the study's findings, checked from the tables."""
+    input:
+        runs=rules.aggregate.output.runs,
+    output:
+        summary=f"{RESULTS}/tables/summary.csv",
+        findings=f"{RESULTS}/tables/findings.csv",
+        summary_html=report(
+            f"{RESULTS}/tables/summary.html",
+            caption="../reports/captions/summary.rst",
+            category="7. Summary",
+            labels={"table": "success, divergence and decay by configuration"},
+        ),
+        findings_html=report(
+            f"{RESULTS}/tables/findings.html",
+            caption="../reports/captions/findings.rst",
+            category="0. Findings",
+            labels={"table": "what the study shows"},
+        ),
+    log:
+        f"{RESULTS}/logs/summarise.log",
+    conda:
+        "../envs/gradpath.yaml"
+    script:
+        "../analysis/summarise.py"
+
+
+rule figures:
+    """Seaborn figures a-f, each with its caption."""
+    input:
+        runs=rules.aggregate.output.runs,
+        curves=rules.aggregate.output.curves,
+        training=rules.aggregate.output.training,
+    output:
+        a=report(
+            f"{RESULTS}/figures/a_decay_curves.png",
+            caption="../reports/captions/a_decay_curves.rst",
+            category="1. Decay at initialisation",
+            labels={"figure": "decay curves", "axes": "log10 norm vs lag, model x init"},
+        ),
+        b=report(
+            f"{RESULTS}/figures/b_decay_rate_theory.png",
+            caption="../reports/captions/b_decay_rate_theory.rst",
+            category="2. Theory",
+            labels={"figure": "decay rate vs gain", "axes": "rate vs gain; measured vs theory"},
+        ),
+        c=report(
+            f"{RESULTS}/figures/c_training_curves.png",
+            caption="../reports/captions/c_training_curves.rst",
+            category="3. Training",
+            labels={"figure": "training curves", "axes": "metric vs step, model x clip"},
+        ),
+        d=report(
+            f"{RESULTS}/figures/d_success_by_length.png",
+            caption="../reports/captions/d_success_by_length.rst",
+            category="4. Sequence length",
+            labels={"figure": "success vs length", "axes": "success, final/baseline vs T"},
+        ),
+        e=report(
+            f"{RESULTS}/figures/e_clipping_divergence.png",
+            caption="../reports/captions/e_clipping_divergence.rst",
+            category="5. Clipping",
+            labels={"figure": "clipping and divergence", "axes": "share by configuration"},
+        ),
+        f=report(
+            f"{RESULTS}/figures/f_decay_before_after.png",
+            caption="../reports/captions/f_decay_before_after.rst",
+            category="6. Training changes the decay",
+            labels={"figure": "decay before/after", "axes": "log10 norm vs lag"},
+        ),
+    log:
+        f"{RESULTS}/logs/figures.log",
+    conda:
+        "../envs/gradpath.yaml"
+    script:
+        "../analysis/plots.py"

@@ -1,0 +1,167 @@
+"""The command line, run as a user runs it: in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gradpath.cli import build_parser, main
+
+PROBE_FLAGS = ("--cell", "--activation", "--init", "--gain", "--hidden", "--seq-len", "--batch",
+               "--input-std", "--bias-std", "--seed", "--out", "--json")
+TRAIN_FLAGS = ("--task", "--cell", "--activation", "--init", "--gain", "--clip",
+               "--clip-threshold", "--optimizer", "--lr", "--hidden", "--seq-len", "--batch",
+               "--steps", "--seed", "--out", "--json")
+
+
+def gradpath(*args: str, script: bool = False) -> subprocess.CompletedProcess:
+    """Run the CLI: ``python -m gradpath.cli`` or the installed console script."""
+    cmd = [str(Path(sys.executable).parent / "gradpath")] if script else \
+        [sys.executable, "-m", "gradpath.cli"]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=300)
+
+
+def _json(proc: subprocess.CompletedProcess) -> dict:
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1, proc.stdout  # one JSON object, nothing else
+
+    def no_nan(name):
+        raise AssertionError(f"non-standard JSON constant {name}")
+
+    return json.loads(lines[0], parse_constant=no_nan)
+
+
+# -- probe ---------------------------------------------------------------------------------
+def test_probe_json_and_out(tmp_path):
+    out = _json(gradpath("probe", "--cell", "rnn", "--activation", "tanh", "--init", "gaussian",
+                         "--gain", "1.0", "--hidden", "64", "--seq-len", "120", "--batch", "4",
+                         "--input-std", "1.0", "--bias-std", "0.1", "--seed", "3",
+                         "--out", str(tmp_path), "--json"))
+    for key in ("decay_rate", "theory_slope", "lyapunov", "horizon", "log10_grad_norm"):
+        assert key in out
+    assert isinstance(out["decay_rate"], float) and out["decay_rate"] < -0.1
+    assert abs(out["theory_slope"] - out["decay_rate"]) < 0.05
+    assert isinstance(out["lyapunov"], float)
+    assert isinstance(out["horizon"], int) and 0 < out["horizon"] < 120
+    curve = out["log10_grad_norm"]
+    assert len(curve) == 120 and all(isinstance(v, float) for v in curve)
+    assert curve[0] == pytest.approx(0.0, abs=1e-12)  # indexed by lag: lag 0 first
+    assert curve[out["horizon"]] < -6 <= curve[out["horizon"] - 1]
+    rid = out["run_id"]
+    for suffix in (".json", ".runs.parquet", ".curves.parquet", ".training.parquet"):
+        assert (tmp_path / f"{rid}{suffix}").exists()
+    summary = json.loads((tmp_path / f"{rid}.json").read_text())
+    assert summary["decay_rate"] == out["decay_rate"] and summary["seed"] == 3
+
+
+def test_probe_json_nulls_where_no_theory_and_no_horizon():
+    out = _json(gradpath("probe", "--activation", "relu", "--init", "identity", "--hidden", "32",
+                         "--seq-len", "60", "--batch", "2", "--json", script=True))
+    assert out["theory_slope"] is None
+    assert out["horizon"] is None
+    assert abs(out["decay_rate"]) < 0.05
+
+
+# -- train -----------------------------------------------------------------------------------
+TRAIN_KEYS = ("status", "diverged_at", "final_loss", "baseline", "success", "clipped_fraction",
+              "steps")
+
+
+def test_train_json_and_out(tmp_path):
+    out = _json(gradpath("train", "--task", "sine", "--cell", "rnn", "--activation", "tanh",
+                         "--init", "orthogonal", "--gain", "1.0", "--clip", "norm",
+                         "--clip-threshold", "1.0", "--optimizer", "adam", "--lr", "0.01",
+                         "--hidden", "16", "--seq-len", "20", "--batch", "8", "--steps", "40",
+                         "--seed", "1", "--out", str(tmp_path), "--json"))
+    for key in TRAIN_KEYS:
+        assert key in out
+    assert out["status"] == "finished" and out["diverged_at"] is None
+    assert out["steps"] == 40
+    assert isinstance(out["final_loss"], float) and math.isfinite(out["final_loss"])
+    assert out["baseline"] == pytest.approx(0.0754, abs=1e-4)  # sine: predicting the last value
+    assert isinstance(out["success"], bool)
+    assert 0.0 <= out["clipped_fraction"] <= 1.0
+    rid = out["run_id"]
+    for suffix in (".json", ".runs.parquet", ".curves.parquet", ".training.parquet"):
+        assert (tmp_path / f"{rid}{suffix}").exists()
+
+
+def test_train_divergence_is_a_result_and_clipping_fixes_it():
+    args = ("train", "--task", "adding", "--activation", "relu", "--init", "gaussian", "--gain",
+            "3", "--optimizer", "sgd", "--lr", "0.01", "--hidden", "32", "--seq-len", "50",
+            "--steps", "30", "--json")
+    out = _json(gradpath(*args, "--clip", "none"))
+    assert out["status"] == "diverged"
+    assert isinstance(out["diverged_at"], int) and out["steps"] == out["diverged_at"]
+    assert out["final_loss"] is None and out["success"] is False
+    clipped = _json(gradpath(*args, "--clip", "norm", "--clip-threshold", "1"))
+    assert clipped["status"] == "finished" and clipped["steps"] == 30
+    assert clipped["clipped_fraction"] > 0
+
+
+# -- help ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("command, flags", [("probe", PROBE_FLAGS), ("train", TRAIN_FLAGS)])
+def test_help_documents_every_flag(command, flags):
+    proc = gradpath(command, "--help")
+    assert proc.returncode == 0 and proc.stderr == ""
+    for flag in flags:
+        assert flag in proc.stdout, flag
+    # every option carries a help text (in-process: the same parser)
+    sub = next(a for a in build_parser()._subparsers._group_actions).choices[command]
+    for action in sub._actions:
+        assert action.help, action.option_strings
+
+
+# -- errors ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("args, named", [
+    (("probe", "--cell", "gru"), "--cell"),  # unknown choice
+    (("probe", "--gain", "-1"), "--gain"),  # negative gain
+    (("train", "--hidden", "2.5"), "--hidden"),  # non-integer
+    (("train", "--frobnicate", "3"), "--frobnicate"),  # unknown flag
+    (("train", "--seq-len", "1", "--steps", "1"), "seq_len"),  # caught by the library
+])
+def test_bad_flags_give_a_one_line_error_and_status_2(args, named):
+    proc = gradpath(*args)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert named in lines[0] and "error" in lines[0]
+
+
+@pytest.mark.parametrize("args, named", [
+    (["probe", "--init", "xavier"], "--init"),
+    (["probe", "--activation", "sigmoid"], "--activation"),
+    (["probe", "--hidden", "0"], "--hidden"),
+    (["probe", "--batch", "-4"], "--batch"),
+    (["probe", "--seq-len", "ten"], "--seq-len"),
+    (["probe", "--input-std", "nan"], "--input-std"),
+    (["probe", "--bias-std", "inf"], "--bias-std"),
+    (["probe", "--seed", "-1"], "--seed"),
+    (["probe", "--seq-len", "2"], "seq_len"),
+    (["train", "--task", "parity"], "--task"),
+    (["train", "--clip", "global"], "--clip"),
+    (["train", "--clip-threshold", "0"], "--clip-threshold"),
+    (["train", "--optimizer", "lbfgs"], "--optimizer"),
+    (["train", "--lr", "-0.1"], "--lr"),
+    (["train", "--steps", "1.5"], "--steps"),
+    (["train", "--gain", "abc"], "--gain"),
+    (["frobnicate"], "frobnicate"),
+])
+def test_more_bad_values_in_process(args, named, capsys):
+    try:
+        status = main(args)
+    except SystemExit as exc:
+        status = exc.code
+    assert status == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0], captured.err

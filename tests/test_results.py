@@ -1,0 +1,245 @@
+"""Result tables: stable run ids, documented columns, Parquet round trips,
+overwrite-not-duplicate and the finished marker."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gradpath import results
+from gradpath.probe import probe
+from gradpath.results import (
+    is_finished,
+    probe_tables,
+    read_tables,
+    run_id,
+    summary_json,
+    train_tables,
+    write_run,
+)
+from gradpath.train import TrainConfig, train
+
+# The columns as the results module documents them (its docstring), spelled out
+# here so that a change to either side is caught.
+RUN_COLUMNS = [
+    "run_id", "kind", "model", "task", "cell", "activation", "init", "gain", "clip",
+    "clip_threshold", "optimizer", "lr", "momentum", "hidden", "batch", "seq_len", "steps",
+    "eval_every", "eval_batches", "seed", "input_std", "bias_std", "burn_in", "lyapunov_k",
+    "ragged", "status", "diverged_at", "cause", "final_metric",
+    "baseline", "success", "clipped_fraction", "decay_rate", "cell_decay_rate",
+    "theory_slope", "lyapunov_1", "horizon", "wall_time_s", "version_gradpath",
+    "version_numpy", "version_numba",
+]
+CURVE_COLUMNS = ["run_id", "phase", "step", "lag", "log10_grad_norm", "log10_cell_grad_norm"]
+TRAINING_COLUMNS = ["run_id", "step", "loss", "metric", "grad_norm_before", "grad_norm_after",
+                    "clipped", "eval_metric"]
+
+SMALL = dict(task="adding", seq_len=12, hidden=8, batch=4, steps=12, eval_every=5,
+             eval_batches=2)
+
+
+@pytest.fixture(scope="module")
+def train_run():
+    return train(TrainConfig(**SMALL))
+
+
+@pytest.fixture(scope="module")
+def lstm_probe():
+    return probe("lstm", "tanh", "orthogonal", 1.0, hidden=8, seq_len=30, batch=2,
+                 input_std=1.0, bias_std=0.1, lyapunov_k=2)
+
+
+# -- run ids ---------------------------------------------------------------------------
+def test_run_id_is_a_stable_hex_hash():
+    cfg = TrainConfig(**SMALL).as_dict()
+    rid = run_id("train", cfg)
+    assert len(rid) == 16 and int(rid, 16) >= 0
+    assert run_id("train", dict(reversed(list(cfg.items())))) == rid  # key order is irrelevant
+    assert run_id("probe", cfg) != rid  # the kind is part of the id
+
+
+def test_run_id_is_the_same_in_another_process():
+    cfg = TrainConfig(**SMALL).as_dict()
+    code = ("import json, sys; from gradpath.results import run_id; "
+            "print(run_id('train', json.loads(sys.argv[1])))")
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(cfg)], capture_output=True,
+                         text=True, check=True, timeout=120)
+    assert out.stdout.strip() == run_id("train", cfg)
+
+
+def test_gain_1_and_1_0_are_one_train_configuration():
+    a, b = TrainConfig(**SMALL, gain=1), TrainConfig(**SMALL, gain=1.0)
+    assert a == b
+    assert run_id("train", a.as_dict()) == run_id("train", b.as_dict())
+    c, d = TrainConfig(**SMALL, lr=1, clip_threshold=2), TrainConfig(**SMALL, lr=1.0,
+                                                                    clip_threshold=2.0)
+    assert run_id("train", c.as_dict()) == run_id("train", d.as_dict())
+
+
+def test_run_id_hashes_1_and_1_0_alike():
+    """results._canonical promises that an integral float and the int hash alike."""
+    assert run_id("train", {"gain": 1}) == run_id("train", {"gain": 1.0})
+    assert run_id("probe", {"gain": 2, "seeds": [0]}) == run_id("probe", {"gain": 2.0,
+                                                                          "seeds": [0]})
+
+
+_OTHER = dict(task="copy", seq_len=13, cell="lstm", activation="relu", init="identity",
+              gain=1.5, clip="value", clip_threshold=0.5, optimizer="sgd", lr=0.01,
+              momentum=0.5, hidden=9, batch=5, steps=13, seed=1, eval_every=6,
+              eval_batches=3, ragged=True)
+
+
+@pytest.mark.parametrize("field", [f.name for f in dataclasses.fields(TrainConfig)])
+def test_run_id_changes_with_every_field(field):
+    base = TrainConfig(**SMALL)
+    if field == "activation":  # recorded only for the RNN
+        base = dataclasses.replace(base, activation="tanh")
+    changed = dataclasses.replace(base, **{field: _OTHER[field]})
+    assert changed.as_dict()[field] != base.as_dict()[field]
+    assert run_id("train", changed.as_dict()) != run_id("train", base.as_dict())
+
+
+def test_lstm_configs_never_differ_by_activation():
+    a = TrainConfig(**SMALL, cell="lstm", activation="relu")
+    b = TrainConfig(**SMALL, cell="lstm", activation="tanh")
+    assert a.activation == "tanh"
+    assert run_id("train", a.as_dict()) == run_id("train", b.as_dict())
+
+
+def test_probe_run_id_follows_its_configuration(lstm_probe):
+    t = probe_tables(lstm_probe)
+    assert t["runs"]["run_id"].iloc[0] == run_id("probe", lstm_probe.config)
+    other = probe("lstm", "tanh", "orthogonal", 1.0, hidden=8, seq_len=30, batch=2,
+                  input_std=1.0, bias_std=0.2, lyapunov_k=2)
+    assert probe_tables(other)["runs"]["run_id"].iloc[0] != t["runs"]["run_id"].iloc[0]
+
+
+# -- columns -----------------------------------------------------------------------------
+def test_train_tables_have_exactly_the_documented_columns(train_run):
+    t = train_tables(train_run)
+    assert list(t["runs"].columns) == RUN_COLUMNS
+    assert list(t["curves"].columns) == CURVE_COLUMNS
+    assert list(t["training"].columns) == TRAINING_COLUMNS
+    assert results.WALL_TIME_COLUMNS == ("wall_time_s",)
+    doc = " ".join(results.__doc__.split())
+    for col in RUN_COLUMNS[:-3] + CURVE_COLUMNS + TRAINING_COLUMNS:
+        assert col in doc, col  # documented by name
+    assert "versions of gradpath, numpy and numba" in doc
+
+
+def test_probe_tables_have_exactly_the_documented_columns(lstm_probe):
+    t = probe_tables(lstm_probe, 0.5)
+    assert list(t["runs"].columns) == RUN_COLUMNS
+    assert list(t["curves"].columns) == CURVE_COLUMNS
+    assert list(t["training"].columns) == TRAINING_COLUMNS
+    assert len(t["training"]) == 0
+
+
+def test_train_table_contents(train_run):
+    r = train_run
+    t = train_tables(r)
+    row = t["runs"].iloc[0]
+    c = r.config
+    for k, v in c.as_dict().items():
+        if k in RUN_COLUMNS:  # (momentum, eval_every, eval_batches have no column)
+            assert row[k] == v, k
+    assert row["kind"] == "train" and row["model"] == "rnn-tanh"
+    assert row["status"] == "finished" and row["diverged_at"] == -1
+    assert row["final_metric"] == r.final_metric and row["baseline"] == r.baseline
+    assert row["decay_rate"] == r.decay_rate_init and row["lyapunov_1"] == r.lyapunov_init
+    assert math.isnan(row["input_std"]) and math.isnan(row["theory_slope"])
+    tr = t["training"]
+    assert list(tr["step"]) == list(range(1, c.steps + 1))
+    np.testing.assert_array_equal(tr["loss"], r.records["loss"])
+    evals = tr.dropna(subset=["eval_metric"])
+    assert list(evals["step"]) == r.evals["step"] == [5, 10, 12]
+    np.testing.assert_array_equal(evals["eval_metric"], r.evals["eval_metric"])
+    cv = t["curves"]
+    assert list(cv.groupby("step", sort=True)["phase"].first()) == ["init", "checkpoint",
+                                                                   "checkpoint", "final"]
+    assert (cv.groupby("step")["lag"].max() == c.seq_len - 1).all()
+    assert cv["log10_cell_grad_norm"].isna().all()
+
+
+def test_probe_table_contents(lstm_probe):
+    t = probe_tables(lstm_probe, 0.25)
+    row = t["runs"].iloc[0]
+    assert row["kind"] == "probe" and row["model"] == "lstm" and row["task"] == "probe"
+    assert row["decay_rate"] == lstm_probe.decay_rate
+    assert row["cell_decay_rate"] == lstm_probe.cell_decay_rate
+    assert math.isnan(row["theory_slope"])
+    assert row["lyapunov_1"] == lstm_probe.lyapunov[0]
+    assert row["horizon"] == (-1 if lstm_probe.horizon is None else lstm_probe.horizon)
+    assert row["wall_time_s"] == 0.25
+    np.testing.assert_array_equal(t["curves"]["log10_cell_grad_norm"],
+                                  lstm_probe.log10_cell_grad_norm)
+    assert list(t["curves"]["lag"]) == list(range(30))
+
+
+# -- writing and reading -------------------------------------------------------------------
+def test_write_and_read_round_trip(tmp_path, train_run, lstm_probe):
+    tt, pt = train_tables(train_run), probe_tables(lstm_probe, 0.1)
+    write_run(tmp_path, tt)
+    write_run(tmp_path, pt)
+    for t in (tt, pt):
+        rid = t["runs"]["run_id"].iloc[0]
+        back = read_tables(tmp_path, [rid])
+        for name in results.TABLES:
+            if len(t[name]) == 0:  # a probe's training table: no rows to type
+                assert len(back[name]) == 0
+                assert list(back[name].columns) == list(t[name].columns)
+                continue
+            pd.testing.assert_frame_equal(back[name], t[name])
+    both = read_tables(tmp_path)
+    assert sorted(both["runs"]["run_id"]) == list(both["runs"]["run_id"])
+    assert set(both["runs"]["kind"]) == {"train", "probe"}
+    assert len(both["curves"]) == len(tt["curves"]) + len(pt["curves"])
+    assert len(both["training"]) == len(tt["training"])
+    assert list(both["runs"].columns) == RUN_COLUMNS
+
+
+def test_rewriting_a_run_overwrites_it(tmp_path, train_run):
+    t = train_tables(train_run)
+    write_run(tmp_path, t)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    rerun = train_tables(train(TrainConfig(**SMALL)))  # same config: same id
+    write_run(tmp_path, rerun)
+    assert sorted(p.name for p in tmp_path.iterdir()) == files  # no temporaries left either
+    back = read_tables(tmp_path)
+    assert len(back["runs"]) == 1
+    assert len(back["training"]) == SMALL["steps"]
+    assert back["runs"]["wall_time_s"].iloc[0] == rerun["runs"]["wall_time_s"].iloc[0]
+
+
+def test_is_finished(tmp_path, train_run):
+    t = train_tables(train_run)
+    rid = t["runs"]["run_id"].iloc[0]
+    assert not is_finished(tmp_path, rid)
+    path = write_run(tmp_path, t)
+    assert path == tmp_path / f"{rid}.json"
+    assert is_finished(tmp_path, rid)
+    (tmp_path / f"{rid}.curves.parquet").unlink()
+    assert not is_finished(tmp_path, rid)
+    write_run(tmp_path, t)
+    path.unlink()  # the summary marks a finished run
+    assert not is_finished(tmp_path, rid)
+
+
+def test_summary_is_strict_json(tmp_path, train_run, lstm_probe):
+    for t in (train_tables(train_run), probe_tables(lstm_probe)):
+        path = write_run(tmp_path, t)
+
+        def no_nan(name):
+            raise AssertionError(f"non-standard JSON constant {name}")
+
+        summary = json.loads(path.read_text(), parse_constant=no_nan)
+        assert summary == summary_json(t)
+        assert set(summary) == set(RUN_COLUMNS)
+    assert summary["theory_slope"] is None  # NaN becomes null

@@ -1,0 +1,296 @@
+"""The Snakemake workflow: config validation, grid expansion, lint, the smoke
+study end to end, resuming after a kill, and the report in headless Chromium."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from gradpath import grid as gpgrid
+from gradpath.results import WALL_TIME_COLUMNS
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "configs" / "schema.yaml"
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+#: report categories and what each holds
+CATEGORIES = [
+    ("0. Findings", "table"),
+    ("1. Decay at initialisation", "figure"),
+    ("2. Theory", "figure"),
+    ("3. Training", "figure"),
+    ("4. Sequence length", "figure"),
+    ("5. Clipping", "figure"),
+    ("6. Training changes the decay", "figure"),
+    ("7. Summary", "table"),
+]
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
+
+
+# -- config validation (in-process: snakemake.utils.validate, as the Snakefile does) --
+@pytest.mark.parametrize("name", ["default", "smoke", "full"])
+def test_shipped_configs_validate(name):
+    cfg = load(name)
+    validate(cfg, str(SCHEMA))
+    assert set(cfg["train"]["clips"]) == {"none", "norm", "value"}
+    assert len(cfg["train"]["seq_lens"]) >= 4 and len(cfg["train"]["seeds"]) >= 3
+
+
+def test_default_study_shape():
+    cfg = load("default")
+    assert max(cfg["train"]["seq_lens"]) >= 200
+    assert "lstm" in cfg["probe"]["models"]
+    gains = cfg["probe"]["gains"]
+    assert min(gains) < 1.0 and max(gains) > 2.0  # both sides of the tanh and ReLU edges
+    full = load("full")
+    assert "copy" in full["train"]["tasks"]
+    assert max(full["train"]["seq_lens"]) > max(cfg["train"]["seq_lens"])
+
+
+def test_validate_fills_defaults():
+    cfg = {"name": "x"}
+    validate(cfg, str(SCHEMA))
+    assert cfg["train"]["optimizer"] == "sgd" and cfg["probe"]["hidden"] == 256
+
+
+BAD = [
+    ("unknown top-level key", lambda c: c.update(colour="red"), ["colour", "unexpected"]),
+    ("unknown train key", lambda c: c["train"].update(stepz=3), ["stepz", "unexpected"]),
+    ("wrong type", lambda c: c["train"].update(steps="many"), ["steps", "many", "integer"]),
+    ("unknown model", lambda c: c["train"].update(models=["rnn-sigmoid"]),
+     ["rnn-sigmoid", "rnn-tanh", "rnn-relu", "lstm"]),
+    ("unknown init", lambda c: c["probe"].update(inits=["zeros"]),
+     ["zeros", "identity", "gaussian", "orthogonal"]),
+    ("unknown clip", lambda c: c["train"].update(clips=["norm", "global"]),
+     ["global", "none", "norm", "value"]),
+    ("unknown task", lambda c: c["train"].update(tasks=["parity"]),
+     ["parity", "adding", "copy", "sine"]),
+    ("non-positive length", lambda c: c["train"].update(seq_lens=[50, 0]),
+     ["seq_lens", "0", "minimum"]),
+    ("negative gain", lambda c: c["probe"].update(gains=[-1.0]), ["gains", "-1.0", "minimum"]),
+]
+
+
+@pytest.mark.parametrize("case", BAD, ids=[b[0] for b in BAD])
+def test_bad_config_is_rejected_naming_key_and_allowed_values(case):
+    _, mutate, words = case
+    cfg = copy.deepcopy(load("smoke"))
+    mutate(cfg)
+    with pytest.raises(Exception) as info:
+        validate(cfg, str(SCHEMA))
+    text = str(info.value) + str(getattr(info.value, "__cause__", ""))
+    for w in words:
+        assert w in text, (w, text)
+
+
+def test_bad_config_fails_fast_before_any_job(tmp_path):
+    cfg = copy.deepcopy(load("smoke"))
+    cfg["train"]["models"] = ["rnn-sigmoid"]
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    t0 = time.perf_counter()
+    out = subprocess.run([*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path / "w"),
+                          "--configfile", str(path), "--cores", "1"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    text = out.stdout + out.stderr
+    assert "rnn-sigmoid" in text and "rnn-tanh" in text and "models" in text
+    assert not (tmp_path / "w" / "results").exists()  # no job ran
+    assert time.perf_counter() - t0 < 60
+
+
+# -- grid expansion ---------------------------------------------------------------------
+def _spec(name="smoke"):
+    cfg = load(name)
+    validate(cfg, str(SCHEMA))
+    return cfg
+
+
+def test_grid_sizes_and_stable_ids():
+    cfg = _spec()
+    p, t = gpgrid.probe_runs(cfg["probe"]), gpgrid.train_runs(cfg["train"])
+    pc, tc = cfg["probe"], cfg["train"]
+    assert len(p) == len(pc["models"]) * len(pc["inits"]) * len(pc["gains"]) * len(pc["seeds"])
+    assert len(t) == (len(tc["tasks"]) * len(tc["models"]) * len(tc["inits"])
+                      * len(tc["clips"]) * len(tc["seq_lens"]) * len(tc["seeds"]))
+    ids = [r.run_id for r in p + t]
+    assert len(set(ids)) == len(ids)
+    again = [r.run_id for r in gpgrid.probe_runs(cfg["probe"]) + gpgrid.train_runs(cfg["train"])]
+    assert again == ids
+
+
+def test_batches_cover_every_run_once_and_adding_seeds_keeps_old_ids():
+    cfg = _spec()
+    runs = gpgrid.probe_runs(cfg["probe"]) + gpgrid.train_runs(cfg["train"])
+    b = gpgrid.batches(runs, cfg["batch_seconds"])
+    members = [r.run_id for rs in b.values() for r in rs]
+    assert sorted(members) == sorted(r.run_id for r in runs)
+    assert all(len({r.kind for r in rs}) == 1 for rs in b.values())
+    more = copy.deepcopy(cfg)
+    more["train"]["seeds"] = [*cfg["train"]["seeds"], 7]
+    new = {r.run_id for r in gpgrid.train_runs(more["train"])}
+    assert {r.run_id for r in gpgrid.train_runs(cfg["train"])} < new
+
+
+@pytest.mark.parametrize("factor", [1, 4])
+def test_grid_expansion_scales_linearly(factor):
+    cfg = _spec()
+    cfg["train"]["seeds"] = list(range(3 * factor))
+    t0 = time.perf_counter()
+    runs = gpgrid.train_runs(cfg["train"])
+    gpgrid.batches(runs, 20)
+    per_run = (time.perf_counter() - t0) / len(runs)
+    assert per_run < 2e-3  # a few hundred microseconds per run, whatever the grid size
+
+
+def test_snakemake_lint_is_clean():
+    out = subprocess.run([*SNAKEMAKE, "--lint", "--configfile", "configs/smoke.yaml"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Lints for" not in out.stdout + out.stderr, out.stdout + out.stderr
+
+
+# -- the smoke study end to end ------------------------------------------------------------
+def snakemake(workdir: Path, *extra: str, config: str = "smoke", check=True, **kw):
+    cmd = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--configfile",
+           str(ROOT / "configs" / f"{config}.yaml"), "--cores", "2", *extra]
+    if kw.pop("popen", False):
+        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if check:
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="session")
+def smoke_study(tmp_path_factory):
+    """The smoke study and its report, once per test session (< 3 minutes)."""
+    work = tmp_path_factory.mktemp("smoke")
+    t0 = time.perf_counter()
+    snakemake(work)
+    snakemake(work, "--report", str(work / "report.html"))
+    return work, time.perf_counter() - t0
+
+
+def tables(work: Path) -> dict[str, pd.DataFrame]:
+    res = work / "results" / "smoke" / "tables"
+    return {n: pd.read_parquet(res / f"{n}.parquet") for n in ("runs", "curves", "training")}
+
+
+@pytest.mark.slow
+def test_smoke_study_end_to_end(smoke_study):
+    work, seconds = smoke_study
+    assert seconds < 180, f"smoke study with report took {seconds:.0f} s"
+    t = tables(work)
+    cfg = _spec()
+    n = len(gpgrid.probe_runs(cfg["probe"])) + len(gpgrid.train_runs(cfg["train"]))
+    assert len(t["runs"]) == n and t["runs"]["run_id"].is_unique
+    for name in ("a_decay_curves", "b_decay_rate_theory", "c_training_curves",
+                 "d_success_by_length", "e_clipping_divergence", "f_decay_before_after"):
+        png = work / "results" / "smoke" / "figures" / f"{name}.png"
+        assert png.stat().st_size > 10_000, name
+    logs = list((work / "results" / "smoke" / "logs").rglob("*.log"))
+    assert len(logs) >= 5 and all(p.stat().st_size > 0 for p in logs)
+    findings = pd.read_csv(work / "results" / "smoke" / "tables" / "findings.csv")
+    assert {"claim", "value", "verdict"} <= set(findings.columns)
+    assert (work / "report.html").stat().st_size > 100_000
+
+
+@pytest.mark.slow
+def test_rerun_does_nothing(smoke_study):
+    work, _ = smoke_study
+    out = snakemake(work, "-n")
+    assert "Nothing to be done" in out.stdout + out.stderr
+
+
+@pytest.mark.slow
+def test_killed_grid_resumes_without_redoing_or_losing_runs(smoke_study, tmp_path):
+    ref_work, _ = smoke_study
+    work = tmp_path / "interrupted"
+    proc = snakemake(work, popen=True)
+    runs_dir = work / "results" / "smoke" / "runs"
+    deadline = time.time() + 240
+    while time.time() < deadline:  # kill once a few runs are on disk, mid-grid
+        if runs_dir.exists() and len(list(runs_dir.glob("*.json"))) >= 20:
+            break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = {p.name: p.stat().st_mtime_ns for p in runs_dir.glob("*.json")}
+    # the kill came mid-grid: some runs finished, the tables were never written
+    assert len(done) >= 20
+    assert not (work / "results" / "smoke" / "tables" / "runs.parquet").exists()
+    snakemake(work, "--rerun-incomplete")
+    after = {p.name: p.stat().st_mtime_ns for p in runs_dir.glob("*.json")}
+    assert all(after[k] == v for k, v in done.items()), "finished runs were redone"
+    a, b = tables(ref_work), tables(work)
+    for name in a:
+        x = a[name].drop(columns=[c for c in WALL_TIME_COLUMNS if c in a[name]])
+        y = b[name].drop(columns=[c for c in WALL_TIME_COLUMNS if c in b[name]])
+        pd.testing.assert_frame_equal(x, y, check_exact=True, obj=name)
+
+
+# -- the report in headless Chromium -----------------------------------------------------------
+@pytest.mark.slow
+def test_report_opens_offline_without_console_errors(smoke_study, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM, "chromium is missing: `make test` installs Debian's chromium package"
+    work, _ = smoke_study
+    report = work / "report.html"
+    errors, requests = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(report.as_uri(), wait_until="load")
+        page.wait_for_timeout(1500)
+        body = page.inner_text("body")
+        assert "gradpath" in body and "smoke" in body  # the workflow description opens the page
+        shown = 0
+        for cat, kind in CATEGORIES:
+            assert cat in body, cat
+            page.get_by_text(cat, exact=True).first.click()
+            page.wait_for_timeout(400)
+            page.locator('a[iconname="eye"]').first.click()
+            page.wait_for_timeout(800)
+            if kind == "figure":  # the PNG is embedded and decodes
+                widths = page.eval_on_selector_all(
+                    "img", "els => els.filter(e => e.src.startsWith('data:image/png'))"
+                           ".map(e => e.naturalWidth)")
+                assert widths and max(widths) > 300, (cat, widths)
+            else:  # the HTML table is embedded
+                assert page.locator("iframe").count() >= 1, cat
+            shown += 1
+            page.goto(report.as_uri(), wait_until="load")
+            page.wait_for_timeout(600)
+        assert shown == len(CATEGORIES)
+        page.screenshot(path=str(tmp_path / "report.png"))
+        browser.close()
+    assert errors == [], errors
+    external = [u for u in requests if not u.startswith(("file:", "data:", "blob:", "about:"))]
+    assert external == [], f"the report fetched {external[:3]} (must open offline)"
+    html = report.read_text(errors="replace")
+    for name in ("a_decay_curves", "b_decay_rate_theory", "c_training_curves",
+                 "d_success_by_length", "e_clipping_divergence", "f_decay_before_after"):
+        assert name in html, name
