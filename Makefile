@@ -33,6 +33,7 @@ warmup: setup
 
 # The main job: the study from config to report.
 run: warmup
+	$(BIN)/python scripts/unlock_if_stale.py --configfile $(CONFIG)
 	$(BIN)/snakemake --configfile $(CONFIG) --cores $(CORES)
 	$(BIN)/snakemake --configfile $(CONFIG) --report $(REPORT)
 	@echo

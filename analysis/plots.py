@@ -9,6 +9,7 @@ e. share of clipped updates and divergences by configuration
 f. the decay curve before and after training for a few configurations
 """
 
+import logging
 import math
 
 import matplotlib
@@ -294,7 +295,8 @@ def fig_before_after(runs: pd.DataFrame, curves: pd.DataFrame, path: str) -> Non
     plt.close(fig)
 
 
-def main(inputs: dict, outputs: dict) -> None:
+def main(inputs: dict, outputs: dict, log: str) -> None:
+    logging.basicConfig(filename=log, level=logging.INFO, format="%(asctime)s %(message)s")
     theme()
     runs = pd.read_parquet(inputs["runs"])
     curves = pd.read_parquet(inputs["curves"])
@@ -305,9 +307,11 @@ def main(inputs: dict, outputs: dict) -> None:
     fig_success_by_length(runs, outputs["d"])
     fig_clipping(runs, outputs["e"])
     fig_before_after(runs, curves, outputs["f"])
+    for key, path in outputs.items():
+        logging.info("figure %s: %s", key, path)
 
 
 if "snakemake" in globals():
     sm = snakemake  # noqa: F821 - injected by Snakemake's script directive
     main({k: sm.input[k] for k in ("runs", "curves", "training")},
-         {k: sm.output[k] for k in "abcdef"})
+         {k: sm.output[k] for k in "abcdef"}, sm.log[0])

@@ -7,6 +7,7 @@ initialisation. ``findings.csv``: the lecture's claims, each measured from the
 runs table with the number that decides it, and whether it holds here.
 """
 
+import logging
 import math
 
 import numpy as np
@@ -145,7 +146,8 @@ def to_html(df: pd.DataFrame, title: str) -> str:
             f"{STYLE}</head><body><h3>{title}</h3>{body}</body></html>")
 
 
-def main(runs_path: str, out: dict) -> None:
+def main(runs_path: str, out: dict, log: str) -> None:
+    logging.basicConfig(filename=log, level=logging.INFO, format="%(asctime)s %(message)s")
     runs = pd.read_parquet(runs_path)
     summary, found = summary_table(runs), findings(runs)
     summary.to_csv(out["summary"], index=False)
@@ -154,9 +156,11 @@ def main(runs_path: str, out: dict) -> None:
         f.write(to_html(summary, "Training grid by configuration"))
     with open(out["findings_html"], "w") as f:
         f.write(to_html(found, "What this study shows"))
+    for _, r in found.iterrows():
+        logging.info("%s: %s (%s)", r["claim"], r["verdict"], r["value"])
 
 
 if "snakemake" in globals():
     sm = snakemake  # noqa: F821 - injected by Snakemake's script directive
     main(sm.input.runs, {k: sm.output[k] for k in ("summary", "findings", "summary_html",
-                                                   "findings_html")})
+                                                   "findings_html")}, sm.log[0])

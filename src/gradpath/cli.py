@@ -232,7 +232,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .warmup import warmup
 
     if args.warmup:
+        t0 = time.perf_counter()
         warmup()
+        print(f"gradpath: every kernel loaded or compiled in {time.perf_counter() - t0:.1f} s")
         return 0
     rows = decay_table(args.hidden, args.seq_len, args.batch, args.gain, args.seed)
     print(f"Gradient norm ||dL/dh_t|| at initialisation, mean over {args.batch} sequences of "
