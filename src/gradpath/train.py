@@ -304,7 +304,7 @@ def decay_curve(model, params, task: Task, c: TrainConfig) -> dict:
     b = full.batch(c.batch, c.seed, 0, held_out=True)
     tgt = _last_step_target(full, b.target, None)
     res = model.loss_and_grads(params, b.x, tgt, full.loss, "last")
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", over="ignore"):  # exploding norms: inf is the answer
         h = 0.5 * np.log10(np.mean(np.square(res.grad_norms.astype(np.float64)), axis=1))[::-1]
         cn = None
         if res.cell_grad_norms is not None:
