@@ -9,6 +9,7 @@ import sys
 import time
 
 from . import __version__
+from .checks import integer, number
 
 
 class _Parser(argparse.ArgumentParser):
@@ -19,42 +20,26 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
+def _arg(parse, check, **kw):
+    """An argparse type: parse the text, then apply a :mod:`gradpath.checks` check."""
+    def convert(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            kind = "an integer" if parse is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+        try:
+            return check(value, "value", **kw)
+        except ValueError as exc:  # "value: expected ..., got ..." -> "expected ..., got '<text>'"
+            what = str(exc).removeprefix("value: ").split(", got ")[0]
+            raise argparse.ArgumentTypeError(f"{what}, got {text!r}") from None
+    return convert
 
 
-def _nonneg_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (v >= 0 and v != float("inf")):
-        raise argparse.ArgumentTypeError(f"expected a finite non-negative number, got {text!r}")
-    return v
-
-
-def _positive_float(text: str) -> float:
-    v = _nonneg_float(text)
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return v
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") \
-            from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return v
+_positive_int = _arg(int, integer)
+_nonneg_int = _arg(int, integer, minimum=0)
+_nonneg_float = _arg(float, number)
+_positive_float = _arg(float, number, positive=True)
 
 
 def _network_flags(p: argparse.ArgumentParser, hidden: int, seq_len: int, batch: int) -> None:

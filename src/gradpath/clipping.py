@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .checks import number
+
 
 @dataclass
 class ClipResult:
@@ -124,7 +126,4 @@ def _check(grads) -> None:
 
 
 def _check_threshold(value, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
-        raise ValueError(f"{name}: expected a positive number, got {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name}: expected a finite positive number, got {value!r}")
+    number(value, name, positive=True)

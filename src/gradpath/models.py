@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .checks import choice as _choice
+from .checks import integer as _positive_int
+from .checks import number
 from .kernels.jit import ACT_RELU, ACT_TANH, LOSS_MSE, LOSS_XENT, SCORE_ALL, SCORE_LAST
 from .kernels.lstm import lstm_loss_and_grads, lstm_states
 from .kernels.rnn import rnn_loss_and_grads, rnn_states
@@ -73,18 +76,6 @@ class Forward:
     h: np.ndarray
     c: np.ndarray | None
     y: np.ndarray
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    return int(value)
-
-
-def _choice(value, name: str, allowed) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{name}: unknown value {value!r}; expected one of {sorted(allowed)}")
-    return value
 
 
 def _float_array(value, name: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
@@ -186,12 +177,12 @@ class _Model:
         """
         init = _choice(init, "init", INITS)
         dt = self._dtype(dtype)
-        for name, v in (("gain", gain), ("input_scale", input_scale),
-                        ("forget_bias", forget_bias)):
-            if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) \
-                    or not np.isfinite(v) or (v < 0 and name != "forget_bias"):
-                kind = "finite number" if name == "forget_bias" else "finite non-negative number"
-                raise ValueError(f"{name}: expected a {kind}, got {v!r}")
+        number(gain, "gain")
+        number(input_scale, "input_scale")
+        if isinstance(forget_bias, bool) or not isinstance(
+                forget_bias, int | float | np.integer | np.floating) \
+                or not np.isfinite(forget_bias):
+            raise ValueError(f"forget_bias: expected a finite number, got {forget_bias!r}")
         rng = stream(seed, "weights")
         D, H, O, G = self.input_size, self.hidden_size, self.output_size, self.gates
         W_hh = np.concatenate([recurrent_matrix(init, H, gain, rng) for _ in range(G)])

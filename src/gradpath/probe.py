@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .checks import choice, integer, number
 from .kernels.adjoint import lstm_adjoint_lognorms, rnn_adjoint_lognorms
 from .kernels.lstm import lstm_states
 from .kernels.rnn import rnn_states
@@ -113,8 +114,7 @@ def _rms_log(lognorms: np.ndarray) -> np.ndarray:
 def probe_network(cell: str, activation: str, init: str, gain: float, hidden: int,
                   input_std: float, bias_std: float, seed: int, dtype=np.float64):
     """The probed model and its parameters (see the module docstring)."""
-    if cell not in CELLS:
-        raise ValueError(f"cell: unknown value {cell!r}; expected one of {list(CELLS)}")
+    choice(cell, "cell", CELLS)
     G = 4 if cell == "lstm" else 1
     model = LSTM(G * hidden, hidden, 1) if cell == "lstm" else \
         RNN(hidden, hidden, 1, activation)
@@ -159,21 +159,14 @@ def probe(cell: str = "rnn", activation: str = "tanh", init: str = "gaussian",
     -------
     ProbeResult
     """
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation: unknown value {activation!r}; "
-                         f"expected one of {sorted(ACTIVATIONS)}")
-    if init not in INITS:
-        raise ValueError(f"init: unknown value {init!r}; expected one of {list(INITS)}")
-    for name, v in (("hidden", hidden), ("seq_len", seq_len), ("batch", batch)):
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
-            raise ValueError(f"{name}: expected a positive integer, got {v!r}")
-    if seq_len < 3:
-        raise ValueError(f"seq_len: expected at least 3 lags, got {seq_len}")
+    choice(activation, "activation", sorted(ACTIVATIONS))
+    choice(init, "init", INITS)
+    integer(hidden, "hidden")
+    integer(batch, "batch")
+    integer(seq_len, "seq_len", minimum=3)  # a fit needs at least 3 lags
     for name, v in (("gain", gain), ("input_std", input_std), ("bias_std", bias_std)):
-        if not (isinstance(v, int | float | np.floating) and math.isfinite(v) and v >= 0):
-            raise ValueError(f"{name}: expected a finite non-negative number, got {v!r}")
-    if not isinstance(burn_in, int | np.integer) or burn_in < 0:
-        raise ValueError(f"burn_in: expected a non-negative integer, got {burn_in!r}")
+        number(v, name)
+    integer(burn_in, "burn_in", minimum=0)
     seeds = [int(s) for s in np.atleast_1d(seeds)]
     if not seeds:
         raise ValueError("seeds: expected at least one seed")

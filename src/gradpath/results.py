@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .probe import ProbeResult
+from .probe import ProbeResult, fit_decay_rate, horizon
 from .train import TrainResult
 
 TABLES: tuple[str, ...] = ("runs", "curves", "training")
@@ -101,25 +101,28 @@ def _num(v) -> float:
     return math.nan if v is None else float(v)
 
 
-def _empty_row() -> dict:
-    row = dict.fromkeys(RUN_COLUMNS)
-    return row
+def _curve_frame(rid: str, phase: str, step: int, log10_h, log10_c) -> pd.DataFrame:
+    """Rows of one decay curve, by lag (the cell column is NaN without a cell path)."""
+    n = len(log10_h)
+    return pd.DataFrame({
+        "run_id": rid, "phase": phase, "step": step, "lag": np.arange(n),
+        "log10_grad_norm": log10_h,
+        "log10_cell_grad_norm": np.full(n, np.nan) if log10_c is None else log10_c,
+    })
 
 
 def probe_tables(res: ProbeResult, wall_time_s: float = 0.0) -> dict[str, pd.DataFrame]:
     """The three tables of one probe run (``training`` is empty)."""
-    cfg = dict(res.config)
-    seeds = cfg.pop("seeds")
-    ident = {**cfg, "seeds": seeds}
-    rid = run_id("probe", ident)
-    row = _empty_row()
+    cfg = res.config
+    rid = run_id("probe", cfg)
+    row = dict.fromkeys(RUN_COLUMNS)
     row.update(
         run_id=rid, kind="probe", model=model_label(cfg["cell"], cfg["activation"]),
         task="probe", cell=cfg["cell"], activation=cfg["activation"],
         init=cfg["init"], gain=cfg["gain"], clip="none", clip_threshold=math.nan,
         optimizer="none", lr=math.nan, momentum=math.nan, hidden=cfg["hidden"],
         batch=cfg["batch"], seq_len=cfg["seq_len"], steps=0, eval_every=-1, eval_batches=-1,
-        burn_in=cfg["burn_in"], lyapunov_k=cfg["lyapunov_k"], seed=seeds[0],
+        burn_in=cfg["burn_in"], lyapunov_k=cfg["lyapunov_k"], seed=cfg["seeds"][0],
         input_std=cfg["input_std"],
         bias_std=cfg["bias_std"], ragged=False, status="finished", diverged_at=-1, cause="",
         final_metric=math.nan, baseline=math.nan, success=False, clipped_fraction=0.0,
@@ -128,13 +131,7 @@ def probe_tables(res: ProbeResult, wall_time_s: float = 0.0) -> dict[str, pd.Dat
         horizon=-1 if res.horizon is None else res.horizon, wall_time_s=wall_time_s,
         **_versions(),
     )
-    T = len(res.log10_grad_norm)
-    cell = res.log10_cell_grad_norm
-    curves = pd.DataFrame({
-        "run_id": rid, "phase": "init", "step": 0, "lag": np.arange(T),
-        "log10_grad_norm": res.log10_grad_norm,
-        "log10_cell_grad_norm": np.full(T, np.nan) if cell is None else cell,
-    })
+    curves = _curve_frame(rid, "init", 0, res.log10_grad_norm, res.log10_cell_grad_norm)
     return _frames(row, curves, _empty_training())
 
 
@@ -142,10 +139,10 @@ def train_tables(res: TrainResult) -> dict[str, pd.DataFrame]:
     """The three tables of one training run."""
     c = res.config.as_dict()
     rid = run_id("train", c)
-    row = _empty_row()
+    row = dict.fromkeys(RUN_COLUMNS)
     row.update(c)
     row["model"] = model_label(c["cell"], c["activation"])
-    horizon_lag = _horizon(res.curves[0]["log10_grad_norm"])
+    horizon_lag = horizon(np.asarray(res.curves[0]["log10_grad_norm"]))
     row.update(
         run_id=rid, kind="train", input_std=math.nan, bias_std=math.nan, burn_in=-1,
         lyapunov_k=1,
@@ -157,15 +154,8 @@ def train_tables(res: TrainResult) -> dict[str, pd.DataFrame]:
         horizon=-1 if horizon_lag is None else horizon_lag, wall_time_s=res.wall_time_s,
         **_versions(),
     )
-    parts = []
-    for cv in res.curves:
-        n = len(cv["log10_grad_norm"])
-        cell = cv["log10_cell_grad_norm"]
-        parts.append(pd.DataFrame({
-            "run_id": rid, "phase": cv["phase"], "step": cv["step"], "lag": np.arange(n),
-            "log10_grad_norm": cv["log10_grad_norm"],
-            "log10_cell_grad_norm": np.full(n, np.nan) if cell is None else cell,
-        }))
+    parts = [_curve_frame(rid, cv["phase"], cv["step"], cv["log10_grad_norm"],
+                          cv["log10_cell_grad_norm"]) for cv in res.curves]
     training = pd.DataFrame({"run_id": rid, **res.records})
     ev = pd.Series(res.evals["eval_metric"], index=res.evals["step"], dtype=float)
     training["eval_metric"] = training["step"].map(ev).astype(float)
@@ -174,16 +164,8 @@ def train_tables(res: TrainResult) -> dict[str, pd.DataFrame]:
 
 def _cell_rate(curve: dict) -> float:
     """Fitted decay rate of the cell-path curve (LSTM), NaN without one."""
-    from .probe import fit_decay_rate
-
     cell = curve.get("log10_cell_grad_norm")
     return math.nan if cell is None else fit_decay_rate(np.asarray(cell) * math.log(10.0))
-
-
-def _horizon(log10_curve) -> int | None:
-    from .probe import horizon
-
-    return horizon(np.asarray(log10_curve))
 
 
 def _empty_training() -> pd.DataFrame:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .checks import integer
+
 STREAMS: dict[str, int] = {
     "weights": 0,
     "data": 1,
@@ -38,7 +40,6 @@ def stream(seed: int, name: str, *sub: int) -> np.random.Generator:
     """
     if name not in STREAMS:
         raise ValueError(f"stream: unknown name {name!r}; expected one of {sorted(STREAMS)}")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
-    ss = np.random.SeedSequence(int(seed), spawn_key=(STREAMS[name], *map(int, sub)))
+    seed = integer(seed, "seed", minimum=0)
+    ss = np.random.SeedSequence(seed, spawn_key=(STREAMS[name], *map(int, sub)))
     return np.random.default_rng(ss)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .checks import integer
 from .rng import stream
 
 TASKS: tuple[str, ...] = ("adding", "copy", "sine")
@@ -64,9 +65,7 @@ class Task:
     score = "last"
 
     def __init__(self, seq_len: int, ragged: bool = False) -> None:
-        if isinstance(seq_len, bool) or not isinstance(seq_len, int | np.integer) or seq_len < 2:
-            raise ValueError(f"seq_len: expected an integer >= 2, got {seq_len!r}")
-        self.seq_len = int(seq_len)
+        self.seq_len = integer(seq_len, "seq_len", minimum=2)
         self.ragged = bool(ragged)
 
     def batch(self, batch_size: int, seed: int, index: int = 0, held_out: bool = False,
@@ -84,11 +83,9 @@ class Task:
         dtype : numpy dtype
             Of ``x`` and of float targets.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) \
-                or batch_size < 1:
-            raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+        batch_size = integer(batch_size, "batch_size")
         rng = stream(seed, "eval" if held_out else "data", index)
-        b = self._make(rng, int(batch_size))
+        b = self._make(rng, batch_size)
         b.x = np.ascontiguousarray(b.x, dtype=dtype)
         if b.target.dtype.kind == "f":
             b.target = np.ascontiguousarray(b.target, dtype=dtype)

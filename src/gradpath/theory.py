@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .checks import choice, number
+
 #: Gauss-Hermite nodes for expectations over z ~ N(0, 1).
 N_QUADRATURE = 200
 _Z, _W = np.polynomial.hermite_e.hermegauss(N_QUADRATURE)
@@ -190,8 +192,6 @@ def critical_gain(activation: str, input_std: float = 0.0, bias_std: float = 0.0
 
 
 def _check(activation, gain, input_std, bias_std) -> None:
-    if activation not in ("tanh", "relu"):
-        raise ValueError(f"activation: unknown value {activation!r}; expected 'relu' or 'tanh'")
+    choice(activation, "activation", ("relu", "tanh"))
     for name, v in (("gain", gain), ("input_std", input_std), ("bias_std", bias_std)):
-        if not (isinstance(v, int | float | np.floating) and math.isfinite(v) and v >= 0):
-            raise ValueError(f"{name}: expected a finite non-negative number, got {v!r}")
+        number(v, name)

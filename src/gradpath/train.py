@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .checks import choice, integer, number
 from .clipping import clip_by_norm, clip_by_value, global_norm
 from .models import ACTIVATIONS, INITS, LSTM, RNN
 from .probe import CELLS, fit_decay_rate, lyapunov_lstm, lyapunov_rnn
@@ -95,24 +96,14 @@ def validate_config(c: TrainConfig) -> None:
     choices = {"task": TASKS, "cell": CELLS, "activation": tuple(ACTIVATIONS), "init": INITS,
                "clip": CLIPS, "optimizer": OPTIMIZERS}
     for name, allowed in choices.items():
-        v = getattr(c, name)
-        if v not in allowed:
-            raise ValueError(f"{name}: unknown value {v!r}; expected one of {list(allowed)}")
-    for name in ("seq_len", "hidden", "batch", "steps", "eval_every", "eval_batches"):
-        v = getattr(c, name)
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
-            raise ValueError(f"{name}: expected a positive integer, got {v!r}")
-    if c.seq_len < 2:
-        raise ValueError(f"seq_len: expected an integer >= 2, got {c.seq_len}")
-    if isinstance(c.seed, bool) or not isinstance(c.seed, int | np.integer) or c.seed < 0:
-        raise ValueError(f"seed: expected a non-negative integer, got {c.seed!r}")
-    for name in ("gain", "clip_threshold", "lr", "momentum"):
-        v = getattr(c, name)
-        if isinstance(v, bool) or not isinstance(v, int | float | np.floating) \
-                or not math.isfinite(v) or v < 0:
-            raise ValueError(f"{name}: expected a finite non-negative number, got {v!r}")
-    if c.lr <= 0:
-        raise ValueError(f"lr: expected a positive number, got {c.lr!r}")
+        choice(getattr(c, name), name, allowed)
+    for name in ("hidden", "batch", "steps", "eval_every", "eval_batches"):
+        integer(getattr(c, name), name)
+    integer(c.seq_len, "seq_len", minimum=2)
+    integer(c.seed, "seed", minimum=0)
+    for name in ("gain", "clip_threshold", "momentum"):
+        number(getattr(c, name), name)
+    number(c.lr, "lr", positive=True)
     if c.clip != "none" and c.clip_threshold <= 0:
         raise ValueError(f"clip_threshold: expected a positive number with clip={c.clip!r}, "
                          f"got {c.clip_threshold!r}")
@@ -384,10 +375,8 @@ def train(config: TrainConfig) -> TrainResult:
             status, diverged_at = "diverged", step
             cause = "loss" if not math.isfinite(res.loss) else "gradient"
             break
-        backup = {k: p.copy() for k, p in params.items()}
         opt.step(params, grads)
-        if not _finite_params(params):
-            params = backup  # keep the last finite parameters for the final evaluation
+        if not _finite_params(params):  # the update overflowed: nothing after it is evaluated
             status, diverged_at, cause = "diverged", step, "parameters"
             break
         if step % c.eval_every == 0 or step == c.steps:
