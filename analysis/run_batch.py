@@ -10,10 +10,11 @@ import os
 import time
 from pathlib import Path
 
-# One BLAS thread per job: jobs already run side by side on the cores, and a
-# threaded BLAS call that waits for a descheduled thread runs ~10x slower.
-# (Set before numpy loads OpenBLAS.)
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+# One thread per job (BLAS and gradpath's kernels): jobs already run side by
+# side on the cores, and a threaded call that waits for a descheduled thread
+# runs ~10x slower. (Set before numpy loads OpenBLAS.)
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+             "GRADPATH_NUM_THREADS"):
     os.environ[_var] = "1"
 
 from gradpath.grid import Run, execute  # noqa: E402

@@ -164,7 +164,7 @@ def rnn_loss_and_grads(params, x, target, activation="tanh", loss="mse", score="
         grads["W_out"] += dys[t].T @ hs[t]
         grads["b_out"] += dys[t].sum(axis=0)
         dh = (dys[t] @ W_out + dh_next) * m
-        grad_norms[t] = np.linalg.norm(dh, axis=1)
+        grad_norms[t] = np.linalg.norm(dh.astype(np.float64), axis=1)
         da = dh * phi_grad(as_[t], hs[t], activation)
         grads["W_ih"] += da.T @ x[t]
         grads["W_hh"] += da.T @ hs[t - 1]
@@ -253,8 +253,8 @@ def lstm_loss_and_grads(params, x, target, loss="mse", score="last", lengths=Non
         grads["b_out"] += dys[t].sum(axis=0)
         dh = (dys[t] @ W_out + dh_next) * m
         dc = (dc_next + dh * o * (1.0 - tanh_cs[t] ** 2)) * m
-        grad_norms[t] = np.linalg.norm(dh, axis=1)
-        cell_grad_norms[t] = np.linalg.norm(dc, axis=1)
+        grad_norms[t] = np.linalg.norm(dh.astype(np.float64), axis=1)
+        cell_grad_norms[t] = np.linalg.norm(dc.astype(np.float64), axis=1)
         di = dc * g
         df = dc * cs[t - 1]
         dg = dc * i

@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from .common import activation_grad, matmul_into, row_norm
+from .fpenv import jit_entry
 from .jit import jit
 
 
@@ -30,7 +31,7 @@ def _renormalise(v, logscale):
     return math.nan if math.isnan(n) else math.inf
 
 
-@jit
+@jit_entry
 def rnn_adjoint_lognorms(hs, W_hh, act, delta):
     """ln||dL/dh_t|| for t = T-1..0 given dL/dh_{T-1} = ``delta`` (B, H).
 
@@ -51,11 +52,11 @@ def rnn_adjoint_lognorms(hs, W_hh, act, delta):
             h = hs[t + 1, b]
             for i in range(H):
                 tmp[b, i] = d[b, i] * activation_grad(h[i], act)
-        matmul_into(tmp, W_hh, d)
+        matmul_into(tmp, W_hh, d, B)
     return out
 
 
-@jit
+@jit_entry
 def lstm_adjoint_lognorms(hs, cs, gates, tcs, W_hh, delta_h, delta_c):
     """ln||dL/dh_t|| and ln||dL/dc_t|| for t = T-1..0 of an LSTM.
 
@@ -102,5 +103,5 @@ def lstm_adjoint_lognorms(hs, cs, gates, tcs, W_hh, delta_h, delta_c):
                 zb[2 * H + j] = d * ig * (1.0 - gg * gg)
                 zb[3 * H + j] = dh[b, j] / s * tc[j] * og * (1.0 - og)
                 dc_carry[b, j] = d * fg
-        matmul_into(dz, W_hh, dh)
+        matmul_into(dz, W_hh, dh, B)
     return out_h, out_c

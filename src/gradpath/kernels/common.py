@@ -11,8 +11,9 @@ import math
 import numpy as np
 from llvmlite import ir as llvm_ir
 from numba import types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
+from .blas import NO_TRANS, TRANS, gemm
 from .jit import ACT_RELU, LOSS_MSE, SCORE_ALL, jit, jit_inline
 
 # Size thresholds live here, beside the kernels that freeze them at compile time:
@@ -28,9 +29,23 @@ SMALL_INPUT = 8
 
 # -- scalar transcendentals --------------------------------------------------
 # libm's exp costs ~4.5 ns and tanh ~30 ns per call here (Numba has no SVML);
-# an inlined exp written as straight-line arithmetic costs ~2 ns and lets the
-# CPU overlap iterations. Accuracy: <= 1 ulp against libm over the whole
-# float64 range (tests/test_transcendentals.py).
+# an inlined exp written as straight-line arithmetic vectorises and costs
+# ~2 ns. All of them compute in float64; for float32 arguments they use
+# shorter polynomials, accurate to float32's precision and half the work.
+# Accuracy against libm (tests/test_transcendentals.py): exp <= 1 ulp,
+# sigmoid <= 3, tanh <= 4 in float64; every one <= 1 ulp in float32.
+
+
+def lowp(x) -> bool:
+    """Whether ``x`` is a float32 scalar: a compile-time constant in kernels,
+    which choose float32-accurate (shorter) polynomials by it."""
+    return isinstance(x, np.float32)
+
+
+@overload(lowp, inline="always")
+def _lowp_typed(x):
+    flag = x == types.float32
+    return lambda x: flag
 
 
 @intrinsic
@@ -61,20 +76,31 @@ _E8, _E9, _E10, _E11, _E12, _E13 = (1 / 40320, 1 / 362880, 1 / 3628800, 1 / 3991
 
 @jit_inline
 def exp_(x):
-    """exp(x) for float64: x = k ln2 + r, |r| <= ln2/2, exp(r) by its degree-13
-    Taylor polynomial (truncation < 1e-17 relative), times 2**k built from bits.
+    """exp(x), computed in float64 (float32-accurate for a float32 ``x``).
 
     NaN stays NaN, overflow gives inf, underflow gives (denormals then) 0.
     """
-    x = float(x)
+    return _exp(np.float64(x), lowp(x))
+
+
+@jit_inline
+def _exp(x, low):
+    """exp of a float64: x = k ln2 + r, |r| <= ln2/2, exp(r) by its Taylor
+    polynomial, times 2**k built from bits. Degree 13 (truncation < 1e-17
+    relative), or with ``low`` degree 7 (< 6e-9, under float32's half ulp)."""
     xc = x if x < 709.8 else 709.8
     xc = xc if xc > -745.2 else -745.2
     kf = xc * _LOG2E + _ROUND
     k = kf - _ROUND
     ki = _f64_bits(kf) - _ROUND_BITS
     r = (xc - k * _LN2_HI) - k * _LN2_LO
-    p = 1.0 + r * (1.0 + r * (_E2 + r * (_E3 + r * (_E4 + r * (_E5 + r * (_E6 + r * (
-        _E7 + r * (_E8 + r * (_E9 + r * (_E10 + r * (_E11 + r * (_E12 + r * _E13))))))))))))
+    if low:
+        p = 1.0 + r * (1.0 + r * (_E2 + r * (_E3 + r * (_E4 + r * (_E5 + r * (
+            _E6 + r * _E7))))))
+    else:
+        p = 1.0 + r * (1.0 + r * (_E2 + r * (_E3 + r * (_E4 + r * (_E5 + r * (_E6 + r * (
+            _E7 + r * (_E8 + r * (_E9 + r * (_E10 + r * (_E11 + r * (
+                _E12 + r * _E13))))))))))))
     k1 = ki >> 1  # 2**k as two factors, so k = 1024 or -1074 stays representable
     y = p * _bits_f64((k1 + 1023) << 52) * _bits_f64((ki - k1 + 1023) << 52)
     y = math.inf if x > 709.79 else y
@@ -82,7 +108,8 @@ def exp_(x):
 
 
 # Taylor coefficients of tanh(x) = x * P(x^2), used for |x| < 0.1 where
-# (1 - e)/(1 + e) loses relative precision. Truncation error < 2e-17.
+# (1 - e)/(1 + e) loses relative precision. Truncation error < 2e-17 (to
+# _T13) or < 3e-10 (to _T7, float32).
 _T3 = -1.0 / 3.0
 _T5 = 2.0 / 15.0
 _T7 = -17.0 / 315.0
@@ -93,16 +120,22 @@ _T13 = 21844.0 / 6081075.0
 
 @jit_inline
 def tanh_(x):
-    """tanh from one :func:`exp_` (a few ulp in float64 at every x, NaN and +-Inf too).
+    """tanh from one exp (a few ulp at every x, NaN and +-Inf too), computed
+    in float64 (float32-accurate for a float32 ``x``).
 
     Both branches are computed and one is selected, so the loop has no
     data-dependent jump to mispredict.
     """
-    x = float(x)
+    low = lowp(x)
+    x = np.float64(x)
     ax = abs(x)
     z = x * x
-    small = x * (1.0 + z * (_T3 + z * (_T5 + z * (_T7 + z * (_T9 + z * (_T11 + z * _T13))))))
-    e = exp_(-2.0 * ax)
+    if low:
+        small = x * (1.0 + z * (_T3 + z * (_T5 + z * _T7)))
+    else:
+        small = x * (1.0 + z * (_T3 + z * (_T5 + z * (_T7 + z * (_T9 + z * (
+            _T11 + z * _T13))))))
+    e = _exp(-2.0 * ax, low)
     t = (1.0 - e) / (1.0 + e)
     big = t if x >= 0.0 else -t
     return small if ax < 0.1 else big
@@ -111,7 +144,7 @@ def tanh_(x):
 @jit_inline
 def sigmoid_(x):
     """Logistic sigmoid, overflow-free: exp(-x) -> inf gives exactly 0."""
-    return 1.0 / (1.0 + exp_(-float(x)))
+    return 1.0 / (1.0 + _exp(-np.float64(x), lowp(x)))
 
 
 @jit_inline
@@ -159,9 +192,8 @@ def lstm_cell_row(gt, cp, c, tc, h):
         gt[H + j] = fg
         gt[2 * H + j] = gg
         gt[3 * H + j] = og
-        cn = fg * cp[j] + ig * gg
-        c[j] = cn
-        tj = tanh_(cn)
+        c[j] = fg * cp[j] + ig * gg
+        tj = tanh_(c[j])  # of the stored (float32-rounded) cell state
         tc[j] = tj
         h[j] = og * tj
 
@@ -198,15 +230,18 @@ def lstm_cell_row_backward(dz, d, ch, cc, tc, cp, dhb, dcb):
 
 
 @jit
-def matmul_into(A, M, out):
+def matmul_into(A, M, out, rows):
     """``out[...] = A @ M`` for C-contiguous 2-D arrays.
 
     Small products run as an axpy loop that LLVM vectorises without
     reassociation; large ones call BLAS (the call overhead then is noise).
+    ``rows`` is the row count of the whole batch that ``A`` is a block of: the
+    choice depends on it, not on the block, so every block of a batch takes
+    the path (and gives the bits) of the whole.
     """
     nb, nk = A.shape
     nn = M.shape[1]
-    if nb * nk * nn >= SMALL_MATMUL_FLOPS:
+    if rows * nk * nn >= SMALL_MATMUL_FLOPS:
         np.dot(A, M, out)
         return
     for b in range(nb):
@@ -231,40 +266,59 @@ def sum_squares(v):
     s3 = 0.0
     i = 0
     while i + 4 <= n:
-        a0 = float(v[i])
-        a1 = float(v[i + 1])
-        a2 = float(v[i + 2])
-        a3 = float(v[i + 3])
+        a0 = np.float64(v[i])
+        a1 = np.float64(v[i + 1])
+        a2 = np.float64(v[i + 2])
+        a3 = np.float64(v[i + 3])
         s0 += a0 * a0
         s1 += a1 * a1
         s2 += a2 * a2
         s3 += a3 * a3
         i += 4
     while i < n:
-        a0 = float(v[i])
+        a0 = np.float64(v[i])
         s0 += a0 * a0
         i += 1
     return (s0 + s1) + (s2 + s3)
 
 
+#: Below this sum of squares (2**-900), squares of the smallest entries may
+#: have underflowed: the norm is recomputed with scaling.
+_SAFE_SUM_SQUARES = 2.0 ** -900
+
+
 @jit
 def row_norm(v):
-    """Euclidean norm of a 1-D array, accumulated in float64 and rescaled
-    when the plain sum of squares overflows (norms of exploding adjoints
-    stay exact instead of turning into inf)."""
-    s = sum_squares(v)
-    if math.isfinite(s):
+    """Euclidean norm of a 1-D array, accumulated in float64; see :func:`norm_from`."""
+    return norm_from(v, sum_squares(v))
+
+
+@jit
+def norm_from(v, s):
+    """||v|| given its plain float64 sum of squares ``s``.
+
+    When ``s`` overflowed or may have underflowed, the norm is recomputed
+    scaled by the largest entry: norms of exploding adjoints stay finite and
+    those of vanishing ones accurate down to the smallest nonzero entry. An
+    all-zero row costs one extra (vectorised) pass.
+    """
+    if s >= _SAFE_SUM_SQUARES and s < math.inf:
         return math.sqrt(s)
     m = 0.0
-    for i in range(v.shape[0]):
-        d = abs(float(v[i]))
-        if not math.isfinite(d):
-            return math.inf if not math.isnan(d) else math.nan
-        if d > m:
-            m = d
+    if s != s or s == math.inf:
+        for i in range(v.shape[0]):
+            d = abs(np.float64(v[i]))
+            if not math.isfinite(d):
+                return math.inf if not math.isnan(d) else math.nan
+            m = max(m, d)
+    else:
+        for i in range(v.shape[0]):
+            m = max(m, abs(np.float64(v[i])))
+    if m == 0.0:
+        return 0.0
     s = 0.0
     for i in range(v.shape[0]):
-        d = float(v[i]) / m
+        d = np.float64(v[i]) / m
         s += d * d
     return m * math.sqrt(s)
 
@@ -274,13 +328,12 @@ def add_norm_scale(d, c, h, act):
     """One BPTT step of a row, in one pass: ``d += c`` makes d the total
     dL/dh_t; return ||d||; then ``d *= phi'(a_t)`` (from h = phi(a_t)).
 
-    An overflowing sum of squares falls back to :func:`row_norm`.
+    The norm is exact for overflowing and underflowing rows too (:func:`norm_from`).
     """
     H = d.shape[0]
     for i in range(H):
         d[i] += c[i]
-    s = sum_squares(d)
-    n = math.sqrt(s) if math.isfinite(s) else row_norm(d)
+    n = norm_from(d, sum_squares(d))
     if act == ACT_RELU:
         for j in range(H):
             d[j] = d[j] if h[j] > 0.0 else 0.0 * d[j]
@@ -350,22 +403,22 @@ def output_head(hs, ts, bs, rows, W_out, b_out, target_f, target_i, loss_code, d
             tgt = target_f[rows[k], bs[k]]
             for o in range(O):
                 e = yk[o] + b_out[o] - tgt[o]
-                loss += 0.5 * float(e) * float(e)
+                loss += 0.5 * np.float64(e) * np.float64(e)
                 yk[o] = e * inv_n
         else:
             m = -math.inf
             for o in range(O):
                 yk[o] += b_out[o]
                 if yk[o] > m:
-                    m = float(yk[o])
+                    m = np.float64(yk[o])
             s = 0.0
             for o in range(O):
-                s += math.exp(float(yk[o]) - m)
+                s += math.exp(np.float64(yk[o]) - m)
             lse = m + math.log(s)
             c = target_i[rows[k], bs[k]]
-            loss += lse - float(yk[c])
+            loss += lse - np.float64(yk[c])
             for o in range(O):
-                yk[o] = math.exp(float(yk[o]) - lse) * inv_n
+                yk[o] = math.exp(np.float64(yk[o]) - lse) * inv_n
             yk[c] -= inv_n
     # y now holds dL/dy
     dW_out = np.dot(y.T, hsc)
@@ -381,8 +434,9 @@ def output_head(hs, ts, bs, rows, W_out, b_out, target_f, target_i, loss_code, d
 
 
 @jit
-def add_drive(a, xt, w_ih_t, b, tmp):
-    """``a += xt @ W_ih.T + b`` for one step; ``w_ih_t`` is W_ih.T (D, G), C-contiguous.
+def add_drive(a, xt, w_ih_t, b, tmp, rows):
+    """``a += xt @ W_ih.T + b`` for one step; ``w_ih_t`` is W_ih.T (D, G), C-contiguous;
+    ``rows`` as in :func:`matmul_into`.
 
     With few inputs (D <= SMALL_INPUT) the product is a fused loop; otherwise a
     GEMM into ``tmp``. Done per step, so no (T, B, G) projection array is ever
@@ -391,7 +445,7 @@ def add_drive(a, xt, w_ih_t, b, tmp):
     nb, G = a.shape
     D = xt.shape[1]
     if D > SMALL_INPUT:
-        matmul_into(xt, w_ih_t, tmp)
+        matmul_into(xt, w_ih_t, tmp, rows)
         for r in range(nb):
             for g in range(G):
                 a[r, g] += tmp[r, g] + b[g]
@@ -408,36 +462,62 @@ def add_drive(a, xt, w_ih_t, b, tmp):
 
 
 @jit
-def weight_grads(dpre, hs, x):
-    """dW_ih, dW_hh, db from dL/d(pre-activation) ``dpre`` (T, B, G) after the loop.
+def weight_grads_block(dpre, hs, x, dW_ih, dW_hh, db, g0, g1):
+    """Rows ``g0 <= g < g1`` of dW_ih, dW_hh and db from dL/d(pre-activation)
+    ``dpre`` (T, B, G), after the loop.
 
     dW_hh is one GEMM over all (t, b) (``hs`` (T+1, B, H) holds h_{t-1} at
-    index t). With few inputs, dW_ih and db share one pass over ``dpre``;
-    otherwise dW_ih is a GEMM too.
+    index t); its row block is a strided sub-matrix, so BLAS is called
+    directly (:mod:`gradpath.kernels.blas`), with exactly the arguments
+    Numba's ``np.dot(d2.T, hprev)`` would pass for the whole product. With few
+    inputs, dW_ih (here its transpose, (D, G)) and db share one pass over
+    ``dpre``; otherwise dW_ih (G, D) is a GEMM too.
     """
     T, B, G = dpre.shape
     H = hs.shape[2]
     D = x.shape[2]
     n = T * B
     d2 = dpre.reshape(n, G)
-    hprev = hs.reshape((T + 1) * B, H)[:n]
-    dW_hh = np.dot(d2.T, hprev)
+    hprev = hs.reshape((T + 1) * B, H)
+    gemm(NO_TRANS, TRANS, H, g1 - g0, n, 1.0, hprev, 0, H, d2, g0, G, 0.0, dW_hh, g0 * H, H)
     x2 = x.reshape(n, D)
-    db = np.zeros(G, dpre.dtype)
     if D > SMALL_INPUT:
-        dW_ih = np.dot(d2.T, x2)
+        gemm(NO_TRANS, TRANS, D, g1 - g0, n, 1.0, x2, 0, D, d2, g0, G, 0.0, dW_ih, g0 * D, D)
         for r in range(n):
-            for g in range(G):
+            for g in range(g0, g1):
                 db[g] += d2[r, g]
-        return dW_ih, dW_hh, db
-    dW_ih_t = np.zeros((D, G), dpre.dtype)
+        return
     for r in range(n):
         dr = d2[r]
-        for g in range(G):
+        for g in range(g0, g1):
             db[g] += dr[g]
         for d in range(D):
             v = x2[r, d]
-            wd = dW_ih_t[d]
-            for g in range(G):
+            wd = dW_ih[d]
+            for g in range(g0, g1):
                 wd[g] += v * dr[g]
-    return np.ascontiguousarray(dW_ih_t.T), dW_hh, db
+
+
+@jit
+def weight_grad_arrays(dpre, hs, x):
+    """Zeroed outputs of :func:`weight_grads_block`: dW_ih ((D, G) when it is
+    accumulated transposed), dW_hh (G, H) and db (G,)."""
+    G = dpre.shape[2]
+    D = x.shape[2]
+    dt = dpre.dtype
+    dW_ih = np.zeros((G, D), dt) if D > SMALL_INPUT else np.zeros((D, G), dt)
+    return dW_ih, np.zeros((G, hs.shape[2]), dt), np.zeros(G, dt)
+
+
+@jit
+def weight_grads_done(dW_ih, x):
+    """dW_ih (G, D) from what :func:`weight_grads_block` accumulated."""
+    return dW_ih if x.shape[2] > SMALL_INPUT else np.ascontiguousarray(dW_ih.T)
+
+
+@jit
+def weight_grads(dpre, hs, x):
+    """(dW_ih, dW_hh, db) on the calling thread (all rows of one block)."""
+    dW_ih, dW_hh, db = weight_grad_arrays(dpre, hs, x)
+    weight_grads_block(dpre, hs, x, dW_ih, dW_hh, db, 0, dpre.shape[2])
+    return weight_grads_done(dW_ih, x), dW_hh, db

@@ -21,9 +21,19 @@ JIT_OPTIONS: dict = {"nopython": True, "cache": True, "fastmath": False, "nogil"
 INLINE_OPTIONS: dict = {**JIT_OPTIONS, "inline": "always"}
 
 
+#: Options of the few functions that split work across threads (``prange``).
+PARALLEL_OPTIONS: dict = {**JIT_OPTIONS, "parallel": True}
+
+
 def jit(func):
     """Compile ``func`` with the project-wide Numba options."""
     return numba.jit(**JIT_OPTIONS)(func)
+
+
+def jit_parallel(func):
+    """Compile ``func`` with ``parallel=True`` (keep such functions to a bare
+    ``prange`` loop: parallel=True also rewrites array expressions)."""
+    return numba.jit(**PARALLEL_OPTIONS)(func)
 
 
 #: Integer codes for activations, losses and scoring modes (kernels take ints,
@@ -34,7 +44,6 @@ LOSS_MSE = 0
 LOSS_XENT = 1
 SCORE_LAST = 0
 SCORE_ALL = 1
-
 
 
 def jit_inline(func):

@@ -3,6 +3,9 @@
     z_t = W_ih x_t + W_hh h_{t-1} + b,  split into blocks i, f, g, o of size H
     i, f, o = sigmoid(.), g = tanh(.)
     c_t = f * c_{t-1} + i * g,  h_t = o * tanh(c_t)
+
+As for the RNN (:mod:`gradpath.kernels.rnn`), the passes are written per
+block of batch rows and run in one compiled function or over several threads.
 """
 
 from __future__ import annotations
@@ -14,35 +17,30 @@ from .common import (
     lstm_cell_row,
     lstm_cell_row_backward,
     matmul_into,
-    output_head,
-    scored_positions,
+    weight_grad_arrays,
     weight_grads,
+    weight_grads_block,
+    weight_grads_done,
 )
+from .fpenv import entry
 from .jit import jit
+from .parallel import n_blocks, n_column_blocks, run_blocks
+from .rnn import _head, _transposed
 
 
 @jit
-def lstm_forward(x, W_ih, W_hh, b, h0, c0, lengths, hs, cs, gates, tcs):
-    """Fill the states of an LSTM pass into caller-provided arrays.
-
-    ``hs`` and ``cs`` (T+1, B, H) with index t+1 holding step t (zero past a
-    sequence's length), the gate activations ``gates`` (T, B, 4H) and
-    tanh(c_t) ``tcs`` (T, B, H): everything the backward pass needs.
-    Returns them.
-    """
+def _forward_rows(x, w_t, w_ih_t, b, lengths, hs, cs, gates, tcs, b0, b1):
+    """Every step of the forward pass for batch rows ``b0 <= b < b1``: states
+    ``hs``, ``cs`` (T+1, B, H), gate activations ``gates`` (T, B, 4H) and
+    tanh(c_t) ``tcs`` (T, B, H), everything the backward pass needs."""
     T, B, _ = x.shape
-    H = W_hh.shape[1]
-    dt = x.dtype
-    hs[0] = h0
-    cs[0] = c0
-    w_t = np.ascontiguousarray(W_hh.T)
-    w_ih_t = np.ascontiguousarray(W_ih.T)
-    tmp = np.empty((B, 4 * H), dt)
+    G = w_t.shape[1]
+    tmp = np.empty((b1 - b0, G), x.dtype)
     for t in range(T):
-        z = gates[t]  # pre-activations, turned into gate activations in place
-        matmul_into(hs[t], w_t, z)
-        add_drive(z, x[t], w_ih_t, b, tmp)
-        for bb in range(B):
+        z = gates[t, b0:b1]  # pre-activations, turned into gate activations in place
+        matmul_into(hs[t, b0:b1], w_t, z, B)
+        add_drive(z, x[t, b0:b1], w_ih_t, b, tmp, B)
+        for bb in range(b0, b1):
             h = hs[t + 1, bb]
             c = cs[t + 1, bb]
             gt = gates[t, bb]
@@ -53,10 +51,50 @@ def lstm_forward(x, W_ih, W_hh, b, h0, c0, lengths, hs, cs, gates, tcs):
                 tcs[t, bb] = 0.0
                 continue
             lstm_cell_row(gt, cs[t, bb], c, tcs[t, bb], h)
-    return hs, cs, gates, tcs
 
 
 @jit
+def _backward_rows(dh, cs, gates, tcs, W_hh, lengths, carry_h, carry_c, gnorm, cnorm,
+                   b0, b1):
+    """BPTT for batch rows ``b0 <= b < b1``: ``gates[t]`` becomes dL/dz_t;
+    the carries end as dL/dh0 and dL/dc0."""
+    H = W_hh.shape[1]
+    dhb = np.empty(H, dh.dtype)
+    dcb = np.empty(H, dh.dtype)
+    for t in range(dh.shape[0] - 1, -1, -1):
+        for bb in range(b0, b1):
+            dz = gates[t, bb]  # gate activations, overwritten by dL/dz_t
+            if t >= lengths[bb]:
+                carry_c[bb, :] = 0.0
+                continue
+            gnorm[t, bb], cnorm[t, bb] = lstm_cell_row_backward(
+                dz, dh[t, bb], carry_h[bb], carry_c[bb], tcs[t, bb], cs[t, bb], dhb, dcb)
+        matmul_into(gates[t, b0:b1], W_hh, carry_h[b0:b1], dh.shape[1])
+
+
+@jit
+def _serial(x, W_ih, W_hh, b, W_out, b_out, h0, c0, lengths, target_f, target_i,
+            loss_code, score, hs, cs, gates, tcs, dh):
+    """The whole call on the calling thread (the sequence of :func:`lstm_loss_and_grads`)."""
+    T, B, _ = x.shape
+    H = W_hh.shape[1]
+    dt = x.dtype
+    hs[0] = h0
+    cs[0] = c0
+    w_t, w_ih_t = _transposed(W_ih, W_hh)
+    _forward_rows(x, w_t, w_ih_t, b, lengths, hs, cs, gates, tcs, 0, B)
+    loss, dW_out, db_out = _head(hs, lengths, score, W_out, b_out, target_f, target_i,
+                                 loss_code, dh)
+    gnorm = np.zeros((T, B), dt)
+    cnorm = np.zeros((T, B), dt)
+    carry_h = np.zeros((B, H), dt)
+    carry_c = np.zeros((B, H), dt)
+    _backward_rows(dh, cs, gates, tcs, W_hh, lengths, carry_h, carry_c, gnorm, cnorm, 0, B)
+    dW_ih, dW_hh, db = weight_grads(gates, hs, x)
+    return loss, dW_ih, dW_hh, db, dW_out, db_out, carry_h, carry_c, gnorm, cnorm
+
+
+@entry
 def lstm_loss_and_grads(x, W_ih, W_hh, b, W_out, b_out, h0, c0, lengths,
                         target_f, target_i, loss_code, score, hs, cs, gates, tcs, dh):
     """Loss, gradients, dL/dh0, dL/dc0, ||dL/dh_t|| and ||dL/dc_t|| (T, B).
@@ -66,36 +104,42 @@ def lstm_loss_and_grads(x, W_ih, W_hh, b, W_out, b_out, h0, c0, lengths,
     """
     T, B, _ = x.shape
     H = W_hh.shape[1]
+    nb = n_blocks(T, B, H, 4 * H)
+    if nb == 1:
+        return _serial(x, W_ih, W_hh, b, W_out, b_out, h0, c0, lengths, target_f, target_i,
+                       loss_code, score, hs, cs, gates, tcs, dh)
     dt = x.dtype
-    lstm_forward(x, W_ih, W_hh, b, h0, c0, lengths, hs, cs, gates, tcs)
-    ts, bs, rows = scored_positions(lengths, T, score)
-    loss, dW_out, db_out = output_head(hs, ts, bs, rows, W_out, b_out,
-                                       target_f, target_i, loss_code, dh)
+    hs[0] = h0
+    cs[0] = c0
+    w_t, w_ih_t = _transposed(W_ih, W_hh)
+    run_blocks(_forward_rows, nb, B, x, w_t, w_ih_t, b, lengths, hs, cs, gates, tcs)
+    loss, dW_out, db_out = _head(hs, lengths, score, W_out, b_out, target_f, target_i,
+                                 loss_code, dh)
     gnorm = np.zeros((T, B), dt)
     cnorm = np.zeros((T, B), dt)
     carry_h = np.zeros((B, H), dt)
     carry_c = np.zeros((B, H), dt)
-    dhb = np.empty(H, dt)
-    dcb = np.empty(H, dt)
-    for t in range(T - 1, -1, -1):
-        for bb in range(B):
-            dz = gates[t, bb]  # gate activations, overwritten by dL/dz_t
-            if t >= lengths[bb]:
-                carry_c[bb, :] = 0.0
-                continue
-            gnorm[t, bb], cnorm[t, bb] = lstm_cell_row_backward(
-                dz, dh[t, bb], carry_h[bb], carry_c[bb], tcs[t, bb], cs[t, bb], dhb, dcb)
-        matmul_into(gates[t], W_hh, carry_h)
-    dW_ih, dW_hh, db = weight_grads(gates, hs, x)
+    run_blocks(_backward_rows, nb, B, dh, cs, gates, tcs, W_hh, lengths, carry_h, carry_c,
+             gnorm, cnorm)
+    dW_ih, dW_hh, db = weight_grad_arrays(gates, hs, x)
+    G = gates.shape[2]
+    run_blocks(weight_grads_block, n_column_blocks(nb, G), G, gates, hs, x, dW_ih, dW_hh, db)
+    dW_ih = weight_grads_done(dW_ih, x)
     return loss, dW_ih, dW_hh, db, dW_out, db_out, carry_h, carry_c, gnorm, cnorm
 
 
+@entry
 def lstm_states(x, W_ih, W_hh, b, h0, c0, lengths):
-    """:func:`lstm_forward` into freshly allocated arrays: (hs, cs, gates, tcs)."""
+    """The forward pass into fresh arrays: (hs, cs, gates, tcs) as in ``_forward_rows``."""
     T, B, _ = x.shape
     H = W_hh.shape[1]
     hs = np.empty((T + 1, B, H), x.dtype)
     cs = np.empty((T + 1, B, H), x.dtype)
     gates = np.empty((T, B, 4 * H), x.dtype)
     tcs = np.empty((T, B, H), x.dtype)
-    return lstm_forward(x, W_ih, W_hh, b, h0, c0, lengths, hs, cs, gates, tcs)
+    hs[0] = h0
+    cs[0] = c0
+    w_t, w_ih_t = _transposed(W_ih, W_hh)
+    run_blocks(_forward_rows, n_blocks(T, B, H, 4 * H), B, x, w_t, w_ih_t, b, lengths,
+             hs, cs, gates, tcs)
+    return hs, cs, gates, tcs

@@ -1,0 +1,133 @@
+"""Batch rows across threads: the one place where kernels go parallel.
+
+The sequences of a batch are independent through the whole recurrence, so a
+kernel's time loop splits into blocks of batch rows, one per thread, each
+running every step for its own rows (its share of the per-step GEMM, its
+transcendentals, its BPTT carry). The compiled row functions release the GIL
+(``nogil``), so plain Python threads run them in parallel; one hand-off per
+pass, not per step, costs tens of microseconds per call, so only calls with
+enough work split (:data:`PARALLEL_WORK`).
+
+Every thread adopts the calling thread's floating-point mode for the duration
+of its block (:mod:`gradpath.kernels.fpenv`: subnormals flushed) and restores
+its own afterwards.
+
+The blocks are a function of the problem's shape alone, never of the number
+of threads: one thread runs them one after the other, two run them side by
+side, and the results are the same bits (``tests/test_parallel.py``). BLAS
+can round a row differently depending on the shape of the call it is part of
+(its micro-kernel is chosen by the row's position in the call and by the
+call's size), so this is what makes results independent of the machine's
+thread count. Blocks start at multiples of :data:`ALIGN`, where the row
+kernels of BLAS tile; on the benchmark sizes the split results equal the
+unsplit ones bit for bit.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from .fpenv import fp_mode, set_fp_mode
+
+#: Below this much recurrent work per call (T * B * H * G multiply-adds), all
+#: rows stay on the calling thread.
+PARALLEL_WORK = 1 << 22
+#: Blocks start at multiples of this many rows (or columns): BLAS kernels tile
+#: by 4-16 rows, and a split inside a tile changes which micro-kernel (and
+#: rounding) a row gets.
+ALIGN = 16
+#: Blocks per split call: two, for the two cores of the machines this suite
+#: is built for (grid jobs on bigger nodes run one job per core instead).
+BLOCKS = 2
+#: Environment variable capping the threads of one kernel call (default: the
+#: CPUs this process may run on). Grid jobs set it to 1: jobs already share
+#: the cores.
+THREADS_ENV = "GRADPATH_NUM_THREADS"
+
+_pool: dict = {"executor": None, "size": 0}
+_pool_lock = threading.Lock()
+
+
+def threads() -> int:
+    """Threads a kernel call may use: ``$GRADPATH_NUM_THREADS``, else the
+    CPUs this process may run on."""
+    env = os.environ.get(THREADS_ENV, "").strip()
+    if env:
+        try:
+            n = int(env)
+        except ValueError as exc:
+            raise ValueError(f"{THREADS_ENV}: expected a positive integer, got {env!r}") from exc
+        if n < 1:
+            raise ValueError(f"{THREADS_ENV}: expected a positive integer, got {env!r}")
+        return n
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS
+        return os.cpu_count() or 1
+
+
+def n_blocks(T: int, B: int, H: int, G: int) -> int:
+    """How many row blocks a call with these sizes is split into (a function
+    of the sizes only: 1, or :data:`BLOCKS` with enough rows and work)."""
+    if B < BLOCKS * ALIGN or T * B * H * G < PARALLEL_WORK:
+        return 1
+    return BLOCKS
+
+
+def n_column_blocks(nb: int, G: int) -> int:
+    """Column blocks of a weight gradient with G rows, in a call split into
+    ``nb`` row blocks: only wide products are split (narrow ones are cheap,
+    and BLAS may switch to a small-matrix kernel for a narrow block)."""
+    return nb if G >= 8 * ALIGN else 1
+
+
+def bounds(nb: int, n: int) -> list[tuple[int, int]]:
+    """``nb`` contiguous blocks of ``range(n)``, each starting at a multiple of
+    :data:`ALIGN` (the last block takes the remainder)."""
+    units = -(-n // ALIGN)
+    nb = max(1, min(nb, units))
+    return [(c * units // nb * ALIGN, min(n, (c + 1) * units // nb * ALIGN))
+            for c in range(nb)]
+
+
+def _executor(workers: int) -> ThreadPoolExecutor:
+    with _pool_lock:
+        if _pool["size"] < workers:
+            if _pool["executor"] is not None:
+                _pool["executor"].shutdown(wait=True)
+            _pool["executor"] = ThreadPoolExecutor(workers, thread_name_prefix="gradpath")
+            _pool["size"] = workers
+        return _pool["executor"]
+
+
+def run_blocks(fn: Callable, nb: int, n: int, *args) -> None:
+    """``fn(*args, lo, hi)`` for ``nb`` :func:`bounds` blocks of ``range(n)``.
+
+    With one thread (:func:`threads`) the blocks run in turn on the calling
+    thread. Otherwise block 0 runs there and the others on pool threads, each
+    in the calling thread's floating-point mode for its duration.
+    """
+    blocks = bounds(nb, n)
+    if len(blocks) == 1 or threads() == 1:
+        for lo, hi in blocks:
+            fn(*args, lo, hi)
+        return
+    mode = fp_mode()
+
+    def in_mode(lo: int, hi: int) -> None:
+        own = fp_mode()
+        set_fp_mode(mode)
+        try:
+            fn(*args, lo, hi)
+        finally:
+            set_fp_mode(own)
+
+    futures = [_executor(len(blocks) - 1).submit(in_mode, lo, hi) for lo, hi in blocks[1:]]
+    try:
+        fn(*args, *blocks[0])
+    finally:
+        for f in futures:
+            f.result()

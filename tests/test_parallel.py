@@ -1,0 +1,100 @@
+"""Kernel calls split batch rows over threads; the split changes no bit.
+
+The blocks depend on the problem's shape only, so results are identical for
+any number of threads (``GRADPATH_NUM_THREADS``): one thread runs the blocks
+in turn, several run them side by side. The problems here split 37 rows into
+blocks of 16 and 21, and the LSTM's weight gradients into column blocks too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from problems import CELL_IDS, CELLS, make_problem
+
+from gradpath.kernels import parallel
+from gradpath.kernels.lstm import lstm_states
+from gradpath.kernels.rnn import rnn_states
+from gradpath.models import ACTIVATIONS
+
+
+def outputs(res) -> list[np.ndarray]:
+    out = [np.array(res.loss), res.grad_norms, res.h0_grad, *res.grads.values()]
+    if res.cell_grad_norms is not None:
+        out += [res.cell_grad_norms, res.c0_grad]
+    return out
+
+
+@pytest.fixture
+def threads(monkeypatch):
+    def use(n: int) -> None:
+        monkeypatch.setenv(parallel.THREADS_ENV, str(n))
+    return use
+
+
+def big_problem(cell, activation, dtype, score, loss="mse", D=3):
+    """Large enough to split (T * B * H * G above PARALLEL_WORK), ragged."""
+    p = make_problem(cell, activation, loss=loss, score=score, T=60, B=37, D=D, H=48, O=2,
+                     ragged=True, seed=3).astype(dtype)
+    T, B, _, H, _ = p.shape
+    assert T * B * H * H >= parallel.PARALLEL_WORK
+    return p
+
+
+@pytest.mark.parametrize("D", [3, 12], ids=["fused-input", "gemm-input"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("score", ["last", "all"])
+@pytest.mark.parametrize(("cell", "activation"), CELLS, ids=CELL_IDS)
+def test_results_do_not_depend_on_the_thread_count(threads, cell, activation, score, dtype, D):
+    p = big_problem(cell, activation, dtype, score, D=D)
+    threads(1)
+    assert parallel.n_blocks(60, 37, 48, 48) == parallel.BLOCKS > 1
+    ref = outputs(p.kernel())
+    for n in (2, 3, 8):
+        threads(n)
+        for a, b in zip(outputs(p.kernel()), ref, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(("cell", "activation"), CELLS, ids=CELL_IDS)
+def test_forward_states_do_not_depend_on_the_thread_count(threads, cell, activation):
+    p = big_problem(cell, activation, np.float64, "last")
+    q = p.params
+    T, B, _, H, _ = p.shape
+    lengths = p.lengths
+    h0 = np.zeros((B, H))
+    got = {}
+    for n in (1, 2, 3):
+        threads(n)
+        if cell == "rnn":
+            got[n] = [rnn_states(p.x, q["W_ih"], q["W_hh"], q["b"], h0, lengths,
+                                 ACTIVATIONS[activation])]
+        else:
+            got[n] = list(lstm_states(p.x, q["W_ih"], q["W_hh"], q["b"], h0, h0, lengths))
+    for n in (2, 3):
+        for a, b in zip(got[n], got[1], strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_small_calls_are_not_split(threads):
+    threads(8)
+    assert parallel.n_blocks(T=10, B=40, H=16, G=16) == 1  # too little work
+    assert parallel.n_blocks(T=10_000, B=31, H=256, G=256) == 1  # under two aligned blocks
+    assert parallel.n_column_blocks(2, 8 * parallel.ALIGN - 1) == 1
+
+
+def test_blocks_are_aligned_and_cover_everything():
+    A = parallel.ALIGN
+    for n in (1, A - 1, A, A + 1, 3 * A + 5, 64, 1024):
+        for nb in (1, 2, 3, 7):
+            blocks = parallel.bounds(nb, n)
+            assert blocks[0][0] == 0 and blocks[-1][1] == n
+            assert all(hi == lo2 for (_, hi), (lo2, _) in zip(blocks, blocks[1:]))
+            assert all(lo % A == 0 and hi > lo for lo, hi in blocks)
+
+
+@pytest.mark.parametrize("bad", ["0", "-2", "two", "1.5"])
+def test_bad_thread_count_is_a_clear_error(threads, bad):
+    threads(bad)
+    with pytest.raises(ValueError, match=parallel.THREADS_ENV):
+        parallel.threads()

@@ -1,0 +1,201 @@
+"""Kernels flush subnormals to zero (FTZ/DAZ), on every thread that computes for them.
+
+Deterministic checks of the mechanism in ``gradpath.kernels.fpenv`` (no
+timing): the register bits inside and after a kernel call, values that would
+be subnormal coming out exactly 0 (from the kernel's own arithmetic and from
+a multi-threaded BLAS call inside it), nothing else changing, and every
+kernel reachable from the library going through the mechanism.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import pkgutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numba
+import numpy as np
+import pytest
+from problems import CELL_IDS, CELLS, make_problem
+
+import gradpath as gp
+from gradpath.kernels import fpenv
+
+x86_only = pytest.mark.skipif(not fpenv.X86, reason="MXCSR exists on x86 only")
+STATUS_FLAGS = 0x3F  # MXCSR's sticky exception flags: not part of the mode
+
+
+def subnormal_count(a) -> int:
+    a = np.asarray(a)
+    tiny = np.finfo(a.dtype).tiny
+    return int(np.count_nonzero((a != 0) & (np.abs(a) < tiny)))
+
+
+def outputs(res: gp.LossGrads) -> dict[str, np.ndarray]:
+    out = {"loss": np.array(res.loss), "grad_norms": res.grad_norms, "h0_grad": res.h0_grad,
+           **{f"grads[{k}]": v for k, v in res.grads.items()}}
+    if res.cell_grad_norms is not None:
+        out.update(cell_grad_norms=res.cell_grad_norms, c0_grad=res.c0_grad)
+    return out
+
+
+@x86_only
+def test_flushed_sets_the_bits_and_restores_the_mode():
+    before = fpenv.read_mxcsr()
+    assert before & fpenv.FLUSH_BITS == 0, "the interpreter should start in IEEE mode"
+    with fpenv.flushed():
+        inside = fpenv.read_mxcsr()
+        with fpenv.flushed():  # re-entrant
+            pass
+        assert fpenv.read_mxcsr() & ~STATUS_FLAGS == inside & ~STATUS_FLAGS
+    assert inside & fpenv.FLUSH_BITS == fpenv.FLUSH_BITS
+    assert fpenv.read_mxcsr() & ~STATUS_FLAGS == before & ~STATUS_FLAGS
+    with pytest.raises(ZeroDivisionError), fpenv.flushed():
+        raise ZeroDivisionError
+    assert fpenv.read_mxcsr() & ~STATUS_FLAGS == before & ~STATUS_FLAGS
+
+
+@x86_only
+def test_numpy_keeps_gradual_underflow_after_a_kernel_call():
+    p = make_problem()
+    p.kernel()
+    tiny = np.finfo(np.float32).tiny
+    assert np.float32(tiny) / np.float32(4) > 0  # a subnormal, not flushed
+
+
+def vanishing_rnn(dtype, T=4, B=2, H=8, W_scale=None):
+    """ReLU RNN with W_hh = g I, all units active: dL/dh at lag k is g**k dL/dh_T,
+    so lag 2 is subnormal (g**2 ~ 1e-40 in float32, 1e-310 in float64)."""
+    g = 1e-20 if dtype == np.float32 else 1e-155
+    model = gp.RNN(1, H, 1, activation="relu")
+    p = model.init_params("identity", gain=1.0, seed=0, dtype=np.float64)
+    p["W_hh"] = g * np.eye(H)
+    p["W_ih"] = np.abs(p["W_ih"]) + 0.5
+    p = {k: v.astype(dtype) for k, v in p.items()}
+    x = np.ones((T, B, 1), dtype)
+    return model, p, x, np.zeros((B, 1), dtype)
+
+
+def vanishing_lstm(dtype, T=4, B=2, H=8):
+    """LSTM with W_hh = 0 and forget gates at f ~ 1e-20 (float32) or 1e-155
+    (float64): the cell adjoint at lag 2 is about f**2, subnormal."""
+    model = gp.LSTM(1, H, 1)
+    fb = -46.0 if dtype == np.float32 else -357.0
+    p = model.init_params("orthogonal", seed=0, dtype=np.float64, forget_bias=fb)
+    p["W_hh"][:] = 0.0
+    p["W_ih"][H:2 * H] = 0.0
+    p = {k: v.astype(dtype) for k, v in p.items()}
+    x = np.ones((T, B, 1), dtype)
+    return model, p, x, np.zeros((B, 1), dtype)
+
+
+@x86_only
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("build", [vanishing_rnn, vanishing_lstm], ids=["rnn", "lstm"])
+def test_values_that_would_be_subnormal_are_exactly_zero(build, dtype):
+    model, p, x, y = build(dtype)
+    T = x.shape[0]
+    norms = "cell_grad_norms" if build is vanishing_lstm else "grad_norms"
+    with fpenv.keep_subnormals():
+        kept = model.loss_and_grads(p, x, y)
+    flushed = model.loss_and_grads(p, x, y)
+    lag2 = getattr(kept, norms)[T - 3]
+    # the control: IEEE arithmetic does produce subnormal adjoints here
+    assert np.all(lag2 > 0) and np.all(lag2 < 1e-30 if dtype == np.float32 else lag2 < 1e-300)
+    assert np.all(getattr(flushed, norms)[T - 3] == 0.0)
+    for name, arr in outputs(flushed).items():
+        assert subnormal_count(arr) == 0, f"{name} holds subnormal numbers"
+    # lags 0 and 1 are normal numbers: untouched by flushing
+    np.testing.assert_array_equal(getattr(flushed, norms)[T - 2:], getattr(kept, norms)[T - 2:])
+
+
+BLAS_SCRIPT = textwrap.dedent("""
+    import json, numpy as np, gradpath as gp
+    from gradpath.kernels import fpenv
+    from threadpoolctl import threadpool_info
+    # dL/dh_0 = dL/da_0 @ W_hh is one GEMM inside the kernel whose products are
+    # ~1e-40 from normal float32 inputs (T = 2, W_hh = 1e-20 I, all units active).
+    B, H = 256, 256
+    model = gp.RNN(1, H, 1, activation="relu")
+    p = model.init_params("identity", seed=0, dtype=np.float32)
+    p["W_hh"] = (1e-20 * np.eye(H)).astype(np.float32)
+    p["W_ih"] = np.abs(p["W_ih"]) + np.float32(0.5)
+    p["W_out"] = np.ones_like(p["W_out"])
+    x = np.ones((2, B, 1), np.float32)
+    y = np.zeros((B, 1), np.float32)
+    tiny = np.finfo(np.float32).tiny
+    def subnormal(a):
+        return int(np.count_nonzero((a != 0) & (np.abs(a) < tiny)))
+    out = {"threads": max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")}
+    out["flushed"] = subnormal(model.loss_and_grads(p, x, y).h0_grad)
+    with fpenv.keep_subnormals():
+        out["kept"] = subnormal(model.loss_and_grads(p, x, y).h0_grad)
+    # FTZ on this thread only, BLAS left multi-threaded: what the BLAS limit prevents
+    old = fpenv.read_mxcsr()
+    fpenv.write_mxcsr(old | fpenv.FLUSH_BITS)
+    ws = model._workspace(2, B, np.dtype(np.float32))
+    from gradpath.kernels.rnn import _serial
+    res = _serial(x, p["W_ih"], p["W_hh"], p["b"], p["W_out"], p["b_out"],
+                  np.zeros((B, H), np.float32), np.full(B, 2, np.int64), y.reshape(1, B, 1),
+                  np.zeros((1, 1), np.int64), 1, 0, 0, ws["hs"], ws["dh"])
+    fpenv.write_mxcsr(old)
+    out["this_thread_only"] = subnormal(res[6])
+    print(json.dumps(out))
+""")
+
+
+@x86_only
+def test_blas_inside_a_kernel_flushes_on_every_thread(tmp_path: Path):
+    """With two BLAS threads allowed, a GEMM inside a kernel produces no
+    subnormal: kernels run BLAS single-threaded on their own threads, each
+    flushed (this call splits its rows over two of them)."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="2", OMP_NUM_THREADS="2")
+    script = tmp_path / "blas_subnormals.py"
+    script.write_text(BLAS_SCRIPT)
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["kept"] > 0, "control: IEEE arithmetic should produce subnormals here"
+    assert out["flushed"] == 0
+    if out["threads"] > 1:
+        # control: FTZ on the calling thread alone leaves the BLAS workers' share subnormal
+        assert out["this_thread_only"] > 0
+
+
+@pytest.mark.parametrize(("cell", "activation"), CELLS, ids=CELL_IDS)
+@pytest.mark.parametrize("score", ["last", "all"])
+def test_float64_bit_identical_without_subnormals(cell, activation, score):
+    """Flushing changes nothing where no value is subnormal."""
+    p = make_problem(cell, activation, score=score, T=30, B=5, H=16, ragged=True)
+    with fpenv.keep_subnormals():
+        kept = p.kernel()
+    assert all(subnormal_count(a) == 0 for a in outputs(kept).values())
+    flushed = p.kernel()
+    for name, arr in outputs(kept).items():
+        np.testing.assert_array_equal(outputs(flushed)[name], arr, err_msg=name)
+
+
+def test_every_kernel_the_library_calls_is_flushed():
+    """No module outside gradpath.kernels holds a raw Numba dispatcher: every
+    kernel it can call is an fpenv entry point."""
+    import gradpath
+
+    raw = []
+    for info in pkgutil.walk_packages(gradpath.__path__, "gradpath."):
+        if info.name.startswith("gradpath.kernels"):
+            continue
+        module = importlib.import_module(info.name)
+        raw += [f"{info.name}.{name}" for name, v in vars(module).items()
+                if isinstance(v, numba.core.dispatcher.Dispatcher)]
+    assert not raw, f"kernels called without the flush-to-zero environment: {raw}"
+    from gradpath.kernels import adjoint, lstm, rnn
+
+    for fn in (rnn.rnn_loss_and_grads, rnn.rnn_states, lstm.lstm_loss_and_grads,
+               lstm.lstm_states, adjoint.rnn_adjoint_lognorms, adjoint.lstm_adjoint_lognorms):
+        assert hasattr(fn, "kernel"), f"{fn.__name__} is not an fpenv entry point"
