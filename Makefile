@@ -16,6 +16,7 @@ help:
 	@echo "make run    set up, run the default study ($(CONFIG)) and build $(REPORT)"
 	@echo "make test   set up, then every check (lint, tests incl. the smoke study, benchmarks)"
 	@echo "  options: CONFIG=configs/full.yaml CORES=8 REPORT=reports/full.html"
+	@echo "make bench  kernel speed targets, and the gate against BENCH_BASE (default HEAD~1)"
 
 # A local virtual environment with the package (editable) and its dev tools.
 $(STAMP): pyproject.toml
@@ -46,9 +47,15 @@ report: setup
 demo: warmup
 	$(BIN)/gradpath demo
 
-# Debian's Chromium for the report test, when missing (needs root, as on CI).
+# Debian's Chromium for the report test, when missing: installing it needs root
+# (as on CI); without root, say what is needed and stop.
 chromium:
-	@command -v chromium >/dev/null || { apt-get update -qq && \
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "make test needs Chromium for the report test: run as root (it installs"; \
+	    echo "Debian's chromium package) or put a chromium on PATH (sudo apt-get install"; \
+	    echo "chromium)."; exit 1; fi; \
+	  apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
 lint: setup
@@ -58,6 +65,8 @@ lint: setup
 unit: warmup chromium
 	$(BIN)/pytest -q
 
+# Kernels against their numpy twin (absolute targets), then head against
+# BENCH_BASE (default: the previous commit), paired and interleaved.
 bench: warmup
 	$(BIN)/python bench/run_check.py
 

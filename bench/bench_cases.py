@@ -1,16 +1,16 @@
-"""What the benchmark suite measures and what the regression check demands of it.
+"""What the benchmarks measure and what the checks demand of them.
 
-Shared by the pytest-benchmark suite (``bench/test_*.py``) and by
-``bench/check_regression.py`` so the sizes, the entry keys and the absolute
-targets are written down once.
+Shared by the pytest-benchmark suite (``bench/test_*.py``), the target check
+(``bench/check_targets.py``) and the paired gate (``bench/gate.py``), so the
+sizes, the case keys and the targets are written down once.
 """
 
 from __future__ import annotations
 
-import os
+from dataclasses import asdict, dataclass
 
-#: Benchmark sizes (B, H, D, T) by name. ``small`` is framework-overhead bound,
-#: ``large`` is BLAS bound.
+#: Benchmark sizes (B, H, D, T) by name. ``small`` is per-step-overhead bound,
+#: ``large`` is GEMM bound.
 SIZES: dict[str, tuple[int, int, int, int]] = {
     "small": (1, 64, 1, 1000),
     "medium": (32, 128, 2, 200),
@@ -19,9 +19,10 @@ SIZES: dict[str, tuple[int, int, int, int]] = {
 CELLS: tuple[str, ...] = ("rnn", "lstm")
 DTYPES: tuple[str, ...] = ("float32", "float64")
 
-#: Absolute targets from the issue: minimum speed-up (twin median / kernel
-#: median) of the Numba kernel over the plain-numpy twin, by size name.
-#: Both cells, both dtypes. These are not scaled by any noise tolerance.
+# -- kernel against its numpy twin (pytest-benchmark suite) ------------------
+#: Minimum speed-up (twin median / kernel median) of the Numba kernel over the
+#: plain-numpy twin, by size name, both cells and dtypes. Absolute: they must
+#: hold on any machine, and no noise tolerance scales them.
 MIN_SPEEDUP: dict[str, float] = {"small": 8.0, "medium": 1.0, "large": 1.0}
 
 #: A fresh process that hits Numba's on-disk cache must be ready to call every
@@ -33,12 +34,9 @@ CACHE_LOAD_TARGET_S = 1.5
 CACHE_LOAD_NOISE_FACTOR = 2.0
 CACHE_LOAD_KEY = "cache-load"
 
-#: Which sizes to run: env var (comma-separated size names or "all").
+#: Which sizes the pytest-benchmark suite runs: env var (comma-separated size
+#: names or a subset name).
 SIZES_ENV = "GRADPATH_BENCH_SIZES"
-#: Bench-only knob to prove the check bites: the kernel benchmark calls the
-#: kernel this many times per timed call (an N-times slower kernel). Never
-#: read by the library.
-SLOWDOWN_ENV = "GRADPATH_BENCH_SLOWDOWN"
 #: Named subsets accepted wherever size names are.
 SUBSETS: dict[str, tuple[str, ...]] = {"all": tuple(SIZES), "ci": ("small", "medium")}
 
@@ -46,14 +44,6 @@ SUBSETS: dict[str, tuple[str, ...]] = {"all": tuple(SIZES), "ci": ("small", "med
 def entry_key(cell: str, size: tuple[int, int, int, int], dtype: str) -> str:
     """Key of one (cell, size, dtype) entry, e.g. ``"rnn-1x64x1x1000-float32"``."""
     return f"{cell}-{'x'.join(str(n) for n in size)}-{dtype}"
-
-
-def size_name(size) -> str | None:
-    """Name of a (B, H, D, T) size, or None if it is not a standard one."""
-    for name, s in SIZES.items():
-        if tuple(size) == s:
-            return name
-    return None
 
 
 def parse_sizes(spec: str | None) -> tuple[str, ...]:
@@ -64,8 +54,7 @@ def parse_sizes(spec: str | None) -> tuple[str, ...]:
     for part in (p.strip() for p in spec.split(",")):
         if not part:
             continue
-        expanded = SUBSETS.get(part, (part,))
-        for name in expanded:
+        for name in SUBSETS.get(part, (part,)):
             if name not in SIZES:
                 raise ValueError(
                     f"{SIZES_ENV}: unknown size {name!r}; expected names from "
@@ -76,15 +65,49 @@ def parse_sizes(spec: str | None) -> tuple[str, ...]:
     return tuple(names)
 
 
-def slowdown() -> int:
-    """The ``GRADPATH_BENCH_SLOWDOWN`` factor (1 when unset)."""
-    raw = os.environ.get(SLOWDOWN_ENV, "").strip()
-    if not raw:
-        return 1
-    try:
-        n = int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{SLOWDOWN_ENV}: expected a positive integer, got {raw!r}") from exc
-    if n < 1:
-        raise ValueError(f"{SLOWDOWN_ENV}: expected a positive integer, got {raw!r}")
-    return n
+# -- paired, interleaved timings (bench/gate.py) -----------------------------
+#: Network settings by (cell, regime). "vanishing" is the suite's standard
+#: case (tanh, orthogonal, gain 1: BPTT adjoints decay through the subnormal
+#: range within T = 1000 steps); "steady" keeps them at normal magnitude (ReLU
+#: with identity weights; an LSTM whose forget gates start near 1).
+REGIMES: dict[tuple[str, str], dict] = {
+    ("rnn", "vanishing"): {"activation": "tanh", "init": "orthogonal", "forget_bias": None},
+    ("rnn", "steady"): {"activation": "relu", "init": "identity", "forget_bias": None},
+    ("lstm", "vanishing"): {"activation": None, "init": "orthogonal", "forget_bias": 1.0},
+    ("lstm", "steady"): {"activation": None, "init": "orthogonal", "forget_bias": 4.0},
+}
+
+#: A vanishing case may cost at most this many times its steady twin (same
+#: cell, size and dtype), and float32 must beat float64 at these sizes.
+MAX_VANISHING_RATIO = 1.3
+FLOAT32_FASTER_SIZES: tuple[str, ...] = ("large",)
+#: Sizes whose steady twin is timed (T = 1000: long enough to vanish).
+STEADY_SIZES: tuple[str, ...] = ("small", "large")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One timed ``loss_and_grads`` call (mse, score="last") through the public API."""
+
+    cell: str
+    size: str
+    dtype: str
+    regime: str = "vanishing"
+
+    @property
+    def key(self) -> str:
+        return f"{entry_key(self.cell, SIZES[self.size], self.dtype)}-{self.regime}"
+
+    def spec(self) -> dict:
+        """Everything a worker needs to build the problem (JSON-serialisable)."""
+        B, H, D, T = SIZES[self.size]
+        return {**asdict(self), "key": self.key, "B": B, "H": H, "D": D, "T": T,
+                **REGIMES[(self.cell, self.regime)]}
+
+
+#: Timed in base and head: the gate compares these.
+GATE_CASES: tuple[Case, ...] = tuple(
+    Case(c, s, d) for c in CELLS for s in SIZES for d in DTYPES)
+#: Timed in head only, paired with their vanishing twin in the same round.
+STEADY_CASES: tuple[Case, ...] = tuple(
+    Case(c, s, d, "steady") for c in CELLS for s in STEADY_SIZES for d in DTYPES)

@@ -3,9 +3,11 @@
 Every (cell, size, dtype) entry is timed twice in the same run on the same
 inputs: ``model.loss_and_grads`` (the Numba kernel behind the public API) and
 the plain-numpy twin from ``tests/naive.py``. Both land in one benchmark group,
-so pytest-benchmark prints them side by side, and ``check_regression.py``
-turns each pair into a speed-up (twin median / kernel median). Ratios measured
-in one run are comparable across machines; absolute times are not.
+so pytest-benchmark prints them side by side, and ``check_targets.py`` turns
+each pair into a speed-up (twin median / kernel median) held to absolute
+targets. The twin runs in the kernels' floating-point environment
+(``gradpath.kernels.fpenv.flushed``: subnormals flushed, one BLAS thread), so
+it pays no subnormal penalty the kernel avoids: like with like.
 
 Run: ``pytest bench --benchmark-json=bench/results/bench.json`` (see
 ``bench/README.md``; ``--bench-sizes ci`` for the fast subset).
@@ -19,9 +21,10 @@ from functools import cache
 import naive  # tests/naive.py, put on sys.path by bench/conftest.py
 import numpy as np
 import pytest
-from bench_cases import CELLS, DTYPES, SIZES, SIZES_ENV, entry_key, parse_sizes, slowdown
+from bench_cases import CELLS, DTYPES, SIZES, SIZES_ENV, entry_key, parse_sizes
 
 import gradpath as gp
+from gradpath.kernels.fpenv import flushed
 
 #: How each size is timed. Small and medium sizes are calibrated by
 #: pytest-benchmark but bounded (max_time per benchmark, at least min_rounds);
@@ -72,19 +75,16 @@ _KERNEL_LOSS: dict[str, float] = {}
 def make_call(cell, name, dtype, impl):
     model, params, x, target = problem(cell, name, dtype)
     if impl == "kernel":
-        repeat = slowdown()
 
         def call():
-            for _ in range(repeat):
-                res = model.loss_and_grads(params, x, target, loss="mse", score="last")
-            return res.loss
+            return model.loss_and_grads(params, x, target, loss="mse", score="last").loss
     else:
         twin = naive.rnn_loss_and_grads if cell == "rnn" else naive.lstm_loss_and_grads
         kwargs = {"activation": "tanh"} if cell == "rnn" else {}
 
         def call():
-            res = twin(params, x, target, loss="mse", score="last", **kwargs)
-            return res.get("loss") if isinstance(res, dict) else None
+            with flushed():
+                return twin(params, x, target, loss="mse", score="last", **kwargs)["loss"]
     return call
 
 
@@ -96,7 +96,7 @@ def test_loss_and_grads(benchmark, case):
     loss = call()  # warm: JIT load (kernel) / first-touch allocations (both), outside timing
     if impl == "kernel":
         _KERNEL_LOSS[key] = loss
-    elif loss is not None and key in _KERNEL_LOSS:
+    elif key in _KERNEL_LOSS:
         rtol = 1e-3 if dtype == "float32" else 1e-8
         assert np.isclose(float(loss), _KERNEL_LOSS[key], rtol=rtol), (
             f"twin loss {loss} != kernel loss {_KERNEL_LOSS[key]}: not the same problem")
@@ -104,7 +104,7 @@ def test_loss_and_grads(benchmark, case):
     benchmark.group = f"{cell} B={B} H={H} D={D} T={T} {dtype}"
     benchmark.extra_info.update({
         "entry": key, "cell": cell, "size": name, "B": B, "H": H, "D": D, "T": T,
-        "dtype": dtype, "impl": impl, "slowdown": slowdown() if impl == "kernel" else 1,
+        "dtype": dtype, "impl": impl,
     })
     if name == "large":
         benchmark.pedantic(call, rounds=TIMING["large"][cell], iterations=1)

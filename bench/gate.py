@@ -1,0 +1,377 @@
+"""Paired performance gate: head against a base revision, interleaved, on this machine.
+
+A speed-up committed from one machine cannot judge another (AMD or Intel,
+cache sizes, BLAS kernels), so the gate never compares with stored numbers.
+It builds the base revision (``--base``, default ``$BENCH_BASE``, else the
+previous commit ``HEAD~1``) into a temporary git worktree with its own Numba
+cache, starts one timing worker per revision (``bench/worker.py``), and
+times every kernel case in both, interleaved: each round visits the cases in
+a shuffled order and times base and head back to back (in random order), so
+both see the same machine state. Per case, the statistic is the **median of
+the paired ratios head/base** with a 95 % bootstrap interval:
+
+* FAIL when the interval's lower end exceeds 1 + tolerance (head is slower
+  beyond the tolerance, and not by chance);
+* WARN when only the median exceeds it.
+
+Cases whose verdict is not clear after ``--min-pairs`` rounds get more
+rounds, up to ``--max-pairs``. The same rounds also time head-only cases for
+two checks on head alone: a vanishing case (values reach the subnormal range)
+costs at most 1.3x its steady twin, and float32 beats float64 at the large
+size, each as the median of per-round ratios.
+
+When the base cannot be built (a shallow clone, no parent, an unknown
+revision) the gate says so and runs the head-only checks alone. Exit status
+0 on PASS, 1 on FAIL, 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from bench_cases import (
+    FLOAT32_FASTER_SIZES,
+    GATE_CASES,
+    MAX_VANISHING_RATIO,
+    SIZES,
+    STEADY_CASES,
+    Case,
+)
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+WORKER = BENCH / "worker.py"
+
+#: Fail when head is slower than base by more than this fraction (with the
+#: bootstrap interval's lower end above it). Paired, interleaved ratios on a
+#: shared 2-core machine scatter by 5-40 % per pair, but their median over 7+
+#: pairs moved by under 5 % between head-against-itself runs (bench/README.md).
+DEFAULT_TOLERANCE = 0.10
+MIN_PAIRS = 7
+MAX_PAIRS = 15
+#: Each timing sample repeats a call until it lasts about this long, so that
+#: millisecond calls are not at the mercy of timer and scheduler jitter.
+SAMPLE_S = 0.05
+BOOTSTRAP_SAMPLES = 2000
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), for every printed table."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def median_ci(ratios: Iterable[float], rng: np.random.Generator) -> tuple[float, float, float]:
+    """Median of ``ratios`` and a 95 % percentile-bootstrap interval of it."""
+    r = np.asarray(list(ratios), dtype=float)
+    idx = rng.integers(0, r.size, size=(BOOTSTRAP_SAMPLES, r.size))
+    meds = np.median(r[idx], axis=1)
+    lo, hi = np.percentile(meds, [2.5, 97.5])
+    return float(np.median(r)), float(lo), float(hi)
+
+
+# ---------------------------------------------------------------------------
+# workers
+# ---------------------------------------------------------------------------
+class Worker:
+    """A ``bench/worker.py`` process importing gradpath from ``src``."""
+
+    def __init__(self, name: str, src: Path, env_extra: dict | None = None) -> None:
+        self.name = name
+        env = dict(os.environ, PYTHONPATH=str(src), **(env_extra or {}))
+        self.proc = subprocess.Popen([sys.executable, str(WORKER)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, env=env, cwd=BENCH)
+        hello = self._read()
+        where = Path(hello["gradpath"]).resolve()
+        if src.resolve() not in where.parents:
+            self.close()
+            raise RuntimeError(f"{name} worker imported gradpath from {where}, not from {src}")
+
+    def _read(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.name} worker exited (status {self.proc.wait()})")
+        return json.loads(line)
+
+    def request(self, **req) -> dict:
+        self.proc.stdin.write(json.dumps(req) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def time(self, key: str, calls: int) -> float:
+        return self.request(cmd="time", key=key, calls=calls)["s"]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.request(cmd="quit")
+            except (BrokenPipeError, RuntimeError):
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def git(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=check)
+
+
+def base_worktree(rev: str, tmp: Path) -> tuple[Path | None, str]:
+    """Check out ``rev`` into a worktree under ``tmp``; (path, description) or (None, why)."""
+    try:
+        found = git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
+    except FileNotFoundError:
+        return None, "git is not installed"
+    if found.returncode != 0:
+        shallow = git("rev-parse", "--is-shallow-repository", check=False).stdout.strip()
+        why = "a shallow clone" if shallow == "true" else "no such commit (no parent?)"
+        return None, f"base revision {rev!r} cannot be resolved: {why}"
+    sha = found.stdout.strip()
+    path = tmp / "base"
+    added = git("worktree", "add", "--detach", "--force", str(path), sha, check=False)
+    if added.returncode != 0:
+        return None, f"git worktree add failed: {added.stderr.strip()}"
+    subject = git("log", "-1", "--format=%h %s", sha).stdout.strip()
+    return path, subject
+
+
+# ---------------------------------------------------------------------------
+# the measurement
+# ---------------------------------------------------------------------------
+class Rounds:
+    """Interleaved timing rounds over head (all cases) and base (gate cases)."""
+
+    def __init__(self, head: Worker, base: Worker | None, gated: list[Case],
+                 head_only: list[Case], seed: int = 0) -> None:
+        self.head, self.base = head, base
+        self.gated, self.head_only = gated, head_only
+        self.rng = np.random.default_rng(seed)
+        self.calls: dict[str, int] = {}
+        self.t: dict[tuple[str, str], list[float]] = {}
+
+    def calibrate(self) -> None:
+        for case in self.gated + self.head_only:
+            one = self.head.time(case.key, 1)
+            self.calls[case.key] = max(1, math.ceil(SAMPLE_S / max(one, 1e-6)))
+
+    def run(self, cases: list[Case], rounds: int) -> None:
+        gated = {c.key for c in self.gated}
+        for _ in range(rounds):
+            for i in self.rng.permutation(len(cases)):
+                case = cases[i]
+                sides = [("head", self.head)]
+                if self.base is not None and case.key in gated:
+                    sides.append(("base", self.base))
+                    if self.rng.random() < 0.5:
+                        sides.reverse()
+                for side, worker in sides:
+                    s = worker.time(case.key, self.calls[case.key])
+                    self.t.setdefault((side, case.key), []).append(s)
+
+    def samples(self, side: str, key: str) -> list[float]:
+        return self.t.get((side, key), [])
+
+
+def gate_row(r: Rounds, case: Case, tol: float, rng) -> dict:
+    h, b = r.samples("head", case.key), r.samples("base", case.key)
+    n = min(len(h), len(b))
+    ratios = [h[i] / b[i] for i in range(n)]
+    med, lo, hi = median_ci(ratios, rng)
+    if lo > 1 + tol:
+        verdict = "FAIL"
+    elif med > 1 + tol:
+        verdict = "WARN"
+    elif hi < 1 - tol:
+        verdict = "FASTER"
+    else:
+        verdict = "OK"
+    return {"case": case.key, "base_ms": 1e3 * float(np.median(b[:n])),
+            "head_ms": 1e3 * float(np.median(h[:n])), "ratio": med, "ci": [lo, hi],
+            "pairs": n, "verdict": verdict, "cases": [case]}
+
+
+def head_checks(r: Rounds, rng) -> list[dict]:
+    """Vanishing against steady, and float32 against float64 (head only)."""
+    rows = []
+    for steady in STEADY_CASES:
+        van = Case(steady.cell, steady.size, steady.dtype)
+        a, b = r.samples("head", van.key), r.samples("head", steady.key)
+        n = min(len(a), len(b))
+        if not n:
+            continue
+        med, lo, hi = median_ci([a[i] / b[i] for i in range(n)], rng)
+        rows.append({"check": f"{van.key} / steady", "ratio": med, "ci": [lo, hi], "pairs": n,
+                     "limit": f"<= {MAX_VANISHING_RATIO}", "cases": [van, steady],
+                     "verdict": "OK" if med <= MAX_VANISHING_RATIO else "FAIL"})
+    for cell in sorted({c.cell for c in GATE_CASES}):
+        for size in FLOAT32_FASTER_SIZES:
+            f32, f64 = Case(cell, size, "float32"), Case(cell, size, "float64")
+            a, b = r.samples("head", f32.key), r.samples("head", f64.key)
+            n = min(len(a), len(b))
+            if not n:
+                continue
+            med, lo, hi = median_ci([a[i] / b[i] for i in range(n)], rng)
+            rows.append({"check": f"{cell} {size} float32 / float64", "ratio": med,
+                         "ci": [lo, hi], "pairs": n, "limit": "< 1", "cases": [f32, f64],
+                         "verdict": "OK" if med < 1 else "FAIL"})
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# output
+# ---------------------------------------------------------------------------
+def fmt_ms(v: float) -> str:
+    return f"{v:.3g}" if v < 100 else f"{v:.0f}"
+
+
+def print_tables(gate: list[dict], checks: list[dict], tol: float) -> str:
+    """Print both tables; return them as markdown."""
+    md = []
+    if gate:
+        head = (f"{'case':<36} {'base ms':>9} {'head ms':>9} {'head/base':>9} "
+                f"{'95% CI':>13} {'pairs':>5}  verdict")
+        print(head + "\n" + "-" * len(head))
+        md += ["| case | base ms | head ms | head/base | 95 % CI | pairs | verdict |",
+               "|---|--:|--:|--:|--:|--:|---|"]
+        for g in gate:
+            ci = f"{g['ci'][0]:.2f}-{g['ci'][1]:.2f}"
+            print(f"{g['case']:<36} {fmt_ms(g['base_ms']):>9} {fmt_ms(g['head_ms']):>9} "
+                  f"{g['ratio']:>9.3f} {ci:>13} {g['pairs']:>5}  {g['verdict']}")
+            md.append(f"| {g['case']} | {fmt_ms(g['base_ms'])} | {fmt_ms(g['head_ms'])} | "
+                      f"{g['ratio']:.3f} | {ci} | {g['pairs']} | {g['verdict']} |")
+        print(f"(FAIL: the interval's lower end above 1 + {tol:g}; WARN: the median above it)\n")
+        md.append("")
+    head = f"{'head-only check':<44} {'ratio':>7} {'95% CI':>13} {'limit':>7} {'pairs':>5}  verdict"
+    print(head + "\n" + "-" * len(head))
+    md += ["| head-only check | ratio | 95 % CI | limit | pairs | verdict |",
+           "|---|--:|--:|--:|--:|---|"]
+    for c in checks:
+        ci = f"{c['ci'][0]:.2f}-{c['ci'][1]:.2f}"
+        print(f"{c['check']:<44} {c['ratio']:>7.3f} {ci:>13} {c['limit']:>7} {c['pairs']:>5}  "
+              f"{c['verdict']}")
+        md.append(f"| {c['check']} | {c['ratio']:.3f} | {ci} | {c['limit']} | {c['pairs']} | "
+                  f"{c['verdict']} |")
+    return "\n".join(md) + "\n"
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    ap.add_argument("--base", default=os.environ.get("BENCH_BASE") or "HEAD~1",
+                    help="base revision (default: $BENCH_BASE, else HEAD~1)")
+    ap.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+                    help="allowed slow-down of head against base (default: %(default)s)")
+    ap.add_argument("--min-pairs", type=int, default=MIN_PAIRS,
+                    help="interleaved rounds for every case (default: %(default)s)")
+    ap.add_argument("--max-pairs", type=int, default=MAX_PAIRS,
+                    help="rounds for a case whose verdict is unclear (default: %(default)s)")
+    ap.add_argument("--sizes", default="small,medium,large",
+                    help="comma-separated size names to time (default: all)")
+    ap.add_argument("--out", type=Path, default=BENCH / "results",
+                    help="directory for gate.json and gate.md (default: bench/results)")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = parser()
+    args = ap.parse_args(argv)
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    unknown = sorted(set(sizes) - set(SIZES))
+    if unknown or not sizes:
+        ap.error(f"--sizes: unknown size(s) {unknown}; expected names from {sorted(SIZES)}")
+    if not 0 <= args.tolerance < 1 or not 3 <= args.min_pairs <= args.max_pairs:
+        ap.error("expected 0 <= --tolerance < 1 and 3 <= --min-pairs <= --max-pairs")
+    gated = [c for c in GATE_CASES if c.size in sizes]
+    head_only = [c for c in STEADY_CASES if c.size in sizes]
+
+    print(f"performance gate on {cpu_model()} ({os.cpu_count()} cores)")
+    tmp = Path(tempfile.mkdtemp(prefix="gradpath-gate-"))
+    head = base = None
+    try:
+        base_src, about = base_worktree(args.base, tmp)
+        if base_src is None:
+            print(f"NOTE: {about}.\nNo base to compare with: only the head-only checks run "
+                  "(and the absolute targets of the kernel suite).\n")
+        else:
+            print(f"base: {args.base} = {about}")
+        t0 = time.perf_counter()
+        head = Worker("head", ROOT / "src")
+        setup = head.request(cmd="setup", cases=[c.spec() for c in gated + head_only])
+        if setup["errors"]:
+            print(f"error: head cannot run {setup['errors']}", file=sys.stderr)
+            return 1
+        print(f"head ready in {time.perf_counter() - t0:.0f} s")
+        missing: set[str] = set()
+        if base_src is not None:
+            t0 = time.perf_counter()
+            base = Worker("base", base_src / "src",
+                          {"NUMBA_CACHE_DIR": str(tmp / "numba-cache")})
+            setup = base.request(cmd="setup", cases=[c.spec() for c in gated])
+            for key, err in setup["errors"].items():
+                print(f"note: base cannot run {key} ({err}); not compared")
+            missing = set(setup["errors"])
+            print(f"base built and ready in {time.perf_counter() - t0:.0f} s (compiles its "
+                  "kernels into its own Numba cache)")
+        rounds = Rounds(head, base, gated, head_only)
+        rounds.calibrate()
+        t0 = time.perf_counter()
+        rounds.run(gated + head_only, args.min_pairs)
+        rng = np.random.default_rng(1)
+        compared = [c for c in gated if base is not None and c.key not in missing]
+        for _ in range(args.min_pairs, args.max_pairs):
+            rows = [gate_row(rounds, c, args.tolerance, rng) for c in compared]
+            rows += head_checks(rounds, rng)
+            unclear = {c for row in rows if row["verdict"] in ("WARN", "FAIL")
+                       for c in row["cases"]}
+            if not unclear:
+                break
+            rounds.run([c for c in gated + head_only if c in unclear], 1)
+        print(f"timed in {time.perf_counter() - t0:.0f} s\n")
+        gate = [gate_row(rounds, c, args.tolerance, rng) for c in compared]
+        checks = head_checks(rounds, rng)
+    finally:
+        for w in (head, base):
+            if w is not None:
+                w.close()
+        git("worktree", "remove", "--force", str(tmp / "base"), check=False)
+        git("worktree", "prune", check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    md = print_tables(gate, checks, args.tolerance)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "gate.md").write_text(f"Measured on {cpu_model()}.\n\n{md}")
+    plain = [[{k: v for k, v in row.items() if k != "cases"} for row in rows]
+             for rows in (gate, checks)]
+    (args.out / "gate.json").write_text(json.dumps(
+        {"cpu": cpu_model(), "base": args.base if base is not None else None,
+         "tolerance": args.tolerance, "gate": plain[0], "checks": plain[1]}, indent=2) + "\n")
+    failed = [g["case"] for g in gate if g["verdict"] == "FAIL"]
+    failed += [c["check"] for c in checks if c["verdict"] == "FAIL"]
+    if failed:
+        print(f"\nGATE: FAIL - {', '.join(failed)}")
+        return 1
+    print("\nGATE: PASS")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Timing worker of the paired benchmark: one revision of gradpath in one process.
+
+``bench/gate.py`` starts one worker per revision (head, and base from a git
+worktree via ``PYTHONPATH``) and drives them over stdin/stdout with one JSON
+object per line:
+
+* ``{"cmd": "setup", "cases": [spec, ...]}``: build every case (see
+  ``bench_cases.Case.spec``) and call it once (JIT load, first-touch
+  allocation); reply ``{"ok": [key, ...], "errors": {key: message}}``;
+* ``{"cmd": "time", "key": k, "calls": n}``: reply ``{"s": seconds per call}``
+  over ``n`` back-to-back calls;
+* ``{"cmd": "quit"}``.
+
+Only the public API (``gp.RNN``, ``gp.LSTM``, ``init_params``,
+``loss_and_grads``) is used, so the same worker times any revision. Its
+first line is ``{"gradpath": path}``: the controller checks it imported the
+revision it meant to.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+
+
+def build(spec: dict, gp):
+    """A zero-argument callable running one case's ``loss_and_grads``."""
+    B, H, D, T = spec["B"], spec["H"], spec["D"], spec["T"]
+    dt = np.dtype(spec["dtype"])
+    if spec["cell"] == "rnn":
+        model = gp.RNN(D, H, 1, activation=spec["activation"])
+    else:
+        model = gp.LSTM(D, H, 1)
+    kwargs = {} if spec["forget_bias"] is None else {"forget_bias": spec["forget_bias"]}
+    params = model.init_params(spec["init"], gain=1.0, seed=0, dtype=dt, **kwargs)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((T, B, D)).astype(dt)
+    target = rng.standard_normal((B, 1)).astype(dt)
+
+    def call():
+        return model.loss_and_grads(params, x, target, loss="mse", score="last")
+
+    return call
+
+
+def reply(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def main() -> int:
+    import gradpath as gp
+
+    reply({"gradpath": gp.__file__})
+    calls: dict = {}
+    for line in sys.stdin:
+        req = json.loads(line)
+        if req["cmd"] == "setup":
+            errors = {}
+            for spec in req["cases"]:
+                try:
+                    fn = build(spec, gp)
+                    fn()
+                    calls[spec["key"]] = fn
+                except Exception as exc:  # a case this revision cannot run
+                    errors[spec["key"]] = f"{type(exc).__name__}: {exc}"
+            reply({"ok": sorted(calls), "errors": errors})
+        elif req["cmd"] == "time":
+            fn, n = calls[req["key"]], int(req["calls"])
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            reply({"s": (time.perf_counter() - t0) / n})
+        elif req["cmd"] == "quit":
+            break
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
