@@ -8,6 +8,8 @@ blocks of 16 and 21, and the LSTM's weight gradients into column blocks too.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 from problems import CELL_IDS, CELLS, make_problem
@@ -89,7 +91,7 @@ def test_blocks_are_aligned_and_cover_everything():
         for nb in (1, 2, 3, 7):
             blocks = parallel.bounds(nb, n)
             assert blocks[0][0] == 0 and blocks[-1][1] == n
-            assert all(hi == lo2 for (_, hi), (lo2, _) in zip(blocks, blocks[1:]))
+            assert all(hi == lo2 for (_, hi), (lo2, _) in pairwise(blocks))
             assert all(lo % A == 0 and hi > lo for lo, hi in blocks)
 
 
