@@ -10,12 +10,12 @@ a shuffled order and times base and head back to back (in random order), so
 both see the same machine state. Per case, the statistic is the **median of
 the paired ratios head/base** with a 95 % bootstrap interval:
 
-* FAIL when the interval's lower end exceeds 1 + tolerance (head is slower
-  beyond the tolerance, and not by chance);
+* FAIL when the interval's lower end exceeds 1 + tolerance (default 0.15:
+  head is slower beyond the tolerance, and not by chance);
 * WARN when only the median exceeds it.
 
-Cases whose verdict is not clear after ``--min-pairs`` rounds get more
-rounds, up to ``--max-pairs``. The same rounds also time head-only cases for
+Cases whose interval still contains the limit after ``--min-pairs`` rounds
+get more rounds, up to ``--max-pairs``. The same rounds also time head-only cases for
 two checks on head alone: a vanishing case (values reach the subnormal range)
 costs at most 1.3x its steady twin (``bench_cases.SUBNORMAL_CHECKS``), and
 float32 beats float64 at the large size, each as the median of per-round
@@ -58,9 +58,11 @@ WORKER = BENCH / "worker.py"
 
 #: Fail when head is slower than base by more than this fraction (with the
 #: bootstrap interval's lower end above it). Paired, interleaved ratios on a
-#: shared 2-core machine scatter by 5-40 % per pair, but their median over 7+
-#: pairs moved by under 5 % between head-against-itself runs (bench/README.md).
-DEFAULT_TOLERANCE = 0.10
+#: shared 2-core machine scatter by 5-40 % per pair; with identical code the
+#: median of 7+ pairs came out up to 1.13 and the interval's lower end up to
+#: 1.04, while a real 1.2x slow-down of one kernel gave lower ends of 1.16-1.18
+#: (bench/README.md).
+DEFAULT_TOLERANCE = 0.15
 MIN_PAIRS = 7
 MAX_PAIRS = 15
 #: Each timing sample repeats a call until it lasts about this long, so that
@@ -207,7 +209,7 @@ def gate_row(r: Rounds, case: Case, tol: float, rng) -> dict:
         verdict = "OK"
     return {"case": case.key, "base_ms": 1e3 * float(np.median(b[:n])),
             "head_ms": 1e3 * float(np.median(h[:n])), "ratio": med, "ci": [lo, hi],
-            "pairs": n, "verdict": verdict, "cases": [case]}
+            "pairs": n, "verdict": verdict, "cases": [case], "bound": 1 + tol}
 
 
 def head_checks(r: Rounds, rng) -> list[dict]:
@@ -224,6 +226,7 @@ def head_checks(r: Rounds, rng) -> list[dict]:
             verdict = "OK" if med <= MAX_VANISHING_RATIO else "FAIL"
             rows.append({"check": f"{van.key} / {regime}", "ratio": med, "ci": [lo, hi],
                          "pairs": n, "limit": f"<= {MAX_VANISHING_RATIO}",
+                         "bound": MAX_VANISHING_RATIO,
                          "cases": [van, steady] if enforced else [],
                          "verdict": verdict if enforced else "info"})
     for cell in sorted({c.cell for c in GATE_CASES}):
@@ -236,6 +239,7 @@ def head_checks(r: Rounds, rng) -> list[dict]:
             med, lo, hi = median_ci([a[i] / b[i] for i in range(n)], rng)
             rows.append({"check": f"{cell} {size} float32 / float64", "ratio": med,
                          "ci": [lo, hi], "pairs": n, "limit": "< 1", "cases": [f32, f64],
+                         "bound": 1.0,
                          "verdict": "OK" if med < 1 else "FAIL"})
     return rows
 
@@ -345,7 +349,8 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.min_pairs, args.max_pairs):
             rows = [gate_row(rounds, c, args.tolerance, rng) for c in compared]
             rows += head_checks(rounds, rng)
-            unclear = {c for row in rows if row["verdict"] in ("WARN", "FAIL")
+            # more pairs wherever the interval still straddles the limit
+            unclear = {c for row in rows if row["ci"][0] <= row["bound"] <= row["ci"][1]
                        for c in row["cases"]}
             if not unclear:
                 break
@@ -364,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     md = print_tables(gate, checks, args.tolerance)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gate.md").write_text(f"Measured on {cpu_model()}.\n\n{md}")
-    plain = [[{k: v for k, v in row.items() if k != "cases"} for row in rows]
+    plain = [[{k: v for k, v in row.items() if k not in ("cases", "bound")} for row in rows]
              for rows in (gate, checks)]
     (args.out / "gate.json").write_text(json.dumps(
         {"cpu": cpu_model(), "base": args.base if base is not None else None,

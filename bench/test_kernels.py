@@ -32,7 +32,7 @@ from gradpath.kernels.fpenv import flushed
 TIMING = {
     "small": {"min_rounds": 10, "max_time": 1.0},
     "medium": {"min_rounds": 5, "max_time": 1.0},
-    "large": {"rnn": 5, "lstm": 5},  # pedantic rounds, one iteration each
+    "large": {"rnn": 3, "lstm": 3},  # pedantic rounds, one iteration each
 }
 IMPLS = ("kernel", "twin")
 

@@ -1,0 +1,380 @@
+"""gradpath against PyTorch and JAX on the CPU: correctness first, then speed, memory, scaling.
+
+``make bench-peers`` (needs the ``[peers]`` extra, see README). For every
+case of ``peer_cases.py`` (forward + BPTT at every bench size, and one
+training update of the adding problem), in both precisions:
+
+1. each implementation runs in its own fresh process (``peer_worker.py``),
+   its threads pinned (``--threads``: PyTorch intra-op threads, XLA's Eigen
+   pool, gradpath's row blocks; CPU affinity on the same cores);
+2. each peer is checked against gradpath in float64 before it is timed: the
+   loss and every gradient within 1e-9 relative (of the largest entry), and
+   for training updates the parameters after one update too (1e-9 for JAX;
+   1e-6 for PyTorch, whose clip_grad_norm_ adds 1e-6 to the norm);
+3. timing as in the gate: rounds over the cases in shuffled order, every
+   implementation back to back in random order, a sample lasting >= 50 ms,
+   the median over >= 7 rounds;
+4. the machine's GEMM roof (numpy matmul of large square matrices, same
+   threads) and each kernel case's fraction of it (FLOPs: 6 B T (H^2 + H D)
+   per gate block);
+5. peak memory of one call (fresh process, Linux high-water mark) against
+   the floor of activations + parameters + gradients;
+6. ``--scaling``: time against T and against H, log-log, with fitted slopes.
+
+Writes ``bench/results/peers.{md,json}`` (and ``peers_scaling.png``) and
+prints the table with each target's verdict. Exit status 1 only when a peer
+disagrees with gradpath (a wrong comparison), not when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from gate import cpu_model
+from peer_cases import IMPLS, flops, kernel_specs, memory_floor, train_specs
+
+BENCH = Path(__file__).resolve().parent
+WORKER = BENCH / "peer_worker.py"
+SAMPLE_S = 0.05
+#: Targets (issue "Performance"): on every case no slower than the faster peer;
+#: at B = 1 at least 20x faster than PyTorch; per training update at least 2x
+#: faster than the faster peer; at the large size >= 50 % of the GEMM roof;
+#: peak memory <= 1.5x the floor.
+B1_VS_TORCH = 20.0
+TRAIN_VS_BEST = 2.0
+ROOF_FRACTION = 0.5
+MEMORY_FACTOR = 1.5
+CHECK_RTOL = 1e-9
+TORCH_PARAM_RTOL = 1e-6
+
+
+def worker_env(threads: int) -> dict:
+    env = dict(os.environ, PEER_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
+               OPENBLAS_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
+               GRADPATH_NUM_THREADS=str(threads),
+               XLA_FLAGS=f"--xla_cpu_multi_thread_eigen=true "
+                         f"intra_op_parallelism_threads={threads}",
+               PYTHONPATH=os.pathsep.join([str(BENCH), os.environ.get("PYTHONPATH", "")]))
+    return env
+
+
+def pin(threads: int):
+    cores = sorted(os.sched_getaffinity(0))[:threads]
+    return lambda: os.sched_setaffinity(0, cores)
+
+
+class PeerWorker:
+    """One ``peer_worker.py`` process."""
+
+    def __init__(self, impl: str, threads: int) -> None:
+        self.impl = impl
+        self.proc = subprocess.Popen([sys.executable, str(WORKER), impl], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, cwd=BENCH,
+                                     env=worker_env(threads), preexec_fn=pin(threads))
+        self._read()
+
+    def _read(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.impl} worker exited (status {self.proc.wait()})")
+        return json.loads(line)
+
+    def request(self, **req) -> dict:
+        self.proc.stdin.write(json.dumps(req) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.request(cmd="quit")
+                self.proc.wait(timeout=30)
+            except (BrokenPipeError, RuntimeError, subprocess.TimeoutExpired):
+                self.proc.kill()
+
+
+ROOF_CODE = """
+import json, time, numpy as np
+out = {}
+for name, dt in (("float32", np.float32), ("float64", np.float64)):
+    n = 3072
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(dt)
+    b = a.T.copy()
+    a @ b
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    out[name] = 2.0 * n ** 3 / best / 1e9
+print(json.dumps(out))
+"""
+
+
+def gemm_roof(threads: int) -> dict:
+    """GFLOP/s of numpy's matmul on 3072^2 matrices, best of 5, per dtype."""
+    done = subprocess.run([sys.executable, "-c", ROOF_CODE], capture_output=True, text=True,
+                          env=worker_env(threads), preexec_fn=pin(threads), check=True)
+    return json.loads(done.stdout)
+
+
+def compare(ref: dict, got: dict, impl: str, kind: str) -> list[str]:
+    """Keys of ``got`` that differ from gradpath's ``ref`` beyond the tolerance."""
+    bad = []
+    for k, r in ref.items():
+        g = got.get(k)
+        if g is None:
+            bad.append(f"{k} missing")
+            continue
+        rtol = TORCH_PARAM_RTOL if (impl == "torch" and k.startswith("param_")) else CHECK_RTOL
+        scale = max(float(np.max(np.abs(r))), 1e-300)
+        err = float(np.max(np.abs(np.asarray(g, np.float64).reshape(r.shape) - r)))
+        if not err <= rtol * scale:
+            bad.append(f"{k}: {err / scale:.2e} relative")
+    return bad
+
+
+def median_of(samples: list[float]) -> float:
+    return float(np.median(samples)) if samples else math.nan
+
+
+def run_rounds(workers: dict, cases: list[dict], rounds: int, rng) -> dict:
+    """{(impl, key): [seconds per call, ...]} over interleaved rounds."""
+    calls = {}
+    for spec in cases:
+        for impl, w in workers.items():
+            if spec["key"] in w.ok:
+                one = w.request(cmd="time", key=spec["key"], calls=1)["s"]
+                calls[(impl, spec["key"])] = max(1, math.ceil(SAMPLE_S / max(one, 1e-7)))
+    t: dict = {}
+    for _ in range(rounds):
+        for i in rng.permutation(len(cases)):
+            key = cases[i]["key"]
+            for j in rng.permutation(len(workers)):
+                impl = list(workers)[j]
+                if (impl, key) in calls:
+                    s = workers[impl].request(cmd="time", key=key, calls=calls[(impl, key)])["s"]
+                    t.setdefault((impl, key), []).append(s)
+    return t
+
+
+def memory(impl: str, spec: dict, threads: int) -> float:
+    done = subprocess.run([sys.executable, str(WORKER), impl, "--memory"], input=json.dumps(spec),
+                          capture_output=True, text=True, cwd=BENCH, env=worker_env(threads),
+                          preexec_fn=pin(threads), timeout=600)
+    if done.returncode != 0:
+        return math.nan
+    return json.loads(done.stdout.strip().splitlines()[-1])["peak_bytes"]
+
+
+def fmt(v: float, digits: int = 3) -> str:
+    if v is None or not math.isfinite(v):
+        return "–"
+    return f"{v:.{digits}g}" if v < 1000 else f"{v:.0f}"
+
+
+def scaling(workers: dict, threads: int, out: Path, rng) -> dict:
+    """Time against T (H = 128) and against H (T = 100), B = 16, float32."""
+    base = {"kind": "kernel", "O": 1, "activation": "tanh", "dtype": "float32", "B": 16}
+    specs = []
+    for cell in ("rnn", "lstm"):
+        for T in (100, 316, 1000, 3162, 10000):
+            specs.append({**base, "cell": cell, "H": 128, "D": 2, "T": T, "axis": "T",
+                          "key": f"scale-{cell}-T{T}"})
+        for H in (32, 64, 128, 256, 512, 1024):
+            specs.append({**base, "cell": cell, "H": H, "D": 2, "T": 100, "axis": "H",
+                          "key": f"scale-{cell}-H{H}"})
+    for w in workers.values():
+        w.ok |= set(w.request(cmd="setup", cases=specs)["ok"])
+    t = run_rounds(workers, specs, 3, rng)
+    rows = []
+    for s in specs:
+        for impl in workers:
+            rows.append({"cell": s["cell"], "axis": s["axis"], "T": s["T"], "H": s["H"],
+                         "impl": impl, "ms": 1e3 * median_of(t.get((impl, s["key"]), []))})
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+    import seaborn as sns
+
+    df = pd.DataFrame(rows)
+    df["x"] = np.where(df["axis"] == "T", df["T"], df["H"])
+    g = sns.relplot(data=df, x="x", y="ms", hue="impl", style="impl", col="axis", row="cell",
+                    kind="line", markers=True, facet_kws={"sharex": False, "sharey": False},
+                    height=3.2, aspect=1.3)
+    g.set(xscale="log", yscale="log")
+    g.set_axis_labels("", "ms per forward + backward")
+    for (_, axis), ax in g.axes_dict.items():
+        ax.set_xlabel("T (H = 128)" if axis == "T" else "H (T = 100)")
+    g.figure.suptitle(f"Scaling, B = 16, float32, {threads} threads, {cpu_model()}", y=1.02)
+    g.savefig(out / "peers_scaling.png", dpi=110, bbox_inches="tight")
+    slopes = {}
+    for (cell, axis, impl), d in df.groupby(["cell", "axis", "impl"]):
+        d = d[np.isfinite(d["ms"])]
+        if axis == "H":
+            d = d[d["H"] >= 256]  # where the H^2 product dominates
+        if len(d) >= 2:
+            slopes[f"{cell} {axis} {impl}"] = float(np.polyfit(np.log(d["x"]), np.log(d["ms"]),
+                                                               1)[0])
+    return {"rows": rows, "slopes": slopes}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    ap.add_argument("--impls", default=",".join(IMPLS),
+                    help="comma-separated: gradpath, torch, jax (default: all)")
+    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                    help="threads (and cores) per implementation (default: all available)")
+    ap.add_argument("--kinds", default="kernel,train", help="kernel, train (default: both)")
+    ap.add_argument("--rounds", type=int, default=7, help="timing rounds (default: 7)")
+    ap.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
+    ap.add_argument("--scaling", action="store_true", help="also time against T and H")
+    ap.add_argument("--only", default="", help="keep cases whose key contains this")
+    ap.add_argument("--out", type=Path, default=BENCH / "results")
+    args = ap.parse_args(argv)
+    impls = [i for i in args.impls.split(",") if i]
+    if impls[0] != "gradpath" or set(impls) - set(IMPLS):
+        ap.error(f"--impls: gradpath first, then any of {IMPLS[1:]}")
+    kinds = set(args.kinds.split(","))
+    specs = (kernel_specs() if "kernel" in kinds else []) + \
+        (train_specs() if "train" in kinds else [])
+    specs = [s for s in specs if args.only in s["key"]]
+    args.out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    cpu = cpu_model()
+    print(f"peers on {cpu}, {args.threads} threads per implementation", flush=True)
+    roof = gemm_roof(args.threads)
+    print(f"GEMM roof (numpy matmul 3072^2): {roof['float32']:.0f} GFLOP/s float32, "
+          f"{roof['float64']:.0f} GFLOP/s float64", flush=True)
+
+    workers: dict[str, PeerWorker] = {}
+    problems: dict[tuple[str, str], str] = {}
+    try:
+        for impl in impls:
+            t0 = time.perf_counter()
+            w = PeerWorker(impl, args.threads)
+            setup = w.request(cmd="setup", cases=specs)
+            w.ok = set(setup["ok"])
+            for key, err in setup["errors"].items():
+                problems[(impl, key)] = f"error: {err}"
+            workers[impl] = w
+            print(f"{impl}: {len(w.ok)} cases ready in {time.perf_counter() - t0:.0f} s",
+                  flush=True)
+        # correctness before timing: float64, every peer against gradpath
+        with tempfile.TemporaryDirectory() as tmp:
+            for spec in specs:
+                if spec["dtype"] != "float64" or spec["key"] not in workers["gradpath"].ok:
+                    continue
+                workers["gradpath"].request(cmd="check", key=spec["key"], path=f"{tmp}/g.npz")
+                ref = dict(np.load(f"{tmp}/g.npz"))
+                for impl in impls[1:]:
+                    if spec["key"] not in workers[impl].ok:
+                        continue
+                    workers[impl].request(cmd="check", key=spec["key"], path=f"{tmp}/p.npz")
+                    bad = compare(ref, dict(np.load(f"{tmp}/p.npz")), impl, spec["kind"])
+                    if bad:
+                        problems[(impl, spec["key"])] = "MISMATCH: " + "; ".join(bad)
+                        f32 = spec["key"].replace("float64", "float32")
+                        workers[impl].ok -= {spec["key"], f32}
+        print(f"checked: {sum(v.startswith('MISMATCH') for v in problems.values())} "
+              "mismatches", flush=True)
+        t0 = time.perf_counter()
+        times = run_rounds(workers, specs, args.rounds, rng)
+        print(f"timed in {time.perf_counter() - t0:.0f} s", flush=True)
+        scale = scaling(workers, args.threads, args.out, rng) if args.scaling else None
+    finally:
+        for w in workers.values():
+            w.close()
+
+    mem: dict = {}
+    if not args.no_memory:
+        for spec in specs:
+            if spec["kind"] == "kernel":
+                for impl in impls:
+                    if (impl, spec["key"]) not in problems:
+                        mem[(impl, spec["key"])] = memory(impl, spec, args.threads)
+
+    rows = []
+    for spec in specs:
+        ms = {impl: 1e3 * median_of(times.get((impl, spec["key"]), [])) for impl in impls}
+        peers = [ms[i] for i in impls[1:] if math.isfinite(ms[i])]
+        best = min(peers) if peers else math.nan
+        row = {"key": spec["key"], "kind": spec["kind"], "cell": spec["cell"],
+               "B": spec["B"], "H": spec["H"], "D": spec["D"], "T": spec["T"],
+               "dtype": spec["dtype"], "ms": ms, "vs_best_peer": ms["gradpath"] / best,
+               "problems": {i: problems[(i, spec["key"])] for i in impls
+                            if (i, spec["key"]) in problems}}
+        targets = {"no slower than the faster peer": ms["gradpath"] <= best}
+        if spec["kind"] == "kernel":
+            gf = flops(spec) / (ms["gradpath"] / 1e3) / 1e9
+            row.update(gflops=gf, roof_fraction=gf / roof[spec["dtype"]])
+            if spec["B"] == 1 and "torch" in ms and math.isfinite(ms["torch"]):
+                targets[f">= {B1_VS_TORCH:g}x PyTorch at B = 1"] = \
+                    ms["torch"] / ms["gradpath"] >= B1_VS_TORCH
+            if spec.get("size") == "large":
+                targets[f">= {ROOF_FRACTION:.0%} of the GEMM roof"] = \
+                    row["roof_fraction"] >= ROOF_FRACTION
+            floor = memory_floor(spec)
+            row["memory_floor_mb"] = floor / 2**20
+            row["peak_mb"] = {i: mem.get((i, spec["key"]), math.nan) / 2**20 for i in impls}
+            if math.isfinite(row["peak_mb"]["gradpath"]):
+                targets[f"peak memory <= {MEMORY_FACTOR:g}x floor"] = \
+                    row["peak_mb"]["gradpath"] <= MEMORY_FACTOR * row["memory_floor_mb"]
+        else:
+            targets[f">= {TRAIN_VS_BEST:g}x the faster peer per update"] = \
+                best / ms["gradpath"] >= TRAIN_VS_BEST
+        row["targets"] = targets
+        rows.append(row)
+
+    md = [f"Measured on {cpu}, {args.threads} threads per implementation; GEMM roof "
+          f"{roof['float32']:.0f} GFLOP/s float32, {roof['float64']:.0f} GFLOP/s float64 "
+          "(numpy matmul 3072², best of 5). Median ms per call; ratio = gradpath / faster "
+          "peer (< 1: gradpath faster).", "",
+          "| case | dtype | gradpath | torch | jax | ratio | GFLOP/s | % roof | peak MB "
+          "(gp / torch / jax) | floor MB | targets missed |",
+          "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
+    for r in rows:
+        name = (f"{r['cell']} {r['B']},{r['H']},{r['D']},{r['T']}" if r["kind"] == "kernel"
+                else f"update {r['cell']} B{r['B']} H{r['H']} T{r['T']}")
+        missed = [k for k, ok in r["targets"].items() if not ok]
+        missed += [f"{i}: {p}" for i, p in r["problems"].items()]
+        peak = " / ".join(fmt(r["peak_mb"].get(i, math.nan)) for i in IMPLS) \
+            if "peak_mb" in r else "–"
+        md.append(f"| {name} | {r['dtype']} | " + " | ".join(
+            fmt(r["ms"].get(i, math.nan)) for i in IMPLS) +
+            f" | {fmt(r['vs_best_peer'], 2)} | {fmt(r.get('gflops', math.nan))} | "
+            f"{fmt(100 * r.get('roof_fraction', math.nan), 2)} | {peak} | "
+            f"{fmt(r.get('memory_floor_mb', math.nan))} | {'; '.join(missed) or 'all met'} |")
+    if scale:
+        md += ["", "Fitted log-log slopes (time against T; against H for H >= 256): " +
+               ", ".join(f"{k} {v:.2f}" for k, v in sorted(scale["slopes"].items())),
+               "", "![scaling](peers_scaling.png)"]
+    text = "\n".join(md) + "\n"
+    print("\n" + text)
+    (args.out / "peers.md").write_text(text)
+    (args.out / "peers.json").write_text(json.dumps(
+        {"cpu": cpu, "threads": args.threads, "roof_gflops": roof, "rows": rows,
+         "scaling": scale}, indent=1, default=str) + "\n")
+    mismatches = [k for k, v in problems.items() if v.startswith("MISMATCH")]
+    if mismatches:
+        print(f"PEERS: {len(mismatches)} mismatch(es) with gradpath: {mismatches}")
+        return 1
+    met = sum(all(r["targets"].values()) for r in rows)
+    print(f"PEERS: all peers agree with gradpath; {met} of {len(rows)} cases meet every target")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
