@@ -93,7 +93,7 @@ def test_run_id_hashes_1_and_1_0_alike():
 _OTHER = dict(task="copy", seq_len=13, cell="lstm", activation="relu", init="identity",
               gain=1.5, clip="value", clip_threshold=0.5, optimizer="sgd", lr=0.01,
               momentum=0.5, hidden=9, batch=5, steps=13, seed=1, eval_every=6,
-              eval_batches=3, ragged=True)
+              eval_batches=3, ragged=True, dtype="float32")
 
 
 @pytest.mark.parametrize("field", [f.name for f in dataclasses.fields(TrainConfig)])

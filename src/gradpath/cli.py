@@ -119,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--eval-every", type=_positive_int, default=100,
                     help="updates between held-out evaluations (default: 100)")
     tr.add_argument("--ragged", action="store_true", help="variable-length sequences")
+    tr.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                    help="precision of parameters, data and kernels (default: float64)")
     return p
 
 
@@ -181,7 +183,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                       clip=args.clip, clip_threshold=args.clip_threshold,
                       optimizer=args.optimizer, lr=args.lr, hidden=args.hidden,
                       batch=args.batch, steps=args.steps, seed=args.seed,
-                      eval_every=args.eval_every, ragged=args.ragged)
+                      eval_every=args.eval_every, ragged=args.ragged, dtype=args.dtype)
     res = train(cfg)
     tables = train_tables(res)
     if args.out:

@@ -65,7 +65,7 @@ def train_runs(spec: dict) -> list[Run]:
     ``spec`` keys: tasks, models, inits, clips, seq_lens, seeds, and the
     fixed settings gain, clip_threshold (a number, or a mapping clip mode ->
     threshold), optimizer, lr, hidden, batch, steps, eval_every,
-    eval_batches, ragged.
+    eval_batches, ragged, dtype.
     """
     runs = []
     thresholds = spec["clip_threshold"]
@@ -81,7 +81,8 @@ def train_runs(spec: dict) -> list[Run]:
                         hidden=int(spec["hidden"]), batch=int(spec["batch"]),
                         steps=int(spec["steps"]), seed=int(seed),
                         eval_every=int(spec["eval_every"]),
-                        eval_batches=int(spec["eval_batches"]), ragged=bool(spec["ragged"]))
+                        eval_batches=int(spec["eval_batches"]), ragged=bool(spec["ragged"]),
+                        dtype=spec["dtype"])
         runs.append(Run("train", run_id("train", c.as_dict()), c.as_dict()))
     return runs
 

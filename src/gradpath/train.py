@@ -27,6 +27,7 @@ from .tasks import TASKS, Task, make_task
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "rmsprop", "adam")
 CLIPS: tuple[str, ...] = ("none", "norm", "value")
+DTYPES: tuple[str, ...] = ("float64", "float32")
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class TrainConfig:
         Held-out batches per evaluation.
     ragged : bool
         Variable-length sequences.
+    dtype : {"float64", "float32"}
+        Precision of parameters, data and kernels (the optimiser's state too).
     """
 
     task: str = "adding"
@@ -77,6 +80,7 @@ class TrainConfig:
     eval_every: int = 100
     eval_batches: int = 4
     ragged: bool = False
+    dtype: str = "float64"
 
     def __post_init__(self) -> None:
         validate_config(self)
@@ -94,7 +98,7 @@ class TrainConfig:
 def validate_config(c: TrainConfig) -> None:
     """Raise ValueError naming the first bad field of a :class:`TrainConfig`."""
     choices = {"task": TASKS, "cell": CELLS, "activation": tuple(ACTIVATIONS), "init": INITS,
-               "clip": CLIPS, "optimizer": OPTIMIZERS}
+               "clip": CLIPS, "optimizer": OPTIMIZERS, "dtype": DTYPES}
     for name, allowed in choices.items():
         choice(getattr(c, name), name, allowed)
     for name in ("hidden", "batch", "steps", "eval_every", "eval_batches"):
@@ -254,11 +258,90 @@ def build_model(c: TrainConfig, task: Task):
     return RNN(task.input_size, c.hidden, task.output_size, c.activation)
 
 
+@dataclass
+class Update:
+    """What one training update did (see :meth:`Trainer.update`).
+
+    Attributes
+    ----------
+    loss : float
+    grad_norm_before, grad_norm_after : float
+        Global gradient norm before and after clipping.
+    clipped : bool
+    cause : str or None
+        None when the update was applied; otherwise what was non-finite
+        ("loss", "gradient" or "parameters") and the run has diverged.
+    """
+
+    loss: float
+    grad_norm_before: float
+    grad_norm_after: float
+    clipped: bool
+    cause: str | None
+
+
+class Trainer:
+    """The state of one training run: model, parameters, optimiser, clipping.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    task : Task, optional
+        The task's generator (built from the config by default).
+
+    Attributes
+    ----------
+    model, params, optimizer, task
+    dtype : numpy dtype
+        Of parameters, batches and optimiser state.
+    """
+
+    def __init__(self, config: TrainConfig, task: Task | None = None) -> None:
+        c = config
+        self.config = c
+        self.task = make_task(c.task, c.seq_len, c.ragged) if task is None else task
+        self.dtype = np.dtype(c.dtype)
+        self.model = build_model(c, self.task)
+        self.params = self.model.init_params(c.init, gain=c.gain, seed=c.seed,
+                                             dtype=self.dtype)
+        self.optimizer = make_optimizer(c.optimizer, self.params, c.lr, c.momentum)
+        self._clip = {"norm": clip_by_norm, "value": clip_by_value}.get(c.clip)
+
+    def batch(self, step: int):
+        """Training batch number ``step`` (from the ``"data"`` stream)."""
+        return self.task.batch(self.config.batch, self.config.seed, step, dtype=self.dtype)
+
+    def update(self, b) -> Update:
+        """One step on batch ``b``: loss and gradients, clipping, the optimiser.
+
+        A non-finite loss or gradient is not applied; parameters that
+        overflow in the update end the run too (:attr:`Update.cause`).
+        """
+        task = self.task
+        res = self.model.loss_and_grads(self.params, b.x, b.target, task.loss, task.score,
+                                        b.lengths)
+        if self._clip is not None:
+            cr = self._clip(res.grads, self.config.clip_threshold)
+            grads, before, after, clipped, finite = (cr.grads, cr.norm_before, cr.norm_after,
+                                                     cr.clipped, cr.finite)
+        else:
+            before = after = global_norm(res.grads)
+            grads, clipped, finite = res.grads, False, math.isfinite(before)
+        cause = None
+        if not math.isfinite(res.loss) or not finite:
+            cause = "loss" if not math.isfinite(res.loss) else "gradient"
+        else:
+            self.optimizer.step(self.params, grads)
+            if not _finite_params(self.params):  # the update overflowed
+                cause = "parameters"
+        return Update(res.loss, before, after, bool(clipped), cause)
+
+
 def _evaluate(model, params, task: Task, c: TrainConfig) -> float:
     """Mean held-out metric over ``eval_batches`` batches of the eval stream."""
     vals = []
     for i in range(c.eval_batches):
-        b = task.batch(c.batch, c.seed, i, held_out=True)
+        b = task.batch(c.batch, c.seed, i, held_out=True, dtype=c.dtype)
         res = model.loss_and_grads(params, b.x, b.target, task.loss, task.score, b.lengths)
         vals.append(task.metric(res.loss))
     return float(np.mean(vals))
@@ -292,7 +375,7 @@ def decay_curve(model, params, task: Task, c: TrainConfig) -> dict:
     Sequences are taken at full length so that lags line up.
     """
     full = make_task(task.name, task.seq_len, ragged=False)
-    b = full.batch(c.batch, c.seed, 0, held_out=True)
+    b = full.batch(c.batch, c.seed, 0, held_out=True, dtype=c.dtype)
     tgt = _last_step_target(full, b.target, None)
     res = model.loss_and_grads(params, b.x, tgt, full.loss, "last")
     with np.errstate(divide="ignore", over="ignore"):  # exploding norms: inf is the answer
@@ -305,18 +388,18 @@ def decay_curve(model, params, task: Task, c: TrainConfig) -> dict:
 
 def _lyapunov_init(model, params, task: Task, c: TrainConfig) -> float:
     full = make_task(task.name, task.seq_len, ragged=False)
-    b = full.batch(1, c.seed, 0, held_out=True)
+    b = full.batch(1, c.seed, 0, held_out=True, dtype=c.dtype)
     rng = stream(c.seed, "lyapunov")
     if c.cell == "lstm":
         from .kernels.lstm import lstm_states
 
         p = model.check_params(params)
-        z = np.zeros((1, c.hidden))
+        z = np.zeros((1, c.hidden), c.dtype)
         _, cs, gates, tcs = lstm_states(b.x, p["W_ih"], p["W_hh"], p["b"], z, z,
                                          np.full(1, full_len(full), np.int64))
         return float(lyapunov_lstm(cs[:, 0], gates[:, 0], tcs[:, 0], p["W_hh"], 1, rng)[0])
     fw = model.forward(params, b.x)
-    hs = np.concatenate([np.zeros((1, c.hidden)), fw.h[:, 0]])
+    hs = np.concatenate([np.zeros((1, c.hidden)), fw.h[:, 0].astype(np.float64)])
     return float(lyapunov_rnn(hs, params["W_hh"], c.activation, 1, rng)[0])
 
 
@@ -342,10 +425,8 @@ def train(config: TrainConfig) -> TrainResult:
     """
     c = config
     t0 = time.perf_counter()
-    task = make_task(c.task, c.seq_len, c.ragged)
-    model = build_model(c, task)
-    params = model.init_params(c.init, gain=c.gain, seed=c.seed)
-    opt = make_optimizer(c.optimizer, params, c.lr, c.momentum)
+    trainer = Trainer(c)
+    task, model, params = trainer.task, trainer.model, trainer.params
     rec = {k: [] for k in ("step", "loss", "metric", "grad_norm_before", "grad_norm_after",
                            "clipped")}
     evals = {"step": [], "eval_metric": [], "success": []}
@@ -354,30 +435,16 @@ def train(config: TrainConfig) -> TrainResult:
     lyap0 = _lyapunov_init(model, params, task, c)
     baseline = _eval_baseline(task, c)
     status, diverged_at, cause = "finished", None, None
-    clip = {"norm": clip_by_norm, "value": clip_by_value}.get(c.clip)
     for step in range(1, c.steps + 1):
-        b = task.batch(c.batch, c.seed, step)
-        res = model.loss_and_grads(params, b.x, b.target, task.loss, task.score, b.lengths)
-        if clip is not None:
-            cr = clip(res.grads, c.clip_threshold)
-            grads, before, after, clipped, finite = (cr.grads, cr.norm_before, cr.norm_after,
-                                                     cr.clipped, cr.finite)
-        else:
-            before = after = global_norm(res.grads)
-            grads, clipped, finite = res.grads, False, math.isfinite(before)
+        u = trainer.update(trainer.batch(step))
         rec["step"].append(step)
-        rec["loss"].append(res.loss)
-        rec["metric"].append(task.metric(res.loss))
-        rec["grad_norm_before"].append(before)
-        rec["grad_norm_after"].append(after)
-        rec["clipped"].append(bool(clipped))
-        if not math.isfinite(res.loss) or not finite:
-            status, diverged_at = "diverged", step
-            cause = "loss" if not math.isfinite(res.loss) else "gradient"
-            break
-        opt.step(params, grads)
-        if not _finite_params(params):  # the update overflowed: nothing after it is evaluated
-            status, diverged_at, cause = "diverged", step, "parameters"
+        rec["loss"].append(u.loss)
+        rec["metric"].append(task.metric(u.loss))
+        rec["grad_norm_before"].append(u.grad_norm_before)
+        rec["grad_norm_after"].append(u.grad_norm_after)
+        rec["clipped"].append(u.clipped)
+        if u.cause is not None:
+            status, diverged_at, cause = "diverged", step, u.cause
             break
         if step % c.eval_every == 0 or step == c.steps:
             m = _evaluate(model, params, task, c)
