@@ -10,13 +10,14 @@ CONFIG ?= configs/default.yaml
 CORES  ?= 2
 REPORT ?= reports/report.html
 
-.PHONY: help setup warmup run report demo test lint unit bench chromium readme-figure clean
+.PHONY: help setup warmup run report demo test lint unit bench bench-peers chromium readme-figure clean
 
 help:
 	@echo "make run    set up, run the default study ($(CONFIG)) and build $(REPORT)"
 	@echo "make test   set up, then every check (lint, tests incl. the smoke study, benchmarks)"
 	@echo "  options: CONFIG=configs/full.yaml CORES=8 REPORT=reports/full.html"
 	@echo "make bench  kernel speed targets, and the gate against BENCH_BASE (default HEAD~1)"
+	@echo "make bench-peers  gradpath against PyTorch and JAX (installs them into .venv)"
 
 # A local virtual environment with the package (editable) and its dev tools.
 $(STAMP): pyproject.toml
@@ -69,6 +70,16 @@ unit: warmup chromium
 # BENCH_BASE (default: the previous commit), paired and interleaved.
 bench: warmup
 	$(BIN)/python bench/run_check.py
+
+# gradpath against PyTorch and JAX: the table in bench/results/peers.md.
+PEERS_STAMP := $(VENV)/.peers-stamp
+$(PEERS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet 'torch==2.13.0' || true
+	$(BIN)/python -m pip install --quiet -e '.[dev,peers]'
+	@touch $(PEERS_STAMP)
+
+bench-peers: warmup $(PEERS_STAMP)
+	$(BIN)/python bench/peers.py --scaling
 
 test: lint unit bench
 

@@ -81,7 +81,8 @@ def test_forward_states_do_not_depend_on_the_thread_count(threads, cell, activat
 def test_small_calls_are_not_split(threads):
     threads(8)
     assert parallel.n_blocks(T=10, B=40, H=16, G=16) == 1  # too little work
-    assert parallel.n_blocks(T=10_000, B=31, H=256, G=256) == 1  # under two aligned blocks
+    B = parallel.BLOCKS * parallel.ALIGN - 1  # under two aligned blocks
+    assert parallel.n_blocks(T=10_000, B=B, H=256, G=256) == 1
     assert parallel.n_column_blocks(2, 8 * parallel.ALIGN - 1) == 1
 
 

@@ -142,7 +142,7 @@ BLAS_SCRIPT = textwrap.dedent("""
     from gradpath.kernels.rnn import _serial
     res = _serial(x, p["W_ih"], p["W_hh"], p["b"], p["W_out"], p["b_out"],
                   np.zeros((B, H), np.float32), np.full(B, 2, np.int64), y.reshape(1, B, 1),
-                  np.zeros((1, 1), np.int64), 1, 0, 0, ws["hs"], ws["dh"])
+                  np.zeros((1, 1), np.int64), 1, 0, 0, ws["hs"], ws["dy"])
     fpenv.write_mxcsr(old)
     out["this_thread_only"] = subnormal(res[6])
     print(json.dumps(out))

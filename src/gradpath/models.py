@@ -120,7 +120,7 @@ class _Model:
         key = (T, B, np.dtype(dtype))
         if self._scratch.get("key") != key:
             H, G = self.hidden_size, self.gates
-            shapes = {"hs": (T + 1, B, H), "dh": (T, B, H)}
+            shapes = {"hs": (T + 1, B, H), "dy": (T, B, self.output_size)}
             if G == 4:
                 shapes.update(cs=(T + 1, B, H), gates=(T, B, G * H), tcs=(T, B, H))
             self._scratch = {"key": key, **{k: np.empty(s, dtype) for k, s in shapes.items()}}
@@ -379,7 +379,7 @@ class RNN(_Model):
             params, x, target, loss, score, lengths, h0, None)
         ws = self._workspace(*x.shape[:2], x.dtype)
         out = rnn_loss_and_grads(x, p["W_ih"], p["W_hh"], p["b"], p["W_out"], p["b_out"],
-                                 h0, lengths, tf, ti, self._act, lc, sc, ws["hs"], ws["dh"])
+                                 h0, lengths, tf, ti, self._act, lc, sc, ws["hs"], ws["dy"])
         loss_v, dW_ih, dW_hh, db, dW_out, db_out, dh0, gnorm = out
         grads = {"W_ih": dW_ih, "W_hh": dW_hh, "b": db, "W_out": dW_out, "b_out": db_out}
         return LossGrads(float(loss_v), grads, gnorm, None, dh0)
@@ -419,7 +419,7 @@ class LSTM(_Model):
         ws = self._workspace(*x.shape[:2], x.dtype)
         out = lstm_loss_and_grads(x, p["W_ih"], p["W_hh"], p["b"], p["W_out"], p["b_out"],
                                   h0, c0, lengths, tf, ti, lc, sc, ws["hs"], ws["cs"],
-                                  ws["gates"], ws["tcs"], ws["dh"])
+                                  ws["gates"], ws["tcs"], ws["dy"])
         loss_v, dW_ih, dW_hh, db, dW_out, db_out, dh0, dc0, gnorm, cnorm = out
         grads = {"W_ih": dW_ih, "W_hh": dW_hh, "b": db, "W_out": dW_out, "b_out": db_out}
         return LossGrads(float(loss_v), grads, gnorm, cnorm, dh0, dc0)

@@ -344,93 +344,100 @@ def add_norm_scale(d, c, h, act):
 
 
 @jit
-def scored_positions(lengths, T, score):
-    """(t, b, target-row) triples of every scored step, in (t, b) order.
-
-    ``score == SCORE_ALL`` scores every t < lengths[b] against target[t, b];
-    otherwise only t = lengths[b] - 1 against target[0, b] (targets of
-    ``score="last"`` arrive with a leading axis of length 1).
-    """
-    B = lengths.shape[0]
-    n = 0
-    if score == SCORE_ALL:
-        for b in range(B):
-            n += lengths[b]
-    else:
-        n = B
-    ts = np.empty(n, np.int64)
-    bs = np.empty(n, np.int64)
-    rows = np.empty(n, np.int64)
-    k = 0
-    if score == SCORE_ALL:
-        for t in range(T):
-            for b in range(B):
-                if t < lengths[b]:
-                    ts[k] = t
-                    bs[k] = b
-                    rows[k] = t
-                    k += 1
-    else:
-        for b in range(B):
-            ts[k] = lengths[b] - 1
-            bs[k] = b
-            rows[k] = 0
-            k += 1
-    return ts, bs, rows
+def _loss_and_dy(y, target_f, target_i, b, row, loss_code, inv_n):
+    """Loss of one scored read-out ``y`` (O,) of sequence b against target row
+    ``row``, and dL/dy (for a mean over n) written into ``y``."""
+    O = y.shape[0]
+    loss = 0.0
+    if loss_code == LOSS_MSE:
+        tgt = target_f[row, b]
+        for o in range(O):
+            e = y[o] - tgt[o]
+            loss += 0.5 * np.float64(e) * np.float64(e)
+            y[o] = e * inv_n
+        return loss
+    m = -math.inf
+    for o in range(O):
+        if y[o] > m:
+            m = np.float64(y[o])
+    s = 0.0
+    for o in range(O):
+        s += math.exp(np.float64(y[o]) - m)
+    lse = m + math.log(s)
+    c = target_i[row, b]
+    loss = lse - np.float64(y[c])
+    for o in range(O):
+        y[o] = math.exp(np.float64(y[o]) - lse) * inv_n
+    y[c] -= inv_n
+    return loss
 
 
 @jit
-def output_head(hs, ts, bs, rows, W_out, b_out, target_f, target_i, loss_code, dh):
+def output_head(hs, lengths, score, W_out, b_out, target_f, target_i, loss_code, dy):
     """Read-out, loss and their gradients over the scored steps.
 
-    ``hs`` is (T+1, B, H) with ``hs[t + 1] = h_t``.  Returns the loss (mean
-    over scored (t, b), float64), dW_out and db_out, and fills ``dh``
-    (T, B, H) with dL/dh_t injected at the scored steps (zero elsewhere).
+    ``hs`` is (T+1, B, H) with ``hs[t + 1] = h_t``. Returns the loss (mean
+    over scored (t, b), float64), dW_out and db_out, and fills ``dy`` (T, B,
+    O) with dL/dy_t at the scored steps (zero elsewhere); the backward pass
+    injects dL/dh_t = dy_t W_out step by step, so no (T, B, H) array of it is
+    ever stored. ``score == SCORE_ALL`` scores every t < lengths[b] against
+    target[t, b]; otherwise t = lengths[b] - 1 against target[0, b].
     """
-    T1, B, H = hs.shape
+    T = hs.shape[0] - 1
+    B, H = hs.shape[1], hs.shape[2]
     O = W_out.shape[0]
-    n = ts.shape[0]
     dt = hs.dtype
-    hsc = np.empty((n, H), dt)
-    for k in range(n):
-        hsc[k] = hs[ts[k] + 1, bs[k]]
-    y = np.dot(hsc, W_out.T)
-    inv_n = 1.0 / n
+    w_out_t = np.ascontiguousarray(W_out.T)
+    dy[:] = 0.0
     loss = 0.0
-    for k in range(n):
-        yk = y[k]
-        if loss_code == LOSS_MSE:
-            tgt = target_f[rows[k], bs[k]]
-            for o in range(O):
-                e = yk[o] + b_out[o] - tgt[o]
-                loss += 0.5 * np.float64(e) * np.float64(e)
-                yk[o] = e * inv_n
-        else:
-            m = -math.inf
-            for o in range(O):
-                yk[o] += b_out[o]
-                if yk[o] > m:
-                    m = np.float64(yk[o])
-            s = 0.0
-            for o in range(O):
-                s += math.exp(np.float64(yk[o]) - m)
-            lse = m + math.log(s)
-            c = target_i[rows[k], bs[k]]
-            loss += lse - np.float64(yk[c])
-            for o in range(O):
-                yk[o] = math.exp(np.float64(yk[o]) - lse) * inv_n
-            yk[c] -= inv_n
-    # y now holds dL/dy
-    dW_out = np.dot(y.T, hsc)
     db_out = np.zeros(O, dt)
-    for k in range(n):
+    if score == SCORE_ALL:
+        n = 0
+        for b in range(B):
+            n += lengths[b]
+        inv_n = 1.0 / n
+        h2 = hs[1:].reshape(T * B, H)
+        y2 = dy.reshape(T * B, O)
+        np.dot(h2, w_out_t, y2)
+        for t in range(T):
+            for b in range(B):
+                y = y2[t * B + b]
+                if t >= lengths[b]:
+                    y[:] = 0.0
+                    continue
+                for o in range(O):
+                    y[o] += b_out[o]
+                loss += _loss_and_dy(y, target_f, target_i, b, t, loss_code, inv_n)
+                for o in range(O):
+                    db_out[o] += y[o]
+        dW_out = np.dot(y2.T, h2)
+        return loss * inv_n, dW_out, db_out
+    inv_n = 1.0 / B
+    hsc = np.empty((B, H), dt)
+    for b in range(B):
+        hsc[b] = hs[lengths[b], b]
+    ysc = np.dot(hsc, w_out_t)
+    for b in range(B):
+        y = ysc[b]
         for o in range(O):
-            db_out[o] += y[k, o]
-    dhsc = np.dot(y, W_out)
-    dh[:] = 0.0
-    for k in range(n):
-        dh[ts[k], bs[k]] = dhsc[k]
-    return loss * inv_n, dW_out, db_out
+            y[o] += b_out[o]
+        loss += _loss_and_dy(y, target_f, target_i, b, 0, loss_code, inv_n)
+        for o in range(O):
+            db_out[o] += y[o]
+        dy[lengths[b] - 1, b] = y
+    return loss * inv_n, np.dot(ysc.T, hsc), db_out
+
+
+@jit
+def inject(d, dy_tb, W_out):
+    """``d[:] = dy_tb @ W_out``: the loss's direct dL/dh_t for one row."""
+    d[:] = 0.0
+    for o in range(W_out.shape[0]):
+        c = dy_tb[o]
+        if c != 0.0:
+            w = W_out[o]
+            for j in range(d.shape[0]):
+                d[j] += c * w[j]
 
 
 @jit

@@ -5,7 +5,11 @@
     c_t = f * c_{t-1} + i * g,  h_t = o * tanh(c_t)
 
 As for the RNN (:mod:`gradpath.kernels.rnn`), the passes are written per
-block of batch rows and run in one compiled function or over several threads.
+block of batch rows and run in one compiled function or over several threads,
+and the loss's dL/dh_t is injected step by step from dL/dy_t. What is stored
+for the backward pass is what it needs (h, c, the four gates, tanh c); the
+gates are overwritten by dL/dz in place and the weight gradients are one GEMM
+over all (t, b) after the loop.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ import numpy as np
 
 from .common import (
     add_drive,
+    inject,
     lstm_cell_row,
     lstm_cell_row_backward,
     matmul_into,
+    output_head,
     weight_grad_arrays,
     weight_grads,
     weight_grads_block,
@@ -25,7 +31,7 @@ from .common import (
 from .fpenv import entry
 from .jit import jit
 from .parallel import n_blocks, n_column_blocks, run_blocks
-from .rnn import _head, _transposed
+from .rnn import _transposed
 
 
 @jit
@@ -54,27 +60,32 @@ def _forward_rows(x, w_t, w_ih_t, b, lengths, hs, cs, gates, tcs, b0, b1):
 
 
 @jit
-def _backward_rows(dh, cs, gates, tcs, W_hh, lengths, carry_h, carry_c, gnorm, cnorm,
+def _backward_rows(dy, W_out, cs, gates, tcs, W_hh, lengths, carry_h, carry_c, gnorm, cnorm,
                    b0, b1):
     """BPTT for batch rows ``b0 <= b < b1``: ``gates[t]`` becomes dL/dz_t;
     the carries end as dL/dh0 and dL/dc0."""
     H = W_hh.shape[1]
-    dhb = np.empty(H, dh.dtype)
-    dcb = np.empty(H, dh.dtype)
-    for t in range(dh.shape[0] - 1, -1, -1):
+    B = gates.shape[1]
+    dt = gates.dtype
+    d = np.empty(H, dt)
+    dhb = np.empty(H, dt)
+    dcb = np.empty(H, dt)
+    for t in range(gates.shape[0] - 1, -1, -1):
         for bb in range(b0, b1):
             dz = gates[t, bb]  # gate activations, overwritten by dL/dz_t
             if t >= lengths[bb]:
+                dz[:] = 0.0
                 carry_c[bb, :] = 0.0
                 continue
+            inject(d, dy[t, bb], W_out)
             gnorm[t, bb], cnorm[t, bb] = lstm_cell_row_backward(
-                dz, dh[t, bb], carry_h[bb], carry_c[bb], tcs[t, bb], cs[t, bb], dhb, dcb)
-        matmul_into(gates[t, b0:b1], W_hh, carry_h[b0:b1], dh.shape[1])
+                dz, d, carry_h[bb], carry_c[bb], tcs[t, bb], cs[t, bb], dhb, dcb)
+        matmul_into(gates[t, b0:b1], W_hh, carry_h[b0:b1], B)
 
 
 @jit
 def _serial(x, W_ih, W_hh, b, W_out, b_out, h0, c0, lengths, target_f, target_i,
-            loss_code, score, hs, cs, gates, tcs, dh):
+            loss_code, score, hs, cs, gates, tcs, dy):
     """The whole call on the calling thread (the sequence of :func:`lstm_loss_and_grads`)."""
     T, B, _ = x.shape
     H = W_hh.shape[1]
@@ -83,44 +94,45 @@ def _serial(x, W_ih, W_hh, b, W_out, b_out, h0, c0, lengths, target_f, target_i,
     cs[0] = c0
     w_t, w_ih_t = _transposed(W_ih, W_hh)
     _forward_rows(x, w_t, w_ih_t, b, lengths, hs, cs, gates, tcs, 0, B)
-    loss, dW_out, db_out = _head(hs, lengths, score, W_out, b_out, target_f, target_i,
-                                 loss_code, dh)
+    loss, dW_out, db_out = output_head(hs, lengths, score, W_out, b_out, target_f, target_i,
+                                       loss_code, dy)
     gnorm = np.zeros((T, B), dt)
     cnorm = np.zeros((T, B), dt)
     carry_h = np.zeros((B, H), dt)
     carry_c = np.zeros((B, H), dt)
-    _backward_rows(dh, cs, gates, tcs, W_hh, lengths, carry_h, carry_c, gnorm, cnorm, 0, B)
+    _backward_rows(dy, W_out, cs, gates, tcs, W_hh, lengths, carry_h, carry_c, gnorm, cnorm,
+                   0, B)
     dW_ih, dW_hh, db = weight_grads(gates, hs, x)
     return loss, dW_ih, dW_hh, db, dW_out, db_out, carry_h, carry_c, gnorm, cnorm
 
 
 @entry
 def lstm_loss_and_grads(x, W_ih, W_hh, b, W_out, b_out, h0, c0, lengths,
-                        target_f, target_i, loss_code, score, hs, cs, gates, tcs, dh):
+                        target_f, target_i, loss_code, score, hs, cs, gates, tcs, dy):
     """Loss, gradients, dL/dh0, dL/dc0, ||dL/dh_t|| and ||dL/dc_t|| (T, B).
 
-    ``hs``, ``cs`` (T+1, B, H), ``gates`` (T, B, 4H), ``tcs`` and ``dh``
-    (T, B, H) are scratch space.
+    ``hs``, ``cs`` (T+1, B, H), ``gates`` (T, B, 4H), ``tcs`` (T, B, H) and
+    ``dy`` (T, B, O) are scratch space.
     """
     T, B, _ = x.shape
     H = W_hh.shape[1]
     nb = n_blocks(T, B, H, 4 * H)
     if nb == 1:
         return _serial(x, W_ih, W_hh, b, W_out, b_out, h0, c0, lengths, target_f, target_i,
-                       loss_code, score, hs, cs, gates, tcs, dh)
+                       loss_code, score, hs, cs, gates, tcs, dy)
     dt = x.dtype
     hs[0] = h0
     cs[0] = c0
     w_t, w_ih_t = _transposed(W_ih, W_hh)
     run_blocks(_forward_rows, nb, B, x, w_t, w_ih_t, b, lengths, hs, cs, gates, tcs)
-    loss, dW_out, db_out = _head(hs, lengths, score, W_out, b_out, target_f, target_i,
-                                 loss_code, dh)
+    loss, dW_out, db_out = output_head(hs, lengths, score, W_out, b_out, target_f, target_i,
+                                       loss_code, dy)
     gnorm = np.zeros((T, B), dt)
     cnorm = np.zeros((T, B), dt)
     carry_h = np.zeros((B, H), dt)
     carry_c = np.zeros((B, H), dt)
-    run_blocks(_backward_rows, nb, B, dh, cs, gates, tcs, W_hh, lengths, carry_h, carry_c,
-             gnorm, cnorm)
+    run_blocks(_backward_rows, nb, B, dy, W_out, cs, gates, tcs, W_hh, lengths, carry_h,
+               carry_c, gnorm, cnorm)
     dW_ih, dW_hh, db = weight_grad_arrays(gates, hs, x)
     G = gates.shape[2]
     run_blocks(weight_grads_block, n_column_blocks(nb, G), G, gates, hs, x, dW_ih, dW_hh, db)

@@ -18,9 +18,7 @@ side, and the results are the same bits (``tests/test_parallel.py``). BLAS
 can round a row differently depending on the shape of the call it is part of
 (its micro-kernel is chosen by the row's position in the call and by the
 call's size), so this is what makes results independent of the machine's
-thread count. Blocks start at multiples of :data:`ALIGN`, where the row
-kernels of BLAS tile; on the benchmark sizes the split results equal the
-unsplit ones bit for bit.
+thread count. Blocks start at multiples of :data:`ALIGN` rows.
 """
 
 from __future__ import annotations
@@ -36,9 +34,8 @@ from .fpenv import fp_mode, set_fp_mode
 #: rows stay on the calling thread.
 PARALLEL_WORK = 1 << 22
 #: Blocks start at multiples of this many rows (or columns): BLAS kernels tile
-#: by 4-16 rows, and a split inside a tile changes which micro-kernel (and
-#: rounding) a row gets.
-ALIGN = 16
+#: by 4-16 rows, and a block of whole tiles keeps them on their fast path.
+ALIGN = 8
 #: Blocks per split call: two, for the two cores of the machines this suite
 #: is built for (grid jobs on bigger nodes run one job per core instead).
 BLOCKS = 2
@@ -103,31 +100,46 @@ def _executor(workers: int) -> ThreadPoolExecutor:
         return _pool["executor"]
 
 
-def run_blocks(fn: Callable, nb: int, n: int, *args) -> None:
-    """``fn(*args, lo, hi)`` for ``nb`` :func:`bounds` blocks of ``range(n)``.
+def run_blocks(fn: Callable, nb: int, n: int, *args, per_block: list | None = None) -> None:
+    """``fn(*args, *per_block[c], lo, hi)`` for the ``nb`` :func:`bounds` blocks
+    ``c`` of ``range(n)`` (``per_block``: each block's own output arrays).
 
     With one thread (:func:`threads`) the blocks run in turn on the calling
     thread. Otherwise block 0 runs there and the others on pool threads, each
     in the calling thread's floating-point mode for its duration.
     """
     blocks = bounds(nb, n)
+    extra = per_block if per_block is not None else [()] * len(blocks)
+    if len(extra) != len(blocks):
+        raise ValueError(f"per_block: {len(extra)} entries for {len(blocks)} blocks")
     if len(blocks) == 1 or threads() == 1:
-        for lo, hi in blocks:
-            fn(*args, lo, hi)
+        for (lo, hi), own in zip(blocks, extra, strict=True):
+            fn(*args, *own, lo, hi)
         return
     mode = fp_mode()
 
-    def in_mode(lo: int, hi: int) -> None:
-        own = fp_mode()
+    def in_mode(own: tuple, lo: int, hi: int) -> None:
+        saved = fp_mode()
         set_fp_mode(mode)
         try:
-            fn(*args, lo, hi)
+            fn(*args, *own, lo, hi)
         finally:
-            set_fp_mode(own)
+            set_fp_mode(saved)
 
-    futures = [_executor(len(blocks) - 1).submit(in_mode, lo, hi) for lo, hi in blocks[1:]]
+    futures = [_executor(len(blocks) - 1).submit(in_mode, own, lo, hi)
+               for (lo, hi), own in zip(blocks[1:], extra[1:], strict=True)]
     try:
-        fn(*args, *blocks[0])
+        fn(*args, *extra[0], *blocks[0])
     finally:
         for f in futures:
             f.result()
+
+
+def sum_parts(parts: list):
+    """The sum of per-block partial results, always in block order (so the
+    bits depend on the blocks, never on which thread finished first)."""
+    total = parts[0].copy()
+    for p in parts[1:]:
+        total += p
+    return total
+
