@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .checks import number
+from .kernels.optim import max_abs, scaled_sum_squares
 
 
 @dataclass
@@ -47,14 +48,21 @@ def _norm_parts(grads: dict[str, np.ndarray]) -> tuple[float, float, bool]:
     norm itself exceeds the float64 range while every entry is finite.
     """
     _check(grads)
-    arrays = [np.asarray(g, dtype=np.float64).ravel() for g in grads.values()]
-    flat = np.concatenate(arrays) if arrays else np.zeros(0)
-    if not np.isfinite(flat).all():
-        return (math.nan if np.isnan(flat).any() else math.inf), 1.0, False
-    m = float(np.max(np.abs(flat))) if flat.size else 0.0
+    if not grads:
+        return 0.0, 0.0, True
+    arrays = _flat(grads.values())
+    m, finite, nan = max_abs(arrays)
+    if not finite:
+        return (math.nan if nan else math.inf), 1.0, False
     if m == 0.0:
         return 0.0, 0.0, True
-    return m, float(np.sqrt(np.sum(np.square(flat / m)))), True
+    return m, math.sqrt(scaled_sum_squares(arrays, m)), True
+
+
+def _flat(grads) -> tuple[np.ndarray, ...]:
+    """1-D float64 C-contiguous views (or copies) of the gradients, for the
+    compiled passes (one type for every tuple, so one compiled version)."""
+    return tuple(np.ascontiguousarray(g, dtype=np.float64).reshape(-1) for g in grads)
 
 
 def global_norm(grads: dict[str, np.ndarray]) -> float:

@@ -20,6 +20,7 @@ import numpy as np
 
 from .checks import choice, integer, number
 from .clipping import clip_by_norm, clip_by_value, global_norm
+from .kernels.optim import adam_update, rmsprop_update, sgd_update
 from .models import ACTIVATIONS, INITS, LSTM, RNN
 from .probe import CELLS, fit_decay_rate, lyapunov_lstm, lyapunov_rnn
 from .rng import stream
@@ -128,6 +129,11 @@ class Optimizer:
         raise NotImplementedError
 
 
+def _flat(arrays) -> tuple[np.ndarray, ...]:
+    """1-D views of the arrays, for the compiled passes (kernels/optim.py)."""
+    return tuple(a.reshape(-1) for a in arrays)
+
+
 class SGD(Optimizer):
     """SGD with heavy-ball momentum: v <- mu v - lr g; p <- p + v."""
 
@@ -138,11 +144,9 @@ class SGD(Optimizer):
 
     def step(self, params, grads):
         self.t += 1
-        for k, p in params.items():
-            v = self.v[k]
-            v *= self.momentum
-            v -= self.lr * grads[k]
-            p += v
+        t = next(iter(params.values())).dtype.type
+        sgd_update(_flat(params.values()), _flat(grads[k] for k in params),
+                   _flat(self.v[k] for k in params), t(self.lr), t(self.momentum))
 
 
 class RMSProp(Optimizer):
@@ -155,12 +159,10 @@ class RMSProp(Optimizer):
 
     def step(self, params, grads):
         self.t += 1
-        for k, p in params.items():
-            g = grads[k]
-            s = self.s[k]
-            s *= self.rho
-            s += (1.0 - self.rho) * g * g
-            p -= self.lr * g / (np.sqrt(s) + self.eps)
+        t = next(iter(params.values())).dtype.type
+        rmsprop_update(_flat(params.values()), _flat(grads[k] for k in params),
+                       _flat(self.s[k] for k in params), t(self.lr), t(self.rho), t(self.eps),
+                       t(1.0 - self.rho))
 
 
 class Adam(Optimizer):
@@ -176,14 +178,11 @@ class Adam(Optimizer):
         self.t += 1
         c1 = 1.0 - self.b1**self.t
         c2 = 1.0 - self.b2**self.t
-        for k, p in params.items():
-            g = grads[k]
-            m, v = self.m[k], self.v[k]
-            m *= self.b1
-            m += (1.0 - self.b1) * g
-            v *= self.b2
-            v += (1.0 - self.b2) * g * g
-            p -= self.lr * (m / c1) / (np.sqrt(v / c2) + self.eps)
+        t = next(iter(params.values())).dtype.type
+        adam_update(_flat(params.values()), _flat(grads[k] for k in params),
+                    _flat(self.m[k] for k in params), _flat(self.v[k] for k in params),
+                    t(self.lr), t(self.b1), t(self.b2), t(self.eps), t(c1), t(c2),
+                    t(1.0 - self.b1), t(1.0 - self.b2))
 
 
 def make_optimizer(name: str, params: dict[str, np.ndarray], lr: float,

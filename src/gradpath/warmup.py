@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .clipping import clip_by_norm
 from .models import LSTM, RNN
+from .train import make_optimizer
 
 
 def warmup() -> None:
@@ -17,6 +19,9 @@ def warmup() -> None:
         x = np.zeros((2, 1, 1), dt)
         for model in (RNN(1, 2, 1, "tanh"), LSTM(1, 2, 1)):
             p = model.init_params("identity", seed=0, dtype=dt)
-            model.loss_and_grads(p, x, np.zeros((1, 1), dt))
+            res = model.loss_and_grads(p, x, np.zeros((1, 1), dt))
             model.loss_and_grads(p, x, np.zeros(1, np.int64), loss="xent")
             model.forward(p, x)
+            clip_by_norm(res.grads, 1.0)
+            for name in ("sgd", "rmsprop", "adam"):
+                make_optimizer(name, p, 1e-3).step(p, res.grads)

@@ -168,17 +168,21 @@ _state = {"enabled": True}
 
 
 class flushed:
-    """Context: FTZ/DAZ on this thread and single-threaded BLAS (see module doc).
+    """Context: FTZ/DAZ on this thread and, with ``blas=True``, single-threaded
+    BLAS (see module doc).
 
     Re-entrant; a no-op for the MXCSR part off x86 and while
     :func:`keep_subnormals` is active.
     """
 
-    __slots__ = ("_old", "_blas")
+    __slots__ = ("_old", "_blas", "_limit")
+
+    def __init__(self, blas: bool = True) -> None:
+        self._limit = blas
 
     def __enter__(self) -> flushed:
         self._old = None
-        self._blas = _BLAS.limit()
+        self._blas = _BLAS.limit() if self._limit else []
         if X86 and _state["enabled"]:
             self._old = _enter_flush()
         return self
@@ -202,12 +206,15 @@ class keep_subnormals:
         _state["enabled"] = self._prev
 
 
-def jit_entry(func: Callable) -> Callable:
-    """Compile ``func`` with the project's options and wrap it with :func:`entry`."""
-    return entry(jit(func))
+def jit_entry(func: Callable | None = None, *, blas: bool = True) -> Callable:
+    """Compile ``func`` with the project's options and wrap it with :func:`entry`
+    (``blas=False`` for kernels that call no BLAS: nothing to limit)."""
+    if func is None:
+        return lambda f: entry(jit(f), blas=blas)
+    return entry(jit(func), blas=blas)
 
 
-def entry(func: Callable) -> Callable:
+def entry(func: Callable, blas: bool = True) -> Callable:
     """Wrap a kernel (compiled, or Python code calling compiled row functions)
     as an entry point that runs in :class:`flushed`.
 
@@ -216,7 +223,7 @@ def entry(func: Callable) -> Callable:
     """
     @functools.wraps(func)
     def call(*args):
-        with flushed():
+        with flushed(blas):
             return func(*args)
 
     call.kernel = func
