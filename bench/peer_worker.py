@@ -276,11 +276,12 @@ def proc_status(field: str) -> int:
 
 def memory(impl: str, spec: dict) -> int:
     """Peak resident bytes of the first call of a case above the resident size
-    before it (inputs and weights already built): a tiny case of the same
-    kind runs first, so code loading and thread pools are not counted; JAX
-    compiles the case ahead of time."""
-    tiny = {**spec, "B": 1, "T": 3, "key": "tiny"}
-    BUILDERS[impl](tiny)[0]()
+    before it (inputs and weights already built): a small case of the same
+    kind runs first (big enough for gradpath to use its threads), so code
+    loading, thread pools and per-thread allocator arenas are not counted;
+    JAX compiles the case ahead of time."""
+    small = {**spec, "B": 16, "H": 64, "T": 64, "key": "warm"}
+    BUILDERS[impl](small)[0]()
     call, _ = BUILDERS[impl](spec, ahead=True) if impl == "jax" else BUILDERS[impl](spec)
     gc.collect()
     with open("/proc/self/clear_refs", "w") as f:  # reset the high-water mark

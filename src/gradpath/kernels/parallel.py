@@ -136,9 +136,10 @@ def run_blocks(fn: Callable, nb: int, n: int, *args, per_block: list | None = No
 
 
 def sum_parts(parts: list):
-    """The sum of per-block partial results, always in block order (so the
-    bits depend on the blocks, never on which thread finished first)."""
-    total = parts[0].copy()
+    """The sum of per-block partial results, accumulated into the first and
+    always in block order (so the bits depend on the blocks, never on which
+    thread finished first)."""
+    total = parts[0]
     for p in parts[1:]:
         total += p
     return total

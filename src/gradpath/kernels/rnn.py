@@ -29,8 +29,11 @@ from .fpenv import entry
 from .jit import jit
 from .parallel import bounds, n_blocks, run_blocks, sum_parts
 
-#: Rows (steps x block rows) per weight-gradient GEMM in the backward pass.
+#: Rows (steps x block rows) per weight-gradient GEMM in the backward pass,
+#: and the most steps a chunk may hold as a share of T (1/16: the ring buffers
+#: stay small next to the stored states).
 CHUNK_ROWS = 256
+CHUNK_SHARE = 16
 
 
 @jit
@@ -78,7 +81,7 @@ def _backward_rows(dy, W_out, hs, x, W_hh, lengths, act, carry, gnorm, dW_ih, dW
     T, B, D = x.shape
     H = W_hh.shape[0]
     n = b1 - b0
-    K = min(T, max(1, -(-CHUNK_ROWS // n)))
+    K = max(1, min(-(-CHUNK_ROWS // n), T // CHUNK_SHARE))
     dbuf = np.empty((K, n, H), x.dtype)  # dL/da for K steps
     hbuf = np.empty((K, n, H), x.dtype)  # h_{t-1} of the same steps
     xbuf = np.empty((K, n, D), x.dtype)
