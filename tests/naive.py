@@ -4,7 +4,7 @@ Written to be read, not to be fast (min-char-rnn style): one loop over time
 forward, one loop backward, one numpy operation per line. Every array is
 computed in the dtype of the inputs, so a float32 twin exists too.
 
-Conventions (DESIGN.md, "The public Python API"):
+Conventions (README, "The Python API"):
 
 * ``x`` is (T, B, D), time-major.
 * RNN:  ``h_t = phi(W_ih x_t + W_hh h_{t-1} + b)``.

@@ -2,7 +2,7 @@
 
 Each new combination of argument types makes Numba compile (and cache) a new
 specialisation, seconds per kernel in every fresh process that misses the
-cache (DESIGN.md, "Kernel conventions"). These tests intercept the kernel call
+cache (README, "Developing the kernels"). These tests intercept the kernel call
 and check the argument types without running, hence without compiling, anything.
 """
 

@@ -1,5 +1,5 @@
 """Tasks: deterministic batches, their format, and each baseline confirmed by
-measuring a memoryless predictor on generated data (SCIENCE.md section 5)."""
+measuring a memoryless predictor on generated data (docs/theory.md, section 5)."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def test_adding_ragged_markers_lie_inside_each_length():
 
 
 def _copy_expected(symbols: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Input classes and target of one copy sequence of length n (SCIENCE.md 5)."""
+    """Input classes and target of one copy sequence of length n (docs/theory.md, section 5)."""
     inp = np.zeros(n, np.int64)
     tgt = np.zeros(n, np.int64)
     inp[:10] = symbols

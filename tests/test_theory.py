@@ -1,4 +1,4 @@
-"""Mean-field theory (SCIENCE.md section 3): closed forms, quadrature checked
+"""Mean-field theory (docs/theory.md, section 3): closed forms, quadrature checked
 against Monte Carlo and adaptive integration, critical gains."""
 
 from __future__ import annotations

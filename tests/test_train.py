@@ -1,5 +1,5 @@
 """Training: optimisers, clipping records, divergence as a result, determinism,
-the adding-problem contrast of the lecture (SCIENCE.md sections 1, 2, 5, 6)."""
+the adding-problem contrast of the lecture (docs/theory.md, sections 1, 2, 5, 6)."""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ from .theory import theory_slope
 
 CELLS: tuple[str, ...] = ("rnn", "lstm")
 #: Horizon threshold: the lag at which ||delta|| first falls below this
-#: fraction of its value at the scored step (SCIENCE.md section 6).
+#: fraction of its value at the scored step (docs/theory.md, section 6).
 HORIZON_FRACTION = 1e-6
 
 
