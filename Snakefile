@@ -25,4 +25,5 @@ rule all:
         FIGURES,
         f"{RESULTS}/tables/summary.csv",
         f"{RESULTS}/tables/findings.csv",
+        f"{RESULTS}/tables/reproductions.csv",
     default_target: True

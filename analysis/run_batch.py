@@ -20,14 +20,17 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
 from gradpath.grid import Run, execute  # noqa: E402
 
 
-def main(runs: list[dict], runs_dir: str, out: str, log: str) -> None:
+def main(runs: list[dict], runs_dir: str, out: str, log: str, inputs: list[str]) -> None:
     logging.basicConfig(filename=log, level=logging.INFO, format="%(asctime)s %(message)s")
     t0 = time.perf_counter()
+    # the selected learning rates, when this batch's runs wait for a sweep
+    selection = [p for p in inputs if p.endswith("selection.json")]
+    rates = json.loads(Path(selection[0]).read_text()) if selection else None
     statuses = {}
     for i, r in enumerate(runs, 1):
         run = Run(r["kind"], r["run_id"], r["config"])
         t = time.perf_counter()
-        status = execute(run, runs_dir)
+        status = execute(run, runs_dir, rates)
         statuses[run.run_id] = status
         logging.info("%d/%d %s %s %s (%.1f s)", i, len(runs), run.kind, run.run_id, status,
                      time.perf_counter() - t)
@@ -37,4 +40,4 @@ def main(runs: list[dict], runs_dir: str, out: str, log: str) -> None:
 
 if "snakemake" in globals():
     sm = snakemake  # noqa: F821 - injected by Snakemake's script directive
-    main(sm.params.runs, sm.params.runs_dir, sm.output[0], sm.log[0])
+    main(sm.params.runs, sm.params.runs_dir, sm.output[0], sm.log[0], list(sm.input))

@@ -22,8 +22,20 @@ RUNS_DIR = f"{RESULTS}/runs"
 
 PROBE_RUNS = gpgrid.probe_runs(config["probe"])
 TRAIN_RUNS = gpgrid.train_runs(config["train"])
-BATCHES = gpgrid.batches(PROBE_RUNS + TRAIN_RUNS, config["batch_seconds"])
+# Reported runs whose learning rate a sweep selects wait for the selection.
+SWEEP_RUNS = [r for r in TRAIN_RUNS if r.config["stage"] == gpgrid.SWEEP]
+SELECTED_RUNS = [r for r in TRAIN_RUNS if r.config["lr"] is None]
+FREE_RUNS = PROBE_RUNS + [r for r in TRAIN_RUNS if r not in SELECTED_RUNS]
+BATCHES = gpgrid.batches(FREE_RUNS, config["batch_seconds"])
+SELECTED_BATCHES = {
+    f"selected-{k}": v for k, v in gpgrid.batches(SELECTED_RUNS, config["batch_seconds"]).items()
+}
+ALL_BATCHES = {**BATCHES, **SELECTED_BATCHES}
 RUN_IDS = sorted(r.run_id for r in PROBE_RUNS + TRAIN_RUNS)
+SWEEP_BATCHES = sorted(
+    b for b, runs in BATCHES.items() if any(r.config.get("stage") == gpgrid.SWEEP for r in runs)
+)
+SELECTION = f"{RESULTS}/tables/selection.json"
 
 FIGURE_NAMES = [
     "a_decay_curves",
@@ -31,7 +43,8 @@ FIGURE_NAMES = [
     "c_training_curves",
     "d_success_by_length",
     "e_clipping_divergence",
-    "f_decay_before_after",
+    "f_decay_through_training",
+    "g_lyapunov_spectrum",
 ]
 FIGURES = [f"{RESULTS}/figures/{name}.png" for name in FIGURE_NAMES]
 
@@ -40,10 +53,23 @@ def batch_runs(wildcards):
     """The runs of one batch, as plain dicts for the job script."""
     return [
         {"kind": r.kind, "run_id": r.run_id, "config": r.config}
-        for r in BATCHES[wildcards.batch]
+        for r in ALL_BATCHES[wildcards.batch]
     ]
+
+
+def batch_inputs(wildcards):
+    """A batch needs the warm Numba cache, and the selected rates if its runs wait for them."""
+    needs = [f"{RESULTS}/.warmup"]
+    if wildcards.batch in SELECTED_BATCHES:
+        needs.append(SELECTION)
+    return needs
+
+
+def sweep_outputs(wildcards=None):
+    """The completion markers of the batches that hold sweep runs."""
+    return [f"{RESULTS}/batches/{b}.json" for b in SWEEP_BATCHES]
 
 
 def batch_outputs(wildcards=None):
     """Every batch's completion marker."""
-    return [f"{RESULTS}/batches/{b}.json" for b in sorted(BATCHES)]
+    return [f"{RESULTS}/batches/{b}.json" for b in sorted(ALL_BATCHES)]

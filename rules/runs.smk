@@ -17,9 +17,10 @@ rule warmup:
 
 rule run_batch:
     """Run a batch of probes or trainings; finished runs are skipped, so an
-    interrupted batch resumes where it stopped."""
+    interrupted batch resumes where it stopped. Reported runs of a
+    learning-rate sweep wait for the selection."""
     input:
-        f"{RESULTS}/.warmup",
+        batch_inputs,
     output:
         f"{RESULTS}/batches/{{batch}}.json",
     log:
@@ -35,3 +36,27 @@ rule run_batch:
         "../envs/gradpath.yaml"
     script:
         "../analysis/run_batch.py"
+
+
+rule select_rates:
+    """Pick each sweep's learning rate from its sweep runs (lowest held-out metric)."""
+    input:
+        sweep_outputs,
+    output:
+        selection=SELECTION,
+        table=f"{RESULTS}/tables/selection.csv",
+        html=report(
+            f"{RESULTS}/tables/selection.html",
+            caption="../reports/captions/selection.rst",
+            category="7. Summary",
+            labels={"table": "learning-rate sweeps and the selected rates"},
+        ),
+    log:
+        f"{RESULTS}/logs/select_rates.log",
+    params:
+        run_ids=sorted(r.run_id for r in SWEEP_RUNS),
+        runs_dir=RUNS_DIR,
+    conda:
+        "../envs/gradpath.yaml"
+    script:
+        "../analysis/select_rates.py"

@@ -34,8 +34,8 @@ RUN_COLUMNS = [
     "eval_every", "eval_batches", "seed", "input_std", "bias_std", "burn_in", "lyapunov_k",
     "ragged", "status", "diverged_at", "cause", "final_metric",
     "baseline", "success", "clipped_fraction", "decay_rate", "cell_decay_rate",
-    "theory_slope", "lyapunov_1", "horizon", "wall_time_s", "version_gradpath",
-    "version_numpy", "version_numba",
+    "theory_slope", "lyapunov_1", "horizon", "wall_time_s", "dtype", "stage", "selection",
+    "lyapunov", "initial_metric", "version_gradpath", "version_numpy", "version_numba",
 ]
 CURVE_COLUMNS = ["run_id", "phase", "step", "lag", "log10_grad_norm", "log10_cell_grad_norm"]
 TRAINING_COLUMNS = ["run_id", "step", "loss", "metric", "grad_norm_before", "grad_norm_after",

@@ -59,32 +59,124 @@ def probe_runs(spec: dict) -> list[Run]:
     return runs
 
 
-def train_runs(spec: dict) -> list[Run]:
-    """Expand a training section: tasks x models x inits x clips x seq_lens x seeds.
+#: Stages of a training run: a learning-rate sweep run (on a selection seed)
+#: or a reported run (on a reported seed, at the selected rate).
+SWEEP, REPORT = "sweep", "report"
 
-    ``spec`` keys: tasks, models, inits, clips, seq_lens, seeds, and the
+
+def train_blocks(section) -> list[dict]:
+    """A config's ``train`` section as a list of blocks (one dict = one block)."""
+    return [section] if isinstance(section, dict) else list(section)
+
+
+def _block_steps(block: dict) -> dict[int, int]:
+    """Updates per sequence length: one number for all, or one per seq_len."""
+    steps, lens = block["steps"], [int(t) for t in block["seq_lens"]]
+    if isinstance(steps, int | float):
+        return dict.fromkeys(lens, int(steps))
+    if len(steps) != len(lens):
+        raise ValueError(f"train.steps: expected one number per seq_len ({len(lens)}), "
+                         f"got {len(steps)}")
+    return {t: int(n) for t, n in zip(lens, steps, strict=True)}
+
+
+def train_runs(section) -> list[Run]:
+    """Expand the training blocks: tasks x models x inits x clips x seq_lens x seeds.
+
+    A block's keys: tasks, models, inits, clips, seq_lens, seeds, and the
     fixed settings gain, clip_threshold (a number, or a mapping clip mode ->
-    threshold), optimizer, lr, hidden, batch, steps, eval_every,
-    eval_batches, ragged, dtype.
+    threshold), optimizer, lr or lrs, hidden, batch, steps (a number, or one
+    per seq_len), eval_every, eval_batches, ragged, dtype, and for a sweep
+    selection_seeds and sweep_fraction.
+
+    With several learning rates (``lrs``), every configuration first runs the
+    sweep: each rate on each selection seed (disjoint from the reported
+    seeds), for ``sweep_fraction`` of the updates; its reported runs then use
+    the rate whose sweep runs end with the lowest held-out metric
+    (:func:`select_rates`). Each run's config carries its ``stage`` and, for a
+    sweep, the ``selection`` key its rate is chosen under; a reported run of a
+    sweep has ``lr`` None until the selection fills it in (its id covers the
+    candidate rates instead).
     """
     runs = []
-    thresholds = spec["clip_threshold"]
-    for task, model, init, clip, seq_len, seed in itertools.product(
-            spec["tasks"], spec["models"], spec["inits"], spec["clips"], spec["seq_lens"],
-            spec["seeds"]):
-        cell, activation = MODELS[model]
-        thr = thresholds[clip] if isinstance(thresholds, dict) else thresholds
-        c = TrainConfig(task=task, seq_len=int(seq_len), cell=cell, activation=activation,
-                        init=init, gain=float(spec["gain"]), clip=clip,
-                        clip_threshold=float(thr if clip != "none" else 1.0),
-                        optimizer=spec["optimizer"], lr=float(spec["lr"]),
-                        hidden=int(spec["hidden"]), batch=int(spec["batch"]),
-                        steps=int(spec["steps"]), seed=int(seed),
-                        eval_every=int(spec["eval_every"]),
-                        eval_batches=int(spec["eval_batches"]), ragged=bool(spec["ragged"]),
-                        dtype=spec["dtype"])
-        runs.append(Run("train", run_id("train", c.as_dict()), c.as_dict()))
+    for block in train_blocks(section):
+        thresholds = block["clip_threshold"]
+        lrs = [float(v) for v in (block.get("lrs") or [block["lr"]])]
+        steps_for = _block_steps(block)
+        sweep = len(lrs) > 1
+        if sweep and set(block["selection_seeds"]) & set(block["seeds"]):
+            raise ValueError("train.selection_seeds: must be disjoint from train.seeds, got "
+                             f"{block['selection_seeds']} and {block['seeds']}")
+        for task, model, init, clip, seq_len in itertools.product(
+                block["tasks"], block["models"], block["inits"], block["clips"],
+                block["seq_lens"]):
+            cell, activation = MODELS[model]
+            thr = thresholds[clip] if isinstance(thresholds, dict) else thresholds
+            steps = steps_for[int(seq_len)]
+            fixed = dict(task=task, seq_len=int(seq_len), cell=cell, activation=activation,
+                         init=init, gain=float(block["gain"]), clip=clip,
+                         clip_threshold=float(thr if clip != "none" else 1.0),
+                         optimizer=block["optimizer"], hidden=int(block["hidden"]),
+                         batch=int(block["batch"]), eval_every=int(block["eval_every"]),
+                         eval_batches=int(block["eval_batches"]), ragged=bool(block["ragged"]),
+                         dtype=block["dtype"])
+            if not sweep:
+                for seed in block["seeds"]:
+                    c = TrainConfig(**fixed, lr=lrs[0], steps=steps, seed=int(seed))
+                    cfg = {**c.as_dict(), "stage": REPORT, "selection": ""}
+                    runs.append(Run("train", run_id("train", cfg), cfg))
+                continue
+            sweep_steps = max(1, round(steps * float(block["sweep_fraction"])))
+            check = TrainConfig(**fixed, lr=lrs[0], steps=steps, seed=0)  # validates fixed
+            key = run_id("selection", {**fixed, "lrs": lrs, "steps": sweep_steps,
+                                       "seeds": [int(s) for s in block["selection_seeds"]]})
+            for lr in lrs:
+                for seed in block["selection_seeds"]:
+                    c = TrainConfig(**fixed, lr=lr, steps=sweep_steps, seed=int(seed))
+                    cfg = {**c.as_dict(), "stage": SWEEP, "selection": key}
+                    runs.append(Run("train", run_id("train", cfg), cfg))
+            for seed in block["seeds"]:
+                cfg = {**check.as_dict(), "lr": None, "seed": int(seed), "stage": REPORT,
+                       "selection": key, "lr_candidates": lrs}
+                runs.append(Run("train", run_id("train", cfg), cfg))
     return runs
+
+
+def select_rates(runs) -> dict[str, float]:
+    """The selected learning rate of each sweep, from the runs table of its
+    sweep runs: the lowest mean final held-out metric over the selection
+    seeds (a diverged run counts as infinitely bad; ties go to the smaller
+    rate). Returns {selection key: lr}."""
+    sw = runs[runs["stage"] == SWEEP]
+    out = {}
+    for key, g in sw.groupby("selection"):
+        metric = g["final_metric"].where(g["status"] == "finished", float("inf"))
+        mean = metric.fillna(float("inf")).groupby(g["lr"]).mean()
+        best = mean[mean == mean.min()].index.min()
+        out[str(key)] = float(best)
+    return out
+
+
+def sweep_table(runs, rates: dict[str, float]):
+    """One row per sweep configuration and candidate rate: the mean held-out
+    metric over the selection seeds (and relative to the baseline), the
+    diverged runs, and whether it was selected."""
+    import pandas as pd
+
+    cols = ["selection", "task", "model", "init", "clip", "seq_len", "optimizer", "lr",
+            "seeds", "mean_final_metric", "mean_final_over_baseline", "diverged", "selected"]
+    sw = runs[runs["stage"] == SWEEP]
+    if sw.empty:
+        return pd.DataFrame(columns=cols)
+    sw = sw.assign(diverged=sw["status"] == "diverged",
+                   over=sw["final_metric"] / sw["baseline"])
+    g = sw.groupby(["selection", "task", "model", "init", "clip", "seq_len", "optimizer", "lr"],
+                   as_index=False)
+    out = g.agg(seeds=("seed", "nunique"), mean_final_metric=("final_metric", "mean"),
+                mean_final_over_baseline=("over", "mean"), diverged=("diverged", "sum"))
+    out["selected"] = [rates.get(k) == lr for k, lr in zip(out["selection"], out["lr"],
+                                                           strict=True)]
+    return out[cols].round(4)
 
 
 def _cost(run: Run) -> float:
@@ -124,8 +216,11 @@ def batches(runs: Iterable[Run], target_seconds: float) -> dict[str, list[Run]]:
     return out
 
 
-def execute(run: Run, out_dir: str | Path) -> str:
+def execute(run: Run, out_dir: str | Path, rates: dict[str, float] | None = None) -> str:
     """Run one configuration and write its tables; skip it if already finished.
+
+    ``rates``: the selected learning rate of each sweep (:func:`select_rates`),
+    needed by a reported run whose rate a sweep chooses.
 
     Returns "skipped", or the run's status ("finished" | "diverged").
     """
@@ -137,11 +232,15 @@ def execute(run: Run, out_dir: str | Path) -> str:
         res = probe(c["cell"], c["activation"], c["init"], c["gain"], c["hidden"], c["seq_len"],
                     c["batch"], c["input_std"], c["bias_std"], c["seeds"], c["burn_in"],
                     c["lyapunov_k"])
-        tables = probe_tables(res, time.perf_counter() - t0)
+        tables = probe_tables(res, time.perf_counter() - t0, run.run_id)
     else:
-        res = train(TrainConfig(**c))
-        tables = train_tables(res)
-    if tables["runs"]["run_id"].iloc[0] != run.run_id:  # the id is part of the contract
-        raise RuntimeError(f"run id mismatch for {run.config}")
+        stage, selection = c.pop("stage"), c.pop("selection")
+        c.pop("lr_candidates", None)
+        if c["lr"] is None:
+            if not rates or selection not in rates:
+                raise ValueError(f"run {run.run_id}: no selected learning rate for sweep "
+                                 f"{selection!r}; run the sweep first")
+            c["lr"] = rates[selection]
+        tables = train_tables(train(TrainConfig(**c)), run.run_id, stage, selection)
     write_run(out_dir, tables)
     return str(tables["runs"]["status"].iloc[0])

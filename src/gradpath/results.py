@@ -14,8 +14,12 @@ Three long tables, one row per observation:
     clipped_fraction, decay_rate (per-step slope of ln||dL_T/dh_t||; for a
     training run, at initialisation), cell_decay_rate (LSTM), theory_slope
     (mean-field 0.5 ln chi, NaN where no theory applies), lyapunov_1,
-    horizon (lag, -1 when beyond T), wall_time_s, and the versions of
-    gradpath, numpy and numba.
+    horizon (lag, -1 when beyond T), wall_time_s, the versions of gradpath,
+    numpy and numba, dtype, stage ("probe" | "sweep" | "report": a run of a
+    learning-rate sweep or a reported seed), selection (the sweep's key, ""
+    without one) and lyapunov (the probe's top-k exponents, descending; for a
+    training run, lambda_1 at initialisation), initial_metric (held-out
+    metric before the first update; NaN for probes).
 ``curves`` (one row per run, phase and lag)
     run_id, phase ("init" | "checkpoint" | "final"), step, lag,
     log10_grad_norm, log10_cell_grad_norm (NaN for the RNN).
@@ -58,7 +62,8 @@ RUN_COLUMNS: tuple[str, ...] = (
     "eval_every", "eval_batches", "seed", "input_std", "bias_std", "burn_in", "lyapunov_k",
     "ragged", "status", "diverged_at", "cause", "final_metric", "baseline", "success",
     "clipped_fraction", "decay_rate", "cell_decay_rate", "theory_slope", "lyapunov_1",
-    "horizon", "wall_time_s", "version_gradpath", "version_numpy", "version_numba",
+    "horizon", "wall_time_s", "dtype", "stage", "selection", "lyapunov", "initial_metric",
+    "version_gradpath", "version_numpy", "version_numba",
 )
 CURVE_COLUMNS: tuple[str, ...] = ("run_id", "phase", "step", "lag", "log10_grad_norm",
                                   "log10_cell_grad_norm")
@@ -111,10 +116,12 @@ def _curve_frame(rid: str, phase: str, step: int, log10_h, log10_c) -> pd.DataFr
     })
 
 
-def probe_tables(res: ProbeResult, wall_time_s: float = 0.0) -> dict[str, pd.DataFrame]:
-    """The three tables of one probe run (``training`` is empty)."""
+def probe_tables(res: ProbeResult, wall_time_s: float = 0.0,
+                 rid: str | None = None) -> dict[str, pd.DataFrame]:
+    """The three tables of one probe run (``training`` is empty); ``rid`` is
+    the run's id (default: the hash of its configuration)."""
     cfg = res.config
-    rid = run_id("probe", cfg)
+    rid = run_id("probe", cfg) if rid is None else rid
     row = dict.fromkeys(RUN_COLUMNS)
     row.update(
         run_id=rid, kind="probe", model=model_label(cfg["cell"], cfg["activation"]),
@@ -129,16 +136,23 @@ def probe_tables(res: ProbeResult, wall_time_s: float = 0.0) -> dict[str, pd.Dat
         decay_rate=_num(res.decay_rate), cell_decay_rate=_num(res.cell_decay_rate),
         theory_slope=_num(res.theory_slope), lyapunov_1=float(res.lyapunov[0]),
         horizon=-1 if res.horizon is None else res.horizon, wall_time_s=wall_time_s,
-        **_versions(),
+        dtype="float64", stage="probe", selection="",
+        lyapunov=[float(v) for v in res.lyapunov], initial_metric=math.nan, **_versions(),
     )
     curves = _curve_frame(rid, "init", 0, res.log10_grad_norm, res.log10_cell_grad_norm)
     return _frames(row, curves, _empty_training())
 
 
-def train_tables(res: TrainResult) -> dict[str, pd.DataFrame]:
-    """The three tables of one training run."""
+def train_tables(res: TrainResult, rid: str | None = None, stage: str = "report",
+                 selection: str = "") -> dict[str, pd.DataFrame]:
+    """The three tables of one training run.
+
+    ``rid`` is the run's id (default: the hash of its configuration);
+    ``stage`` ("report" or "sweep") and ``selection`` (the key of the
+    learning-rate sweep it belongs to) are recorded in the runs row.
+    """
     c = res.config.as_dict()
-    rid = run_id("train", c)
+    rid = run_id("train", c) if rid is None else rid
     row = dict.fromkeys(RUN_COLUMNS)
     row.update(c)
     row["model"] = model_label(c["cell"], c["activation"])
@@ -152,7 +166,8 @@ def train_tables(res: TrainResult) -> dict[str, pd.DataFrame]:
         decay_rate=_num(res.decay_rate_init), cell_decay_rate=_cell_rate(res.curves[0]),
         theory_slope=math.nan, lyapunov_1=_num(res.lyapunov_init),
         horizon=-1 if horizon_lag is None else horizon_lag, wall_time_s=res.wall_time_s,
-        **_versions(),
+        stage=stage, selection=selection, lyapunov=[_num(res.lyapunov_init)],
+        initial_metric=_num(res.initial_metric), **_versions(),
     )
     parts = [_curve_frame(rid, cv["phase"], cv["step"], cv["log10_grad_norm"],
                           cv["log10_cell_grad_norm"]) for cv in res.curves]
@@ -183,7 +198,7 @@ def _frames(row: dict, curves: pd.DataFrame, training: pd.DataFrame) -> dict[str
     for col in ("gain", "clip_threshold", "lr", "momentum", "input_std", "bias_std",
                 "final_metric",
                 "baseline", "clipped_fraction", "decay_rate", "cell_decay_rate",
-                "theory_slope", "lyapunov_1", "wall_time_s"):
+                "theory_slope", "lyapunov_1", "wall_time_s", "initial_metric"):
         runs[col] = runs[col].astype("float64")
     curves = curves[list(CURVE_COLUMNS)].astype({"step": "int64", "lag": "int64"})
     training = training[list(TRAINING_COLUMNS)].astype({"step": "int64", "clipped": "bool"})

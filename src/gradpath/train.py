@@ -224,6 +224,8 @@ class TrainResult:
     baseline : float
         The task's baseline on the held-out batches (for ragged copy, from
         their lengths).
+    initial_metric : float
+        Held-out metric before the first update.
     final_metric : float
         Held-out metric at the end (NaN for a diverged run).
     success : bool
@@ -248,6 +250,7 @@ class TrainResult:
     lyapunov_init: float
     wall_time_s: float = 0.0
     clipped_fraction: float = field(default=0.0)
+    initial_metric: float = math.nan
 
 
 def build_model(c: TrainConfig, task: Task):
@@ -433,6 +436,7 @@ def train(config: TrainConfig) -> TrainResult:
     decay0 = fit_decay_rate(curves[0]["log10_grad_norm"] * math.log(10.0))
     lyap0 = _lyapunov_init(model, params, task, c)
     baseline = _eval_baseline(task, c)
+    initial = _evaluate(model, params, task, c)
     status, diverged_at, cause = "finished", None, None
     for step in range(1, c.steps + 1):
         u = trainer.update(trainer.batch(step))
@@ -463,4 +467,4 @@ def train(config: TrainConfig) -> TrainResult:
     clipped_fraction = float(np.mean(rec["clipped"])) if rec["clipped"] else 0.0
     return TrainResult(c, status, diverged_at, cause, rec, evals, curves, baseline,
                        final, success, decay0, lyap0, time.perf_counter() - t0,
-                       clipped_fraction)
+                       clipped_fraction, initial)
