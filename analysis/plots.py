@@ -1,12 +1,16 @@
-"""Snakemake job: the study's figures (seaborn), a-f.
+"""Snakemake job: the study's figures (seaborn), a-g.
 
 a. decay curves log10||dL_T/dh_t|| by lag, model x init (LSTM: hidden and cell path)
 b. measured decay rate against gain with the mean-field 0.5 ln chi curve, and
    measured against theory with the identity line
-c. training curves (task metric by step) by clipping mode, baseline drawn
+c. training curves (held-out metric by step) of the reported runs, by length
+   and model, baseline drawn
 d. success rate and final metric / baseline against sequence length
-e. share of clipped updates and divergences by configuration
-f. the decay curve before and after training for a few configurations
+e. gradient norms over training with the clipping threshold, by clip mode,
+   and the diverged runs
+f. the decay curve at every checkpoint through training, for the remedies
+g. the Lyapunov spectrum at initialisation
+Every training figure is faceted by task when a study has several.
 """
 
 import logging
@@ -20,6 +24,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from gradpath.claims import SUCCESS_FRACTION, primary, successes  # noqa: E402
 from gradpath.theory import critical_gain, mean_field  # noqa: E402
 
 MODEL_ORDER = ["rnn-tanh", "rnn-relu", "lstm"]
@@ -27,6 +32,8 @@ MODEL_LABEL = {"rnn-tanh": "tanh RNN", "rnn-relu": "ReLU RNN", "lstm": "LSTM"}
 INIT_ORDER = ["identity", "gaussian", "orthogonal"]
 CLIP_ORDER = ["none", "norm", "value"]
 INIT_PALETTE = dict(zip(INIT_ORDER, sns.color_palette("colorblind", 3), strict=True))
+CLIP_PALETTE = dict(zip(CLIP_ORDER, [sns.color_palette("colorblind")[i] for i in (3, 0, 2)],
+                        strict=True))
 DPI = 110
 CAP = 1e3  # metrics above CAP x baseline are drawn at that level
 
@@ -92,207 +99,243 @@ def fig_decay_curves(runs: pd.DataFrame, curves: pd.DataFrame, path: str) -> Non
 def fig_decay_theory(runs: pd.DataFrame, path: str) -> None:
     """(b) measured decay rate vs gain with 0.5 ln chi; measured vs theory."""
     pr = runs[(runs["kind"] == "probe") & (runs["cell"] == "rnn")]
-    pr = pr[pr["init"].isin(["gaussian", "orthogonal"])]
+    pr = pr[pr["init"].isin(["gaussian", "orthogonal"])].copy()
     if pr.empty:
         return _empty(path, "no gaussian/orthogonal RNN probes in this study")
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     u, b = float(pr["input_std"].iloc[0]), float(pr["bias_std"].iloc[0])
     grid = np.linspace(max(0.05, pr["gain"].min() * 0.9), pr["gain"].max() * 1.05, 200)
-    colors = {"rnn-tanh": "C0", "rnn-relu": "C3"}
-    markers = {"gaussian": "o", "orthogonal": "s"}
-    for model in _models(pr):
-        act = "relu" if model == "rnn-relu" else "tanh"
-        th = [mean_field(act, float(g), u, b).slope for g in grid]
-        ax1.plot(grid, th, color=colors[model], lw=1.5, label=f"{MODEL_LABEL[model]}: ½ ln χ")
-        for init in _present(["gaussian", "orthogonal"], pr["init"]):
-            s = pr[(pr["model"] == model) & (pr["init"] == init)]
-            s = s.groupby("gain", as_index=False)["decay_rate"].mean()
-            ax1.scatter(s["gain"], s["decay_rate"], color=colors[model], marker=markers[init],
-                        s=28, zorder=3, label=f"{MODEL_LABEL[model]}, {init} (measured)")
+    pr["network"] = pr["model"].map(MODEL_LABEL)
+    theory = pd.DataFrame([
+        {"gain": g, "slope": mean_field("relu" if m == "rnn-relu" else "tanh", float(g), u, b)
+         .slope, "network": MODEL_LABEL[m]} for m in _models(pr) for g in grid])
+    palette = {MODEL_LABEL["rnn-tanh"]: "C0", MODEL_LABEL["rnn-relu"]: "C3"}
+    sns.lineplot(data=theory, x="gain", y="slope", hue="network", palette=palette, ax=ax1,
+                 legend=False, lw=1.5)
+    meas = pr.groupby(["network", "init", "gain"], as_index=False)["decay_rate"].mean()
+    sns.scatterplot(data=meas, x="gain", y="decay_rate", hue="network", style="init",
+                    palette=palette, s=36, zorder=3, ax=ax1)
     ax1.axhline(0, color="0.4", lw=0.8)
     for act, lab in (("tanh", "tanh edge"), ("relu", "ReLU edge √2")):
         gc = critical_gain(act, u, b)
         ax1.axvline(gc, color="0.6", lw=0.8, ls="--")
         ax1.text(gc, ax1.get_ylim()[0], f" {lab} {gc:.2f}", fontsize=7, va="bottom",
                  color="0.4", rotation=90)
-    ax1.set_xlabel("recurrent gain σ_w")
-    ax1.set_ylabel("decay rate (slope of ln||δ|| per step)")
-    ax1.set_title(f"Decay rate against gain (σ_u = {u:g}, σ_b = {b:g})")
+    ax1.set(xlabel="recurrent gain σ_w", ylabel="decay rate (slope of ln||δ|| per step)",
+            title=f"Decay rate against gain (lines: ½ ln χ; σ_u = {u:g}, σ_b = {b:g})")
     ax1.legend(fontsize=7, loc="lower right")
     ok = pr.dropna(subset=["theory_slope"])
     ok = ok[np.isfinite(ok["theory_slope"])]
     ok = ok[~((ok["model"] == "rnn-relu") & (ok["gain"] >= math.sqrt(2)))]
-    for (model, init), s in ok.groupby(["model", "init"]):
-        ax2.scatter(s["theory_slope"], s["decay_rate"], color=colors[model],
-                    marker=markers[init], s=28, label=f"{MODEL_LABEL[model]}, {init}")
     if len(ok):
+        sns.scatterplot(data=ok, x="theory_slope", y="decay_rate", hue="network", style="init",
+                        palette=palette, s=36, ax=ax2)
         lo = float(min(ok["theory_slope"].min(), ok["decay_rate"].min())) - 0.05
         hi = float(max(ok["theory_slope"].max(), ok["decay_rate"].max())) + 0.05
         ax2.plot([lo, hi], [lo, hi], color="0.3", lw=1, ls="--", label="identity")
         err = (ok["decay_rate"] - ok["theory_slope"]).abs().max()
         ax2.set_title(f"Measured against mean-field theory (max |error| {err:.3f})")
-    ax2.set_xlabel("theory ½ ln χ (per step)")
-    ax2.set_ylabel("measured decay rate (per step)")
-    ax2.legend(fontsize=7, loc="upper left")
+        ax2.legend(fontsize=7, loc="upper left")
+    ax2.set(xlabel="theory ½ ln χ (per step)", ylabel="measured decay rate (per step)")
     fig.tight_layout()
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
     plt.close(fig)
 
 
+def _reported(runs: pd.DataFrame) -> pd.DataFrame:
+    """Reported training runs at gain 1 (the remedies; the exploding regime is figure e),
+    one set per configuration (the sweep-selected ones where there are)."""
+    tr = runs[(runs["kind"] == "train") & (runs["stage"] == "report")]
+    return primary(tr[np.isclose(tr["gain"], 1.0)])
+
+
+def _panel(tr: pd.DataFrame) -> pd.Series:
+    """Facet label: the length, with the task when a study has several."""
+    T = "T = " + tr["seq_len"].astype(str)
+    return tr["task"] + ", " + T if tr["task"].nunique() > 1 else T
+
+
 def fig_training_curves(runs: pd.DataFrame, training: pd.DataFrame, path: str) -> None:
-    """(c) training metric by step at the longest length, rows = model, cols = clip."""
-    tr = runs[runs["kind"] == "train"]
+    """(c) held-out metric / baseline by step of the reported runs (median over seeds)."""
+    tr = _reported(runs)
+    tr = tr[tr["clip"] == ("norm" if "norm" in set(tr["clip"]) else tr["clip"].iloc[0])] \
+        if len(tr) else tr
     if tr.empty:
-        return _empty(path, "no training runs in this study")
-    task = tr["task"].iloc[0]
-    tr = tr[tr["task"] == task]
-    T = int(tr["seq_len"].max())
-    sel = tr[tr["seq_len"] == T]
-    d = training.merge(sel[["run_id", "model", "init", "clip", "seed"]], on="run_id")
-    d = d[np.isfinite(d["metric"])]
-    # smooth each run's noisy per-batch metric over a window of 5% of its steps
-    win = max(1, int(d["step"].max() * 0.05))
-    d = d.sort_values(["run_id", "step"])
-    d["smoothed"] = d.groupby("run_id")["metric"].transform(
-        lambda s: s.rolling(win, min_periods=1).mean())
-    d = d[d["step"] % max(1, win // 2) == 0]
-    base = float(sel["baseline"].iloc[0])
-    cap = CAP * base  # exploded runs are drawn at the top edge instead of squashing the rest
-    d["smoothed"] = d["smoothed"].clip(upper=cap)
-    models, clips = _models(sel), _present(CLIP_ORDER, sel["clip"])
-    g = sns.relplot(data=d, x="step", y="smoothed", hue="init", row="model", col="clip",
-                    row_order=models, col_order=clips, hue_order=_present(INIT_ORDER, d["init"]),
-                    palette=INIT_PALETTE, kind="line", estimator="median",
-                    errorbar=("pi", 50), height=2.3, aspect=1.4,
-                    facet_kws={"margin_titles": True})
+        return _empty(path, "no reported training runs in this study")
+    tr = tr.assign(panel=_panel(tr))
+    cols = ["run_id", "model", "init", "seed", "panel", "baseline"]
+    d = training.merge(tr[cols], on="run_id")
+    d = d[np.isfinite(d["eval_metric"])]
+    start = tr[cols].assign(step=0, eval_metric=tr["initial_metric"])  # before training
+    d = pd.concat([start, d[cols + ["step", "eval_metric"]]], ignore_index=True)
+    d = d.assign(ratio=(d["eval_metric"] / d["baseline"]).clip(upper=CAP))
+    models = _models(tr)
+    panels = sorted(set(d["panel"]), key=lambda p: (p.split("T = ")[0],
+                                                    int(p.split("T = ")[1])))
+    g = sns.relplot(data=d, x="step", y="ratio", hue="init", row="panel", col="model",
+                    row_order=panels, col_order=models, hue_order=_present(INIT_ORDER, d["init"]),
+                    palette=INIT_PALETTE, kind="line", estimator="median", errorbar=("pi", 100),
+                    marker="o", markersize=3, height=2.3, aspect=1.4,
+                    facet_kws={"margin_titles": True, "sharex": "row"})
     for ax in g.axes.flat:
-        ax.axhline(base, color="k", lw=1, ls="--")
+        ax.axhline(1.0, color="k", lw=1, ls="--")
+        ax.axhline(SUCCESS_FRACTION, color="C2", lw=1, ls=":")
         ax.set_yscale("log")
-        ax.set_ylim(top=cap * 1.5)
-    g.set_axis_labels("update step", "train metric (smoothed)")
-    g.set_titles(row_template="{row_name}", col_template="clip: {col_name}")
-    g.figure.suptitle(f"Training on {task}, T = {T}: median over seeds (band: inter-quartile); "
-                      f"dashed: baseline {base:.3g}; capped at {CAP:g}x baseline. "
-                      "Diverged runs end early.",
-                      y=1.02)
+    g.set_axis_labels("update step", "held-out metric / baseline")
+    g.set_titles(row_template="{row_name}", col_template="{col_name}")
+    g.figure.suptitle("Training the remedies: reported seeds at the selected learning rate "
+                      "(line: median, band: range over seeds).\nDashed: the baseline; dotted: "
+                      f"success ({SUCCESS_FRACTION:.0%} of it). Diverged runs end early.", y=1.04)
     g.savefig(path, dpi=DPI, bbox_inches="tight")
     plt.close(g.figure)
 
 
 def fig_success_by_length(runs: pd.DataFrame, path: str) -> None:
     """(d) success rate and final metric / baseline against sequence length."""
-    tr = runs[runs["kind"] == "train"].copy()
+    tr = _reported(runs)
     if tr.empty:
-        return _empty(path, "no training runs in this study")
-    tr["final / baseline"] = (tr["final_metric"] / tr["baseline"]).clip(upper=CAP)
-    tr["success rate"] = tr["success"].astype(float)
-    models = _models(tr)
-    fig, axes = plt.subplots(2, len(models), figsize=(4.2 * len(models), 6.4), squeeze=False,
-                             sharex=True)
-    inits = _present(INIT_ORDER, tr["init"])
-    clips = _present(CLIP_ORDER, tr["clip"])
-    dashes = {"none": (1, 0), "norm": (4, 2), "value": (1, 1.5)}
-    for j, model in enumerate(models):
-        s = tr[tr["model"] == model]
-        agg = s.groupby(["init", "clip", "seq_len"], as_index=False).agg(
-            success=("success rate", "mean"), ratio=("final / baseline", "median"))
-        for init in inits:
-            for clip in clips:
-                a = agg[(agg["init"] == init) & (agg["clip"] == clip)]
-                if a.empty:
-                    continue
-                kw = dict(color=INIT_PALETTE[init], dashes=dashes[clip], marker="o", ms=3.5,
-                          label=f"{init}, clip {clip}")
-                axes[0, j].plot(a["seq_len"], a["success"], **kw)
-                axes[1, j].plot(a["seq_len"], a["ratio"], **kw)
-        axes[0, j].set_title(MODEL_LABEL[model])
-        axes[0, j].set_ylim(-0.05, 1.05)
-        axes[1, j].set_yscale("log")
-        axes[1, j].axhline(1.0, color="k", lw=1, ls="--")
-        axes[1, j].set_xlabel("sequence length T")
-        axes[1, j].set_xticks(sorted(tr["seq_len"].unique()))
-    axes[0, 0].set_ylabel("success rate over seeds")
-    axes[1, 0].set_ylabel(f"held-out metric / baseline\n(median, capped at {CAP:g}; "
-                          "gaps: diverged)")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(inits), fontsize=8,
-               bbox_to_anchor=(0.5, -0.06))
-    task = tr["task"].iloc[0]
-    fig.suptitle(f"Which remedy works at which length ({task}; success = held-out metric "
-                 "below 10% of the baseline)")
+        return _empty(path, "no reported training runs in this study")
+    tr = tr.assign(success=successes(tr).astype(float),
+                   ratio=(tr["final_metric"] / tr["baseline"]).clip(upper=CAP))
+    agg = tr.groupby(["task", "model", "init", "seq_len"], as_index=False).agg(
+        success=("success", "mean"), ratio=("ratio", "median"))
+    tasks, models = sorted(set(agg["task"])), _models(agg)
+    inits = _present(INIT_ORDER, agg["init"])
+    fig, axes = plt.subplots(2 * len(tasks), len(models), squeeze=False, sharex=True,
+                             figsize=(3.8 * len(models), 5.6 * len(tasks)))
+    for i, task in enumerate(tasks):
+        for j, model in enumerate(models):
+            a = agg[(agg["task"] == task) & (agg["model"] == model)]
+            for k, (col, label) in enumerate((("success", "success rate over seeds"),
+                                              ("ratio", "final held-out metric / baseline"))):
+                ax = axes[2 * i + k, j]
+                sns.lineplot(data=a, x="seq_len", y=col, hue="init", hue_order=inits,
+                             palette=INIT_PALETTE, marker="o", ax=ax,
+                             legend=(i == 0 and j == len(models) - 1 and k == 0))
+                ax.set(xlabel="sequence length T", ylabel=label if j == 0 else "")
+                if col == "ratio":
+                    ax.set_yscale("log")
+                    ax.axhline(1.0, color="k", lw=1, ls="--")
+                    ax.axhline(SUCCESS_FRACTION, color="C2", lw=1, ls=":")
+                else:
+                    ax.set_ylim(-0.05, 1.05)
+                    ax.set_title(f"{MODEL_LABEL[model]}" + (f" ({task})" if len(tasks) > 1
+                                                            else ""))
+    fig.suptitle(f"Which remedy learns at which length (median over seeds; success: final "
+                 f"held-out metric below {SUCCESS_FRACTION:.0%} of the baseline, dotted)")
     fig.tight_layout()
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
     plt.close(fig)
 
 
-def fig_clipping(runs: pd.DataFrame, path: str) -> None:
-    """(e) share of clipped updates and number of diverged runs, by configuration."""
-    tr = runs[runs["kind"] == "train"].copy()
+def fig_clipping(runs: pd.DataFrame, training: pd.DataFrame, path: str) -> None:
+    """(e) gradient norm over training by clip mode (clipping events above the
+    threshold), and the diverged runs, in the configurations trained with
+    several clip modes."""
+    tr = runs[(runs["kind"] == "train") & (runs["stage"] == "report")]
+    keys = ["task", "model", "init", "gain", "seq_len"]
+    multi = tr.groupby(keys)["clip"].transform("nunique") > 1
+    tr = tr[multi]
     if tr.empty:
-        return _empty(path, "no training runs in this study")
-    tr["config"] = tr["model"].map(MODEL_LABEL) + ", " + tr["init"]
-    order = [f"{MODEL_LABEL[m]}, {i}" for m in MODEL_ORDER for i in INIT_ORDER
-             if f"{MODEL_LABEL[m]}, {i}" in set(tr["config"])]
+        return _empty(path, "no configuration trained with several clip modes")
+    tr = tr.assign(config=tr["model"].map(MODEL_LABEL) + ", " + tr["init"] + ", gain "
+                   + tr["gain"].map(lambda g: f"{g:g}") + ", T = " + tr["seq_len"].astype(str))
+    d = training.merge(tr[["run_id", "config", "clip", "seed", "clip_threshold"]], on="run_id")
+    d = d[np.isfinite(d["grad_norm_before"]) & (d["grad_norm_before"] > 0)]
+    d = d.assign(log10_norm=np.log10(d["grad_norm_before"]))
+    configs = sorted(set(tr["config"]))
     clips = _present(CLIP_ORDER, tr["clip"])
-    share = tr.pivot_table(index="config", columns="clip", values="clipped_fraction",
-                           aggfunc="mean").reindex(index=order, columns=clips)
-    tr["diverged"] = (tr["status"] == "diverged").astype(int)
-    div = tr.pivot_table(index="config", columns="clip", values="diverged",
-                         aggfunc="sum").reindex(index=order, columns=clips)
-    total = tr.pivot_table(index="config", columns="clip", values="run_id",
-                           aggfunc="count").reindex(index=order, columns=clips)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 0.45 * len(order) + 1.8))
-    sns.heatmap(share, annot=True, fmt=".2f", cmap="Blues", vmin=0, vmax=1, ax=ax1,
-                cbar_kws={"label": "share of updates clipped"})
-    ax1.set_title("Share of clipped updates (mean over lengths, seeds)")
-    labels = div.astype(int).astype(str) + "/" + total.astype(int).astype(str)
-    sns.heatmap(div, annot=labels, fmt="", cmap="Reds", vmin=0,
-                vmax=max(1, float(np.nanmax(div.to_numpy()))), ax=ax2,
-                cbar_kws={"label": "diverged runs"})
-    ax2.set_title("Diverged runs / runs")
-    for ax in (ax1, ax2):
-        ax.set_xlabel("clipping")
-        ax.set_ylabel("")
-    ax2.set_yticklabels([])
+    fig, axes = plt.subplots(len(configs), 2, figsize=(12, 3.4 * len(configs)), squeeze=False,
+                             gridspec_kw={"width_ratios": [2.2, 1]})
+    for i, cfg in enumerate(configs):
+        ax = axes[i, 0]
+        s = d[d["config"] == cfg]
+        sns.lineplot(data=s, x="step", y="log10_norm", hue="clip", hue_order=clips,
+                     palette=CLIP_PALETTE, units="seed", estimator=None, lw=0.6, alpha=0.8,
+                     ax=ax)
+        ev = s[s["clipped"]]
+        sns.scatterplot(data=ev, x="step", y="log10_norm", hue="clip", hue_order=clips,
+                        palette=CLIP_PALETTE, marker="|", s=14, legend=False, ax=ax)
+        thr = tr[(tr["config"] == cfg) & (tr["clip"] != "none")]["clip_threshold"]
+        if len(thr):
+            ax.axhline(np.log10(float(thr.iloc[0])), color="k", lw=1, ls="--")
+        ax.set(title=f"{cfg}: log10 ||g|| before clipping (ticks: clipped updates; dashed: "
+                     "threshold)", xlabel="update step", ylabel="log10 ||g||")
+        c = tr[tr["config"] == cfg].assign(diverged=lambda x: (x["status"] == "diverged")
+                                           .astype(int))
+        counts = c.groupby("clip", as_index=False).agg(diverged=("diverged", "sum"),
+                                                       runs=("run_id", "count"))
+        sns.barplot(data=counts, x="clip", y="diverged", order=clips, hue="clip",
+                    palette=CLIP_PALETTE, legend=False, ax=axes[i, 1])
+        for j, clip in enumerate(clips):
+            row = counts[counts["clip"] == clip]
+            if len(row):
+                axes[i, 1].text(j, float(row["diverged"].iloc[0]),
+                                f"{int(row['diverged'].iloc[0])}/{int(row['runs'].iloc[0])}",
+                                ha="center", va="bottom")
+        axes[i, 1].set(title="diverged runs / runs", ylim=(0, max(1, int(counts["runs"].max()))
+                                                           + 0.5), ylabel="")
     fig.tight_layout()
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
     plt.close(fig)
 
 
-def fig_before_after(runs: pd.DataFrame, curves: pd.DataFrame, path: str) -> None:
-    """(f) decay curve at initialisation and after training (seed 0, longest T)."""
-    tr = runs[(runs["kind"] == "train") & (runs["status"] == "finished")]
+def fig_checkpoints(runs: pd.DataFrame, curves: pd.DataFrame, path: str) -> None:
+    """(f) decay curve log10 ||dL_T/dh_t|| at every checkpoint through training
+    (seed 0 of the reported runs at the longest length)."""
+    tr = _reported(runs)
+    tr = tr[(tr["status"] == "finished")]
     if tr.empty:
-        return _empty(path, "no finished training runs in this study")
-    T = int(tr["seq_len"].max())
+        return _empty(path, "no finished reported training runs in this study")
     wanted = [("rnn-relu", "identity"), ("lstm", "orthogonal"), ("rnn-tanh", "orthogonal"),
               ("rnn-tanh", "gaussian")]
-    clip = "norm" if "norm" in set(tr["clip"]) else tr["clip"].iloc[0]
     picks = []
-    for model, init in wanted:
-        s = tr[(tr["model"] == model) & (tr["init"] == init) & (tr["seq_len"] == T)
-               & (tr["clip"] == clip)].sort_values("seed")
-        if len(s):
-            picks.append(s.iloc[0])
+    for task in sorted(set(tr["task"])):
+        t_ = tr[tr["task"] == task]
+        T = int(t_["seq_len"].max())
+        for model, init in wanted:
+            s = t_[(t_["model"] == model) & (t_["init"] == init) & (t_["seq_len"] == T)]
+            s = s.sort_values(["dtype", "seed"])
+            if len(s):
+                picks.append(s.iloc[0])
     if not picks:
         return _empty(path, "none of the showcased configurations is in this study")
-    fig, axes = plt.subplots(1, len(picks), figsize=(3.3 * len(picks), 3.2), squeeze=False,
-                             sharey=False)
-    for ax, r in zip(axes[0], picks, strict=True):
-        c = curves[(curves["run_id"] == r["run_id"]) & curves["phase"].isin(["init", "final"])]
-        for phase, color in (("init", "0.5"), ("final", "C2")):
-            s = c[c["phase"] == phase]
-            ax.plot(s["lag"], s["log10_grad_norm"], color=color, label=phase)
-        ax.set_title(f"{MODEL_LABEL[r['model']]}, {r['init']}\nclip {clip}, T = {T}",
-                     fontsize=9)
-        ax.set_xlabel("lag (steps)")
-    axes[0, 0].set_ylabel("log10 ||dL_T/dh_t||")
-    axes[0, 0].legend(title="phase", fontsize=8)
-    fig.suptitle("Decay curve before and after training (held-out batch, loss at the last "
-                 "step)", y=1.03)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
+    sel = pd.DataFrame(picks)
+    sel = sel.assign(panel=sel["model"].map(MODEL_LABEL) + ", " + sel["init"] + "\n"
+                     + sel["task"] + ", T = " + sel["seq_len"].astype(str))
+    c = curves.merge(sel[["run_id", "panel"]], on="run_id")
+    g = sns.relplot(data=c, x="lag", y="log10_grad_norm", hue="step", col="panel",
+                    col_wrap=min(4, len(sel)), kind="line", palette="viridis", height=2.8,
+                    aspect=1.1, facet_kws={"sharey": False})
+    g.set_titles(col_template="{col_name}")
+    g.set_axis_labels("lag (steps)", "log10 ||dL_T/dh_t||")
+    g.figure.suptitle("The decay curve through training, at every checkpoint (held-out batch, "
+                      "loss at the last step; colour: update step)", y=1.04)
+    g.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(g.figure)
+
+
+def fig_lyapunov(runs: pd.DataFrame, path: str) -> None:
+    """(g) the Lyapunov spectrum (top k) of each probed network, by gain."""
+    pr = runs[(runs["kind"] == "probe")]
+    if pr.empty or "lyapunov" not in pr:
+        return _empty(path, "no probe runs in this study")
+    rows = [{"model": r["model"], "init": r["init"], "gain": float(r["gain"]), "i": i + 1,
+             "exponent": float(v)}
+            for _, r in pr.iterrows() for i, v in enumerate(r["lyapunov"])]
+    d = pd.DataFrame(rows)
+    g = sns.relplot(data=d, x="i", y="exponent", hue="gain", row="model", col="init",
+                    row_order=_models(d), col_order=_present(INIT_ORDER, d["init"]),
+                    kind="line", marker="o", palette="viridis", height=2.3, aspect=1.3,
+                    facet_kws={"sharey": False, "margin_titles": True})
+    for ax in g.axes.flat:
+        ax.axhline(0, color="0.4", lw=0.8)
+    g.set_axis_labels("index i", "λ_i (per step)")
+    g.set_titles(row_template="{row_name}", col_template="{col_name} init")
+    g.figure.suptitle("Lyapunov spectrum at initialisation (QR method; λ_1 > 0: chaos, "
+                      "exploding gradients)", y=1.02)
+    g.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(g.figure)
 
 
 def main(inputs: dict, outputs: dict, log: str) -> None:
@@ -305,8 +348,9 @@ def main(inputs: dict, outputs: dict, log: str) -> None:
     fig_decay_theory(runs, outputs["b"])
     fig_training_curves(runs, training, outputs["c"])
     fig_success_by_length(runs, outputs["d"])
-    fig_clipping(runs, outputs["e"])
-    fig_before_after(runs, curves, outputs["f"])
+    fig_clipping(runs, training, outputs["e"])
+    fig_checkpoints(runs, curves, outputs["f"])
+    fig_lyapunov(runs, outputs["g"])
     for key, path in outputs.items():
         logging.info("figure %s: %s", key, path)
 
@@ -314,4 +358,4 @@ def main(inputs: dict, outputs: dict, log: str) -> None:
 if "snakemake" in globals():
     sm = snakemake  # noqa: F821 - injected by Snakemake's script directive
     main({k: sm.input[k] for k in ("runs", "curves", "training")},
-         {k: sm.output[k] for k in "abcdef"}, sm.log[0])
+         {k: sm.output[k] for k in "abcdefg"}, sm.log[0])

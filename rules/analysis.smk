@@ -24,6 +24,7 @@ rule summarise:
     """The summary table and the study's findings, checked from the tables."""
     input:
         runs=rules.aggregate.output.runs,
+        training=rules.aggregate.output.training,
     output:
         summary=f"{RESULTS}/tables/summary.csv",
         findings=f"{RESULTS}/tables/findings.csv",
@@ -54,41 +55,49 @@ rule figures:
         curves=rules.aggregate.output.curves,
         training=rules.aggregate.output.training,
     output:
+        # One label per result: with two results in a category, Snakemake's report
+        # reads a second label holding two values as a toggle and shows nothing.
         a=report(
             f"{RESULTS}/figures/a_decay_curves.png",
             caption="../reports/captions/a_decay_curves.rst",
             category="1. Decay at initialisation",
-            labels={"figure": "decay curves", "axes": "log10 norm vs lag, model x init"},
+            labels={"figure": "decay curves: log10 norm vs lag, model x init"},
         ),
         b=report(
             f"{RESULTS}/figures/b_decay_rate_theory.png",
             caption="../reports/captions/b_decay_rate_theory.rst",
             category="2. Theory",
-            labels={"figure": "decay rate vs gain", "axes": "rate vs gain; measured vs theory"},
+            labels={"figure": "decay rate vs gain: rate vs gain; measured vs theory"},
         ),
         c=report(
             f"{RESULTS}/figures/c_training_curves.png",
             caption="../reports/captions/c_training_curves.rst",
             category="3. Training",
-            labels={"figure": "training curves", "axes": "metric vs step, model x clip"},
+            labels={"figure": "training curves: held-out metric vs step, length x model"},
         ),
         d=report(
             f"{RESULTS}/figures/d_success_by_length.png",
             caption="../reports/captions/d_success_by_length.rst",
             category="4. Sequence length",
-            labels={"figure": "success vs length", "axes": "success, final/baseline vs T"},
+            labels={"figure": "success vs length: success, final/baseline vs T"},
         ),
         e=report(
             f"{RESULTS}/figures/e_clipping_divergence.png",
             caption="../reports/captions/e_clipping_divergence.rst",
             category="5. Clipping",
-            labels={"figure": "clipping and divergence", "axes": "share by configuration"},
+            labels={"figure": "clipping and divergence: gradient norm vs step"},
         ),
         f=report(
-            f"{RESULTS}/figures/f_decay_before_after.png",
-            caption="../reports/captions/f_decay_before_after.rst",
+            f"{RESULTS}/figures/f_decay_through_training.png",
+            caption="../reports/captions/f_decay_through_training.rst",
             category="6. Training changes the decay",
-            labels={"figure": "decay before/after", "axes": "log10 norm vs lag"},
+            labels={"figure": "decay through training: log10 norm vs lag, by step"},
+        ),
+        g=report(
+            f"{RESULTS}/figures/g_lyapunov_spectrum.png",
+            caption="../reports/captions/g_lyapunov_spectrum.rst",
+            category="1. Decay at initialisation",
+            labels={"figure": "Lyapunov spectrum: exponent vs index, by gain"},
         ),
     log:
         f"{RESULTS}/logs/figures.log",
@@ -96,3 +105,31 @@ rule figures:
         "../envs/gradpath.yaml"
     script:
         "../analysis/plots.py"
+
+
+rule reproductions:
+    """Published claims as verdicts, and the figure of Pascanu et al.'s cliff."""
+    input:
+        runs=rules.aggregate.output.runs,
+        curves=rules.aggregate.output.curves,
+        training=rules.aggregate.output.training,
+    output:
+        table=f"{RESULTS}/tables/reproductions.csv",
+        html=report(
+            f"{RESULTS}/tables/reproductions.html",
+            caption="../reports/captions/reproductions.rst",
+            category="8. Reproductions",
+            labels={"table": "published claims, measured here"},
+        ),
+        cliff=report(
+            f"{RESULTS}/figures/h_pascanu_cliff.png",
+            caption="../reports/captions/h_pascanu_cliff.rst",
+            category="8. Reproductions",
+            labels={"figure": "the cliff: loss surface and SGD"},
+        ),
+    log:
+        f"{RESULTS}/logs/reproductions.log",
+    conda:
+        "../envs/gradpath.yaml"
+    script:
+        "../analysis/reproductions.py"
