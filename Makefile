@@ -10,7 +10,7 @@ CONFIG ?= configs/default.yaml
 CORES  ?= 2
 REPORT ?= reports/report.html
 
-.PHONY: help setup warmup run report demo test lint unit bench bench-peers chromium readme-figure clean
+.PHONY: help setup warmup run report demo test lint unit bench bench-peers chromium readme paper clean
 
 help:
 	@echo "make run    set up, run the default study ($(CONFIG)) and build $(REPORT)"
@@ -18,6 +18,7 @@ help:
 	@echo "  options: CONFIG=configs/full.yaml CORES=8 REPORT=reports/full.html"
 	@echo "make bench  kernel speed targets, and the gate against BENCH_BASE (default HEAD~1)"
 	@echo "make bench-peers  gradpath against PyTorch and JAX (installs them into .venv)"
+	@echo "make paper  the published results as verdicts (configs/paper.yaml, reports/paper.html)"
 
 # A local virtual environment with the package (editable) and its dev tools.
 $(STAMP): pyproject.toml
@@ -83,13 +84,24 @@ bench-peers: warmup $(PEERS_STAMP)
 
 test: lint unit bench
 
-# The README's key figure, from the default study's results.
-readme-figure: setup
+# The README's figures and tables, from the default (and paper) study's results.
+readme: setup
 	$(BIN)/snakemake --configfile configs/default.yaml --cores $(CORES) \
-	  results/default/figures/b_decay_rate_theory.png results/default/figures/d_success_by_length.png
+	  results/default/figures/b_decay_rate_theory.png results/default/figures/d_success_by_length.png \
+	  results/default/figures/c_training_curves.png results/default/tables/findings.csv
 	cp results/default/figures/b_decay_rate_theory.png docs/decay_rate_theory.png
 	cp results/default/figures/d_success_by_length.png docs/success_by_length.png
+	cp results/default/figures/c_training_curves.png docs/training_curves.png
+	$(BIN)/python scripts/readme_tables.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .benchmarks .hypothesis .snakemake
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# The published results as verdicts (configs/paper.yaml) and their report.
+paper: warmup
+	$(BIN)/python scripts/unlock_if_stale.py --configfile configs/paper.yaml
+	$(BIN)/snakemake --configfile configs/paper.yaml --cores $(CORES)
+	$(BIN)/snakemake --configfile configs/paper.yaml --report reports/paper.html
+	@echo
+	@echo "Report: $(abspath reports/paper.html)  (section 8: Reproductions)"

@@ -34,6 +34,7 @@ CATEGORIES = [
     ("5. Clipping", "figure"),
     ("6. Training changes the decay", "figure"),
     ("7. Summary", "table"),
+    ("8. Reproductions", "any"),
 ]
 
 
@@ -42,44 +43,56 @@ def load(name: str) -> dict:
 
 
 # -- config validation (in-process: snakemake.utils.validate, as the Snakefile does) --
-@pytest.mark.parametrize("name", ["default", "smoke", "full"])
+def _all(cfg: dict, key: str) -> set:
+    return {v for block in cfg["train"] for v in block[key]}
+
+
+@pytest.mark.parametrize("name", ["default", "smoke", "full", "paper"])
 def test_shipped_configs_validate(name):
     cfg = load(name)
     validate(cfg, str(SCHEMA))
-    assert set(cfg["train"]["clips"]) == {"none", "norm", "value"}
-    assert len(cfg["train"]["seq_lens"]) >= 4 and len(cfg["train"]["seeds"]) >= 3
+    gpgrid.train_runs(cfg["train"])  # steps per length, disjoint selection seeds
+    assert all(len(block["seeds"]) >= 3 for block in cfg["train"])
+    if name != "paper":
+        assert _all(cfg, "clips") == {"none", "norm", "value"}
+        assert len(_all(cfg, "seq_lens")) >= 3
 
 
 def test_default_study_shape():
     cfg = load("default")
-    assert max(cfg["train"]["seq_lens"]) >= 200
+    assert {100, 200} <= _all(cfg, "seq_lens")
+    assert {"rnn-tanh", "rnn-relu", "lstm"} <= _all(cfg, "models")
+    assert any(len(block["lrs"]) >= 3 for block in cfg["train"])  # learning-rate sweeps
+    assert {"float32", "float64"} == {block["dtype"] for block in cfg["train"]}
     assert "lstm" in cfg["probe"]["models"]
     gains = cfg["probe"]["gains"]
     assert min(gains) < 1.0 and max(gains) > 2.0  # both sides of the tanh and ReLU edges
     full = load("full")
-    assert "copy" in full["train"]["tasks"]
-    assert max(full["train"]["seq_lens"]) > max(cfg["train"]["seq_lens"])
+    assert "copy" in _all(full, "tasks")
+    assert max(_all(full, "seq_lens")) > max(_all(cfg, "seq_lens"))
 
 
 def test_validate_fills_defaults():
     cfg = {"name": "x"}
     validate(cfg, str(SCHEMA))
-    assert cfg["train"]["optimizer"] == "sgd" and cfg["probe"]["hidden"] == 256
+    assert cfg["train"][0]["optimizer"] == "sgd" and cfg["probe"]["hidden"] == 256
+    assert cfg["train"][0]["lrs"] == [] and cfg["train"][0]["dtype"] == "float64"
 
 
 BAD = [
     ("unknown top-level key", lambda c: c.update(colour="red"), ["colour", "unexpected"]),
-    ("unknown train key", lambda c: c["train"].update(stepz=3), ["stepz", "unexpected"]),
-    ("wrong type", lambda c: c["train"].update(steps="many"), ["steps", "many", "integer"]),
-    ("unknown model", lambda c: c["train"].update(models=["rnn-sigmoid"]),
+    ("unknown train key", lambda c: c["train"][0].update(stepz=3), ["stepz", "unexpected"]),
+    ("wrong type", lambda c: c["train"][0].update(batch="many"), ["batch", "many", "integer"]),
+    ("wrong steps", lambda c: c["train"][0].update(steps="many"), ["steps", "many"]),
+    ("unknown model", lambda c: c["train"][0].update(models=["rnn-sigmoid"]),
      ["rnn-sigmoid", "rnn-tanh", "rnn-relu", "lstm"]),
     ("unknown init", lambda c: c["probe"].update(inits=["zeros"]),
      ["zeros", "identity", "gaussian", "orthogonal"]),
-    ("unknown clip", lambda c: c["train"].update(clips=["norm", "global"]),
+    ("unknown clip", lambda c: c["train"][0].update(clips=["norm", "global"]),
      ["global", "none", "norm", "value"]),
-    ("unknown task", lambda c: c["train"].update(tasks=["parity"]),
+    ("unknown task", lambda c: c["train"][0].update(tasks=["parity"]),
      ["parity", "adding", "copy", "sine"]),
-    ("non-positive length", lambda c: c["train"].update(seq_lens=[50, 0]),
+    ("non-positive length", lambda c: c["train"][0].update(seq_lens=[50, 0]),
      ["seq_lens", "0", "minimum"]),
     ("negative gain", lambda c: c["probe"].update(gains=[-1.0]), ["gains", "-1.0", "minimum"]),
 ]
@@ -99,7 +112,7 @@ def test_bad_config_is_rejected_naming_key_and_allowed_values(case):
 
 def test_bad_config_fails_fast_before_any_job(tmp_path):
     cfg = copy.deepcopy(load("smoke"))
-    cfg["train"]["models"] = ["rnn-sigmoid"]
+    cfg["train"][0]["models"] = ["rnn-sigmoid"]
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(cfg))
     t0 = time.perf_counter()
@@ -123,10 +136,15 @@ def _spec(name="smoke"):
 def test_grid_sizes_and_stable_ids():
     cfg = _spec()
     p, t = gpgrid.probe_runs(cfg["probe"]), gpgrid.train_runs(cfg["train"])
-    pc, tc = cfg["probe"], cfg["train"]
+    pc = cfg["probe"]
     assert len(p) == len(pc["models"]) * len(pc["inits"]) * len(pc["gains"]) * len(pc["seeds"])
-    assert len(t) == (len(tc["tasks"]) * len(tc["models"]) * len(tc["inits"])
-                      * len(tc["clips"]) * len(tc["seq_lens"]) * len(tc["seeds"]))
+    expected = 0
+    for tc in cfg["train"]:
+        configs = (len(tc["tasks"]) * len(tc["models"]) * len(tc["inits"]) * len(tc["clips"])
+                   * len(tc["seq_lens"]))
+        sweep = len(tc["lrs"]) * len(tc["selection_seeds"]) if len(tc["lrs"]) > 1 else 0
+        expected += configs * (len(tc["seeds"]) + sweep)
+    assert len(t) == expected
     ids = [r.run_id for r in p + t]
     assert len(set(ids)) == len(ids)
     again = [r.run_id for r in gpgrid.probe_runs(cfg["probe"]) + gpgrid.train_runs(cfg["train"])]
@@ -141,7 +159,7 @@ def test_batches_cover_every_run_once_and_adding_seeds_keeps_old_ids():
     assert sorted(members) == sorted(r.run_id for r in runs)
     assert all(len({r.kind for r in rs}) == 1 for rs in b.values())
     more = copy.deepcopy(cfg)
-    more["train"]["seeds"] = [*cfg["train"]["seeds"], 7]
+    more["train"][0]["seeds"] = [*cfg["train"][0]["seeds"], 7]
     new = {r.run_id for r in gpgrid.train_runs(more["train"])}
     assert {r.run_id for r in gpgrid.train_runs(cfg["train"])} < new
 
@@ -149,7 +167,7 @@ def test_batches_cover_every_run_once_and_adding_seeds_keeps_old_ids():
 @pytest.mark.parametrize("factor", [1, 4])
 def test_grid_expansion_scales_linearly(factor):
     cfg = _spec()
-    cfg["train"]["seeds"] = list(range(3 * factor))
+    cfg["train"][0]["seeds"] = list(range(3 * factor))
     t0 = time.perf_counter()
     runs = gpgrid.train_runs(cfg["train"])
     gpgrid.batches(runs, 20)
@@ -201,7 +219,8 @@ def test_smoke_study_end_to_end(smoke_study):
     n = len(gpgrid.probe_runs(cfg["probe"])) + len(gpgrid.train_runs(cfg["train"]))
     assert len(t["runs"]) == n and t["runs"]["run_id"].is_unique
     for name in ("a_decay_curves", "b_decay_rate_theory", "c_training_curves",
-                 "d_success_by_length", "e_clipping_divergence", "f_decay_before_after"):
+                 "d_success_by_length", "e_clipping_divergence", "f_decay_through_training",
+                 "g_lyapunov_spectrum", "h_pascanu_cliff"):
         png = work / "results" / "smoke" / "figures" / f"{name}.png"
         assert png.stat().st_size > 10_000, name
     logs = list((work / "results" / "smoke" / "logs").rglob("*.log"))
@@ -284,13 +303,12 @@ def test_report_opens_offline_without_console_errors(smoke_study, tmp_path):
             page.wait_for_timeout(400)
             page.locator('a[iconname="eye"]').first.click()
             page.wait_for_timeout(800)
-            if kind == "figure":  # the PNG is embedded and decodes
-                widths = page.eval_on_selector_all(
-                    "img", "els => els.filter(e => e.src.startsWith('data:image/png'))"
-                           ".map(e => e.naturalWidth)")
-                assert widths and max(widths) > 300, (cat, widths)
-            else:  # the HTML table is embedded
-                assert page.locator("iframe").count() >= 1, cat
+            widths = page.eval_on_selector_all(
+                "img", "els => els.filter(e => e.src.startsWith('data:image/png'))"
+                       ".map(e => e.naturalWidth)")
+            figure = bool(widths) and max(widths) > 300  # the PNG is embedded and decodes
+            table = page.locator("iframe").count() >= 1  # the HTML table is embedded
+            assert {"figure": figure, "table": table, "any": figure or table}[kind], cat
             shown += 1
             page.goto(report.as_uri(), wait_until="load")
             page.wait_for_timeout(600)
@@ -302,5 +320,6 @@ def test_report_opens_offline_without_console_errors(smoke_study, tmp_path):
     assert external == [], f"the report fetched {external[:3]} (must open offline)"
     html = report.read_text(errors="replace")
     for name in ("a_decay_curves", "b_decay_rate_theory", "c_training_curves",
-                 "d_success_by_length", "e_clipping_divergence", "f_decay_before_after"):
+                 "d_success_by_length", "e_clipping_divergence", "f_decay_through_training",
+                 "g_lyapunov_spectrum", "h_pascanu_cliff"):
         assert name in html, name
