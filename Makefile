@@ -92,6 +92,8 @@ readme: setup
 	cp results/default/figures/b_decay_rate_theory.png docs/decay_rate_theory.png
 	cp results/default/figures/d_success_by_length.png docs/success_by_length.png
 	cp results/default/figures/c_training_curves.png docs/training_curves.png
+	if [ -f results/paper/figures/h_pascanu_cliff.png ]; then \
+	  cp results/paper/figures/h_pascanu_cliff.png docs/pascanu_cliff.png; fi
 	$(BIN)/python scripts/readme_tables.py
 
 clean:

@@ -176,3 +176,5 @@ def test_reproductions_table_has_the_paper_and_budget_columns():
     table = claims.reproductions({"runs": runs_of([train_row()]), "curves": None})
     assert {"claim", "source", "paper", "value", "verdict", "budget"} <= set(table.columns)
     assert len(table) >= len(claims.REPRODUCTIONS)
+    hs97 = table[table["claim"].str.contains("T = 500")]
+    assert hs97["budget"].str.contains("paper: 209,000 training sequences").all()
