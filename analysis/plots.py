@@ -32,7 +32,7 @@ MODEL_LABEL = {"rnn-tanh": "tanh RNN", "rnn-relu": "ReLU RNN", "lstm": "LSTM"}
 INIT_ORDER = ["identity", "gaussian", "orthogonal"]
 CLIP_ORDER = ["none", "norm", "value"]
 INIT_PALETTE = dict(zip(INIT_ORDER, sns.color_palette("colorblind", 3), strict=True))
-CLIP_PALETTE = dict(zip(CLIP_ORDER, [sns.color_palette("colorblind")[i] for i in (3, 0, 2)],
+CLIP_PALETTE = dict(zip(CLIP_ORDER, [sns.color_palette("colorblind")[i] for i in (3, 0, 4)],
                         strict=True))
 DPI = 110
 CAP = 1e3  # metrics above CAP x baseline are drawn at that level
@@ -229,9 +229,9 @@ def fig_success_by_length(runs: pd.DataFrame, path: str) -> None:
 
 
 def fig_clipping(runs: pd.DataFrame, training: pd.DataFrame, path: str) -> None:
-    """(e) gradient norm over training by clip mode (clipping events above the
-    threshold), and the diverged runs, in the configurations trained with
-    several clip modes."""
+    """(e) gradient norm over training by clip mode (clipping events marked,
+    divergences crossed), its distribution over all updates, and the diverged
+    runs, in the configurations trained with several clip modes."""
     tr = runs[(runs["kind"] == "train") & (runs["stage"] == "report")]
     keys = ["task", "model", "init", "gain", "seq_len"]
     multi = tr.groupby(keys)["clip"].transform("nunique") > 1
@@ -245,36 +245,56 @@ def fig_clipping(runs: pd.DataFrame, training: pd.DataFrame, path: str) -> None:
     d = d.assign(log10_norm=np.log10(d["grad_norm_before"]))
     configs = sorted(set(tr["config"]))
     clips = _present(CLIP_ORDER, tr["clip"])
-    fig, axes = plt.subplots(len(configs), 2, figsize=(12, 3.4 * len(configs)), squeeze=False,
-                             gridspec_kw={"width_ratios": [2.2, 1]})
+    fig, axes = plt.subplots(len(configs), 3, figsize=(15, 3.6 * len(configs)), squeeze=False,
+                             gridspec_kw={"width_ratios": [2.4, 1.2, 0.9]})
     for i, cfg in enumerate(configs):
-        ax = axes[i, 0]
+        ax, dist, bars = axes[i]
         s = d[d["config"] == cfg]
+        c = tr[tr["config"] == cfg]
         sns.lineplot(data=s, x="step", y="log10_norm", hue="clip", hue_order=clips,
-                     palette=CLIP_PALETTE, units="seed", estimator=None, lw=0.6, alpha=0.8,
+                     palette=CLIP_PALETTE, units="seed", estimator=None, lw=0.7, alpha=0.85,
                      ax=ax)
         ev = s[s["clipped"]]
         sns.scatterplot(data=ev, x="step", y="log10_norm", hue="clip", hue_order=clips,
                         palette=CLIP_PALETTE, marker="|", s=14, legend=False, ax=ax)
-        thr = tr[(tr["config"] == cfg) & (tr["clip"] != "none")]["clip_threshold"]
+        thr = c[c["clip"] != "none"]["clip_threshold"]
         if len(thr):
             ax.axhline(np.log10(float(thr.iloc[0])), color="k", lw=1, ls="--")
-        ax.set(title=f"{cfg}: log10 ||g|| before clipping (ticks: clipped updates; dashed: "
-                     "threshold)", xlabel="update step", ylabel="log10 ||g||")
-        c = tr[tr["config"] == cfg].assign(diverged=lambda x: (x["status"] == "diverged")
-                                           .astype(int))
+        # a diverged run's last norm is not finite: cross it at the top, at its step
+        div = c[c["status"] == "diverged"]
+        top = float(s["log10_norm"].max()) if len(s) else 1.0
+        for _, r in div.iterrows():
+            ax.scatter(r["diverged_at"], top, marker="X", s=70, color=CLIP_PALETTE[r["clip"]],
+                       edgecolor="k", zorder=5)
+        ax.set(title=f"{cfg}: log10 ||g|| before clipping\n(ticks: clipped updates; X: "
+                     "divergence; dashed: threshold)", xlabel="update step",
+               ylabel="log10 ||g||")
+        sns.violinplot(data=s, x="clip", y="log10_norm", order=clips, hue="clip",
+                       hue_order=clips, palette=CLIP_PALETTE, cut=0, inner="quartile",
+                       density_norm="width", legend=False, ax=dist)
+        for j, clip in enumerate(clips):
+            frac = c[c["clip"] == clip]["clipped_fraction"]
+            n = int((s["clip"] == clip).sum())
+            label = (f"{n} updates" + (f"\n{frac.mean():.0%} clipped" if clip != "none" else ""))
+            dist.text(j, 1.01, label, transform=dist.get_xaxis_transform(), ha="center",
+                      va="bottom", fontsize=8)
+        if len(thr):
+            dist.axhline(np.log10(float(thr.iloc[0])), color="k", lw=1, ls="--")
+        dist.set_title("distribution over all updates", pad=26)
+        dist.set(xlabel="clip", ylabel="log10 ||g||")
+        c = c.assign(diverged=(c["status"] == "diverged").astype(int))
         counts = c.groupby("clip", as_index=False).agg(diverged=("diverged", "sum"),
                                                        runs=("run_id", "count"))
         sns.barplot(data=counts, x="clip", y="diverged", order=clips, hue="clip",
-                    palette=CLIP_PALETTE, legend=False, ax=axes[i, 1])
+                    palette=CLIP_PALETTE, legend=False, ax=bars)
         for j, clip in enumerate(clips):
             row = counts[counts["clip"] == clip]
             if len(row):
-                axes[i, 1].text(j, float(row["diverged"].iloc[0]),
-                                f"{int(row['diverged'].iloc[0])}/{int(row['runs'].iloc[0])}",
-                                ha="center", va="bottom")
-        axes[i, 1].set(title="diverged runs / runs", ylim=(0, max(1, int(counts["runs"].max()))
-                                                           + 0.5), ylabel="")
+                bars.text(j, float(row["diverged"].iloc[0]),
+                          f"{int(row['diverged'].iloc[0])}/{int(row['runs'].iloc[0])}",
+                          ha="center", va="bottom")
+        bars.set(title="diverged runs / runs", ylim=(0, max(1, int(counts["runs"].max()))
+                                                     + 0.5), ylabel="")
     fig.tight_layout()
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
     plt.close(fig)
