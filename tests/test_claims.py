@@ -178,3 +178,17 @@ def test_reproductions_table_has_the_paper_and_budget_columns():
     assert len(table) >= len(claims.REPRODUCTIONS)
     hs97 = table[table["claim"].str.contains("T = 500")]
     assert hs97["budget"].str.contains("paper: 209,000 training sequences").all()
+
+
+def test_le_claim_needs_both_remedies_below_half_the_baseline_and_tanh_above():
+    claim = {c.key: c for c in claims.REPRODUCTIONS}["le-300"]
+
+    def runs(irnn):
+        rows = [train_row("rnn-relu", "identity", 300, s, f) for s, f in enumerate(irnn)]
+        rows += [train_row("lstm", "orthogonal", 300, s, 0.01) for s in range(3)]
+        rows += [train_row("rnn-tanh", "gaussian", 300, s, 1.0) for s in range(3)]
+        return {"runs": runs_of(rows)}
+
+    assert claim.judge(runs((0.02, 0.6, 0.03))).holds  # the median seed decides
+    v = claim.judge(runs((math.nan, math.nan, 0.03)))
+    assert not v.holds and "IRNN diverged (2 of 3 seeds diverged)" in v.value

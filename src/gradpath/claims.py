@@ -323,7 +323,10 @@ def _le(seq_len: int) -> Callable[[dict], Verdict]:
             if tr.empty:
                 return _na()
             m = _median_over(tr)
-            parts.append(f"{label} {m:.3g}")
+            div = int((tr["status"] != "finished").sum())
+            parts.append(f"{label} {m:.3g}" if math.isfinite(m) else f"{label} diverged")
+            if div:
+                parts[-1] += f" ({div} of {len(tr)} seeds diverged)"
             ok.append(m < BEATS_SHARE if beats else m >= BEATS_SHARE)
         base = float(reported(runs, seq_len=seq_len)["baseline"].iloc[0])
         return Verdict("median final MSE / baseline: " + ", ".join(parts), all(ok),

@@ -1,0 +1,56 @@
+"""The README's findings and reproductions tables are generated from a study's
+tables (scripts/readme_tables.py), never copied by hand."""
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("readme_tables",
+                                              ROOT / "scripts" / "readme_tables.py")
+readme_tables = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(readme_tables)
+
+
+def _block(text: str, name: str) -> str:
+    m = re.search(rf"<!-- {name}:start -->\n(.*?)<!-- {name}:end -->", text, re.S)
+    assert m, f"README has no {name} markers"
+    return m.group(1)
+
+
+def test_the_readme_has_both_generated_blocks():
+    text = (ROOT / "README.md").read_text()
+    for name in ("findings", "reproductions"):
+        assert "generated from" in _block(text, name), name
+
+
+def test_tables_are_written_between_the_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- findings:start -->\nstale table\n<!-- findings:end -->\n"
+                      "<!-- reproductions:start -->\n<!-- reproductions:end -->\ntail\n")
+    tables = tmp_path / "results" / "default" / "tables"
+    tables.mkdir(parents=True)
+    pd.DataFrame({"claim": ["a | b"], "value": ["1 of 3"], "verdict": ["does not hold"],
+                  "detail": ["x"]}).to_csv(tables / "findings.csv", index=False)
+    assert readme_tables.main(["--readme", str(readme), "--results",
+                               str(tmp_path / "results")]) == 0
+    text = readme.read_text()
+    block = _block(text, "findings")
+    assert "stale table" not in block
+    assert "| a \\| b | 1 of 3 | does not hold |" in block
+    assert text.startswith("intro\n") and text.endswith("tail\n")
+    assert _block(text, "reproductions") == ""  # no paper study: left as it was
+
+
+def test_missing_markers_are_an_error(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers\n")
+    tables = tmp_path / "results" / "default" / "tables"
+    tables.mkdir(parents=True)
+    pd.DataFrame({"claim": ["a"], "value": ["v"], "verdict": ["holds"]}).to_csv(
+        tables / "findings.csv", index=False)
+    with pytest.raises(SystemExit, match="markers"):
+        readme_tables.main(["--readme", str(readme), "--results", str(tmp_path / "results")])
