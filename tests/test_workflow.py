@@ -242,21 +242,31 @@ def test_rerun_does_nothing(smoke_study):
 def test_killed_grid_resumes_without_redoing_or_losing_runs(smoke_study, tmp_path, sig):
     ref_work, _ = smoke_study
     work = tmp_path / "interrupted"
-    proc = snakemake(work, popen=True)
+    # one core: the batches run one after another, so once the first runs are on
+    # disk most of the grid is still ahead and the interrupt lands mid-grid
+    proc = snakemake(work, "--cores", "1", popen=True)
     runs_dir = work / "results" / "smoke" / "runs"
     deadline = time.time() + 240
-    while time.time() < deadline:  # kill once a few runs are on disk, mid-grid
-        if runs_dir.exists() and len(list(runs_dir.glob("*.json"))) >= 20:
+    while time.time() < deadline:
+        if runs_dir.exists() and len(list(runs_dir.glob("*.json"))) >= 5:
             break
         time.sleep(0.2)
     if sig == signal.SIGKILL:
         os.killpg(proc.pid, sig)  # snakemake and its jobs die at once, leaving the lock
-    else:
-        os.kill(proc.pid, sig)  # Ctrl-C: snakemake stops its jobs and cleans up
-    proc.wait(timeout=120)
+        proc.wait(timeout=120)
+    else:  # Ctrl-C, pressed again each second until Snakemake has stopped its jobs
+        for _ in range(120):
+            if proc.poll() is not None:
+                break
+            os.kill(proc.pid, sig)
+            try:
+                proc.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                pass
+        assert proc.poll() is not None, "snakemake ignored Ctrl-C for two minutes"
     done = {p.name: p.stat().st_mtime_ns for p in runs_dir.glob("*.json")}
     # the kill came mid-grid: some runs finished, the tables were never written
-    assert len(done) >= 20
+    assert len(done) >= 5
     assert not (work / "results" / "smoke" / "tables" / "runs.parquet").exists()
     # what `make run` does: drop a stale lock (SIGKILL leaves one), then run again
     unlock = subprocess.run([sys.executable, str(ROOT / "scripts" / "unlock_if_stale.py"), "-s",
