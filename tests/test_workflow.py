@@ -183,12 +183,19 @@ def test_snakemake_lint_is_clean():
 
 
 # -- the smoke study end to end ------------------------------------------------------------
+def _sigint_as_at_a_terminal() -> None:
+    """A shell that starts a job in the background (``make test &``, nohup, some
+    CI runners) sets SIGINT to ignored, and children inherit that: Ctrl-C would
+    then never reach Snakemake. Restore the default, as at a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def snakemake(workdir: Path, *extra: str, config: str = "smoke", check=True, **kw):
     cmd = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--configfile",
            str(ROOT / "configs" / f"{config}.yaml"), "--cores", "2", *extra]
     if kw.pop("popen", False):
         return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_sigint_as_at_a_terminal)
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     if check:
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
