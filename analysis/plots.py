@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from gradpath.claims import SUCCESS_FRACTION, primary, successes  # noqa: E402
+from gradpath.claims import SUCCESS_FRACTION, primary, report_runs, successes  # noqa: E402
 from gradpath.theory import critical_gain, mean_field  # noqa: E402
 
 MODEL_ORDER = ["rnn-tanh", "rnn-relu", "lstm"]
@@ -145,7 +145,7 @@ def fig_decay_theory(runs: pd.DataFrame, path: str) -> None:
 def _reported(runs: pd.DataFrame) -> pd.DataFrame:
     """Reported training runs at gain 1 (the remedies; the exploding regime is figure e),
     one set per configuration (the sweep-selected ones where there are)."""
-    tr = runs[(runs["kind"] == "train") & (runs["stage"] == "report")]
+    tr = report_runs(runs)
     return primary(tr[np.isclose(tr["gain"], 1.0)])
 
 
@@ -232,7 +232,7 @@ def fig_clipping(runs: pd.DataFrame, training: pd.DataFrame, path: str) -> None:
     """(e) gradient norm over training by clip mode (clipping events marked,
     divergences crossed), its distribution over all updates, and the diverged
     runs, in the configurations trained with several clip modes."""
-    tr = runs[(runs["kind"] == "train") & (runs["stage"] == "report")]
+    tr = report_runs(runs)
     keys = ["task", "model", "init", "gain", "seq_len"]
     multi = tr.groupby(keys)["clip"].transform("nunique") > 1
     tr = tr[multi]

@@ -18,15 +18,12 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from summarise import to_html  # noqa: E402
 
-from gradpath import cliff  # noqa: E402
-from gradpath.claims import CLIFF_LR, CLIFF_START, CLIFF_STEPS, reproductions  # noqa: E402
+from gradpath.claims import CLIFF_LR, CLIFF_START, cliff_experiment, reproductions  # noqa: E402
 
 
 def fig_cliff(path: str) -> None:
     """Loss surface of the one-unit network with its wall, and SGD across it."""
-    W, B, L, G = cliff.surface()
-    free = cliff.sgd(*CLIFF_START, CLIFF_LR, CLIFF_STEPS)
-    clipped = cliff.sgd(*CLIFF_START, CLIFF_LR, CLIFF_STEPS, clip=1.0)
+    (W, B, L, G), free, clipped = cliff_experiment()
     sns.set_theme(context="notebook", style="white")
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.6))
     im = ax1.pcolormesh(W, B, np.log10(L + 1e-12), shading="auto", cmap="viridis")

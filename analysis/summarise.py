@@ -12,14 +12,14 @@ import logging
 
 import pandas as pd
 
-from gradpath.claims import FINDINGS, judge, successes
+from gradpath.claims import FINDINGS, judge, report_runs, successes
 
 KEYS = ["task", "model", "init", "gain", "clip", "seq_len", "dtype"]
 
 
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per trained configuration, aggregated over its reported seeds."""
-    tr = runs[(runs["kind"] == "train") & (runs["stage"] == "report")].copy()
+    tr = report_runs(runs).copy()
     if tr.empty:
         return pd.DataFrame()
     tr["final_over_baseline"] = tr["final_metric"] / tr["baseline"]

@@ -25,7 +25,7 @@ TRAIN_RUNS = gpgrid.train_runs(config["train"])
 # Reported runs whose learning rate a sweep selects wait for the selection.
 SWEEP_RUNS = [r for r in TRAIN_RUNS if r.config["stage"] == gpgrid.SWEEP]
 SELECTED_RUNS = [r for r in TRAIN_RUNS if r.config["lr"] is None]
-FREE_RUNS = PROBE_RUNS + [r for r in TRAIN_RUNS if r not in SELECTED_RUNS]
+FREE_RUNS = PROBE_RUNS + [r for r in TRAIN_RUNS if r.config["lr"] is not None]
 BATCHES = gpgrid.batches(FREE_RUNS, config["batch_seconds"])
 SELECTED_BATCHES = {
     f"selected-{k}": v for k, v in gpgrid.batches(SELECTED_RUNS, config["batch_seconds"]).items()

@@ -118,6 +118,17 @@ def _carriers(tables: dict) -> Verdict:
                    abs(i) < HOLDS_RATE and ll > t)
 
 
+def _theory_probes(runs: pd.DataFrame) -> pd.DataFrame:
+    """Probes with both a measured decay rate and a mean-field value (not ReLU
+    at or above sqrt(2), where q* diverges)."""
+    th = _probes(runs)
+    if th.empty:
+        return th
+    th = th[np.isfinite(th["theory_slope"].astype(float))
+            & np.isfinite(th["decay_rate"].astype(float))]
+    return th[~((th["model"] == "rnn-relu") & (th["gain"] >= RELU_EDGE))]
+
+
 def theory_tolerance(hidden: int) -> float:
     """Agreement expected between measured decay rates and 0.5 ln chi at N = hidden."""
     return THEORY_TOLERANCE[500] if hidden >= 500 else THEORY_TOLERANCE[0]
@@ -125,9 +136,7 @@ def theory_tolerance(hidden: int) -> float:
 
 def _theory(tables: dict) -> Verdict:
     runs = tables["runs"]
-    th = _probes(runs).dropna(subset=["theory_slope", "decay_rate"])
-    th = th[np.isfinite(th["theory_slope"]) & np.isfinite(th["decay_rate"])]
-    th = th[~((th["model"] == "rnn-relu") & (th["gain"] >= RELU_EDGE))]  # q* diverges there
+    th = _theory_probes(runs)
     if th.empty:
         return _na()
     err = (th["decay_rate"] - th["theory_slope"]).abs()
@@ -141,6 +150,12 @@ def _theory(tables: dict) -> Verdict:
 # -- training -----------------------------------------------------------------
 #: What makes a training configuration, apart from its seed and precision.
 CONFIG_KEYS = ["task", "model", "init", "gain", "clip", "seq_len"]
+
+
+def report_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The reported training runs of a study (every task): the seeds run at
+    the selected learning rate, not the sweep runs."""
+    return runs[(runs["kind"] == "train") & (runs["stage"] == "report")]
 
 
 def primary(tr: pd.DataFrame) -> pd.DataFrame:
@@ -157,7 +172,8 @@ def primary(tr: pd.DataFrame) -> pd.DataFrame:
 def reported(runs: pd.DataFrame, task: str = "adding", **where) -> pd.DataFrame:
     """The reported training runs of one configuration (``where``: column =
     value), the sweep-selected ones where there are (:func:`primary`)."""
-    tr = runs[(runs["kind"] == "train") & (runs["stage"] == "report") & (runs["task"] == task)]
+    tr = report_runs(runs)
+    tr = tr[tr["task"] == task]
     for col, val in where.items():
         tr = tr[np.isclose(tr[col], val)] if isinstance(val, float) else tr[tr[col] == val]
     return primary(tr)
@@ -186,9 +202,8 @@ def _learning(model: str, init: str, seq_len: int, learns: bool) -> Callable:
 
 def _exploding(tables: dict) -> Verdict:
     runs = tables["runs"]
-    tr = runs[(runs["kind"] == "train") & (runs["stage"] == "report")
-              & (runs["model"] == "rnn-relu") & (runs["init"] == "gaussian")
-              & (runs["gain"] > RELU_EDGE)]
+    tr = report_runs(runs)
+    tr = tr[(tr["model"] == "rnn-relu") & (tr["init"] == "gaussian") & (tr["gain"] > RELU_EDGE)]
     none, norm = tr[tr["clip"] == "none"], tr[tr["clip"] == "norm"]
     if none.empty or norm.empty:
         return _na()
@@ -220,7 +235,7 @@ PRECISION_RTOL = 1e-3
 
 def _precision(tables: dict) -> Verdict:
     runs, training = tables["runs"], tables.get("training")
-    tr = runs[(runs["kind"] == "train") & (runs["stage"] == "report")]
+    tr = report_runs(runs)
     keys = CONFIG_KEYS + ["optimizer", "lr", "hidden", "batch", "steps", "seed"]
     pairs = tr.pivot_table(index=keys, columns="dtype", values="run_id", aggfunc="first")
     if training is None or not {"float32", "float64"} <= set(pairs.columns):
@@ -390,13 +405,20 @@ def _pascanu_bound(tables: dict) -> Verdict:
                    worst <= 1e-9, f"{checked} lags of tanh + orthogonal probes at gain {gains}")
 
 
-def _cliff(tables: dict) -> Verdict:
+def cliff_experiment():
+    """The cliff as the verdict and its figure use it: the loss surface
+    ``(W, B, loss, |grad|)`` and plain SGD from next to the wall, unclipped and
+    norm-clipped at 1."""
     from . import cliff
 
-    _, _, _, g = cliff.surface()
-    ratio = float(g.max() / np.median(g))
     free = cliff.sgd(*CLIFF_START, CLIFF_LR, CLIFF_STEPS)
     clipped = cliff.sgd(*CLIFF_START, CLIFF_LR, CLIFF_STEPS, clip=1.0)
+    return cliff.surface(), free, clipped
+
+
+def _cliff(tables: dict) -> Verdict:
+    (_, _, _, g), free, clipped = cliff_experiment()
+    ratio = float(g.max() / np.median(g))
     holds = ratio > 1e3 and free.step_length.max() > 10 * clipped.step_length.max() \
         and clipped.loss[-1] < free.loss[-1]
     return Verdict(f"wall / median gradient norm {ratio:.3g}; from (w, b) = {CLIFF_START}: "
@@ -417,12 +439,10 @@ def mean_field_rows(tables: dict) -> pd.DataFrame:
     """One verdict row per gaussian / orthogonal RNN probe: measured decay rate
     against 0.5 ln chi (Poole et al. 2016; Chen et al. 2018)."""
     runs = tables["runs"]
-    th = _probes(runs)
+    th = _theory_probes(runs)
     if th.empty:
         return pd.DataFrame()
     th = th[(th["cell"] == "rnn") & th["init"].isin(["gaussian", "orthogonal"])]
-    th = th[np.isfinite(th["theory_slope"]) & np.isfinite(th["decay_rate"])]
-    th = th[~((th["model"] == "rnn-relu") & (th["gain"] >= RELU_EDGE))]
     rows = []
     for _, r in th.sort_values(["model", "init", "gain"]).iterrows():
         tol = theory_tolerance(int(r["hidden"]))
