@@ -10,7 +10,7 @@ CONFIG ?= configs/default.yaml
 CORES  ?= 2
 REPORT ?= reports/report.html
 
-.PHONY: help setup warmup run report demo test lint unit bench bench-peers chromium readme paper clean
+.PHONY: help setup warmup run report demo test lint unit bench bench-peers chromium slurm readme paper clean
 
 help:
 	@echo "make run    set up, run the default study ($(CONFIG)) and build $(REPORT)"
@@ -37,13 +37,13 @@ warmup: setup
 # The main job: the study from config to report.
 run: warmup
 	$(BIN)/python scripts/unlock_if_stale.py --configfile $(CONFIG)
-	$(BIN)/snakemake --configfile $(CONFIG) --cores $(CORES)
-	$(BIN)/snakemake --configfile $(CONFIG) --report $(REPORT)
+	$(BIN)/snakemake --profile profiles/local --configfile $(CONFIG) --cores $(CORES)
+	$(BIN)/snakemake --profile profiles/local --configfile $(CONFIG) --report $(REPORT)
 	@echo
 	@echo "Report: $(abspath $(REPORT))  (self-contained; open it in a browser)"
 
 report: setup
-	$(BIN)/snakemake --configfile $(CONFIG) --report $(REPORT)
+	$(BIN)/snakemake --profile profiles/local --configfile $(CONFIG) --report $(REPORT)
 
 # The lecture in one table (gradient norm by lag at initialisation).
 demo: warmup
@@ -62,9 +62,22 @@ chromium:
 
 lint: setup
 	$(BIN)/ruff check .
-	$(BIN)/snakemake --lint --configfile configs/smoke.yaml
+	$(BIN)/python scripts/lint_workflow.py --configfile configs/smoke.yaml
 
-unit: warmup chromium
+# Debian's SLURM and MUNGE for the cluster test (tests/test_slurm.py), when
+# missing: as for Chromium, installing needs root.
+slurm:
+	@command -v slurmctld >/dev/null && command -v slurmd >/dev/null && \
+	  command -v sbatch >/dev/null && command -v munged >/dev/null || { \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "make test needs SLURM for the cluster test: run as root (it installs Debian's"; \
+	    echo "slurmctld, slurmd, slurm-client and munge packages) or install them"; \
+	    echo "(sudo apt-get install slurmctld slurmd slurm-client munge)."; exit 1; fi; \
+	  apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    slurmctld slurmd slurm-client munge; }
+
+unit: warmup chromium slurm
 	$(BIN)/pytest -q
 
 # Kernels against their numpy twin (absolute targets), then head against
@@ -86,7 +99,7 @@ test: lint unit bench
 
 # The README's figures and tables, from the default (and paper) study's results.
 readme: setup
-	$(BIN)/snakemake --configfile configs/default.yaml --cores $(CORES) \
+	$(BIN)/snakemake --profile profiles/local --configfile configs/default.yaml --cores $(CORES) \
 	  results/default/figures/b_decay_rate_theory.png results/default/figures/d_success_by_length.png \
 	  results/default/figures/c_training_curves.png results/default/tables/findings.csv
 	cp results/default/figures/b_decay_rate_theory.png docs/decay_rate_theory.png
@@ -103,7 +116,7 @@ clean:
 # The published results as verdicts (configs/paper.yaml) and their report.
 paper: warmup
 	$(BIN)/python scripts/unlock_if_stale.py --configfile configs/paper.yaml
-	$(BIN)/snakemake --configfile configs/paper.yaml --cores $(CORES)
-	$(BIN)/snakemake --configfile configs/paper.yaml --report reports/paper.html
+	$(BIN)/snakemake --profile profiles/local --configfile configs/paper.yaml --cores $(CORES)
+	$(BIN)/snakemake --profile profiles/local --configfile configs/paper.yaml --report reports/paper.html
 	@echo
 	@echo "Report: $(abspath reports/paper.html)  (section 8: Reproductions)"

@@ -20,6 +20,16 @@ include: "rules/analysis.smk"
 report: "reports/workflow.rst"
 
 
+# On a cluster, only the warm-up and the batches of runs are submitted as jobs;
+# the rate selection and the analysis are short and run where Snakemake runs.
+localrules:
+    all,
+    aggregate,
+    summarise,
+    figures,
+    reproductions,
+
+
 rule all:
     input:
         FIGURES,

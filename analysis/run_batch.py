@@ -1,7 +1,9 @@
 """Snakemake job: run one batch of the grid (called by rules/runs.smk).
 
 Each run writes its own files as soon as it finishes; a run whose files
-exist is skipped, so a killed job loses at most the run in progress.
+exist is skipped, so a killed job loses at most the run in progress. A
+finished run computed by other code (another ``code_id``) is recomputed, and
+the log says why.
 """
 
 import json
@@ -18,11 +20,14 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
     os.environ[_var] = "1"
 
 from gradpath.grid import Run, execute  # noqa: E402
+from gradpath.provenance import code_id, machine  # noqa: E402
 
 
-def main(runs: list[dict], runs_dir: str, out: str, log: str, inputs: list[str]) -> None:
+def main(runs: list[dict], runs_dir: str, out: str, log: str, inputs: list[str],
+         stale: str = "recompute") -> None:
     logging.basicConfig(filename=log, level=logging.INFO, format="%(asctime)s %(message)s")
     t0 = time.perf_counter()
+    logging.info("code_id %s on %s", code_id(), machine())
     # the selected learning rates, when this batch's runs wait for a sweep
     selection = [p for p in inputs if p.endswith("selection.json")]
     rates = json.loads(Path(selection[0]).read_text()) if selection else None
@@ -30,7 +35,7 @@ def main(runs: list[dict], runs_dir: str, out: str, log: str, inputs: list[str])
     for i, r in enumerate(runs, 1):
         run = Run(r["kind"], r["run_id"], r["config"])
         t = time.perf_counter()
-        status = execute(run, runs_dir, rates)
+        status = execute(run, runs_dir, rates, stale)
         statuses[run.run_id] = status
         logging.info("%d/%d %s %s %s (%.1f s)", i, len(runs), run.kind, run.run_id, status,
                      time.perf_counter() - t)
@@ -40,4 +45,5 @@ def main(runs: list[dict], runs_dir: str, out: str, log: str, inputs: list[str])
 
 if "snakemake" in globals():
     sm = snakemake  # noqa: F821 - injected by Snakemake's script directive
-    main(sm.params.runs, sm.params.runs_dir, sm.output[0], sm.log[0], list(sm.input))
+    main(sm.params.runs, sm.params.runs_dir, sm.output[0], sm.log[0], list(sm.input),
+         sm.params.stale_runs)

@@ -6,6 +6,8 @@ success rate, median final metric relative to the baseline, divergences,
 share of clipped updates and the decay rate at initialisation.
 ``findings.csv``: the claims of :mod:`gradpath.claims`, each judged on this
 study's runs, with the number that decides it and whether it holds here.
+``provenance.csv``: the code ids, library versions and machines that
+computed the runs, and whether each code id is the current code's.
 """
 
 import logging
@@ -13,6 +15,8 @@ import logging
 import pandas as pd
 
 from gradpath.claims import FINDINGS, judge, report_runs, successes
+from gradpath.provenance import code_id
+from gradpath.results import PROVENANCE_COLUMNS
 
 KEYS = ["task", "model", "init", "gain", "clip", "seq_len", "dtype"]
 
@@ -54,6 +58,16 @@ td.holds { background: #e6f4ea; } td.fails { background: #fce8e6; }
 </style>"""
 
 
+def provenance_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Which code and machines computed the runs: one row per code id, versions
+    and machine, with its run count and whether it is the current code."""
+    keys = ["code_id", *(c for c in PROVENANCE_COLUMNS if c != "code_id")]
+    out = (runs.groupby(keys, dropna=False).agg(runs=("run_id", "size")).reset_index()
+           .sort_values(["runs", "code_id"], ascending=[False, True], ignore_index=True))
+    out.insert(1, "current_code", out["code_id"] == code_id())
+    return out
+
+
 def to_html(df: pd.DataFrame, title: str) -> str:
     """A standalone HTML page (no external resources) with the table."""
     body = df.to_html(index=False, border=0, na_rep="", escape=True)
@@ -70,6 +84,13 @@ def main(runs_path: str, training_path: str, out: dict, log: str) -> None:
     summary, found = summary_table(runs), findings(runs, training)
     summary.to_csv(out["summary"], index=False)
     found.to_csv(out["findings"], index=False)
+    prov = provenance_table(runs)
+    prov.to_csv(out["provenance"], index=False)
+    with open(out["provenance_html"], "w") as f:
+        f.write(to_html(prov, "Provenance: the code and machines that computed the runs"))
+    if not prov["current_code"].all():
+        logging.warning("%d runs were computed by other code than the current %s",
+                        int(prov.loc[~prov["current_code"], "runs"].sum()), code_id())
     with open(out["summary_html"], "w") as f:
         f.write(to_html(summary, "Training grid by configuration"))
     with open(out["findings_html"], "w") as f:
@@ -81,5 +102,6 @@ def main(runs_path: str, training_path: str, out: dict, log: str) -> None:
 if "snakemake" in globals():
     sm = snakemake  # noqa: F821 - injected by Snakemake's script directive
     main(sm.input.runs, sm.input.training,
-         {k: sm.output[k] for k in ("summary", "findings", "summary_html", "findings_html")},
+         {k: sm.output[k] for k in ("summary", "findings", "summary_html", "findings_html",
+                                    "provenance", "provenance_html")},
          sm.log[0])

@@ -22,7 +22,9 @@ float32 beats float64 at the large size, each as the median of per-round
 ratios.
 
 When the base cannot be built (a shallow clone, no parent, an unknown
-revision) the gate says so and runs the head-only checks alone. Exit status
+revision), or its timed code (``TIMED_SOURCES``: the kernels, the models and
+the timing worker) is the same as head's, the gate says so and runs the
+head-only checks alone. Exit status
 0 on PASS, 1 on FAIL, 2 on bad usage.
 """
 
@@ -138,8 +140,20 @@ def git(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=check)
 
 
+#: What the timed calls execute: when none of it differs between base and head,
+#: a paired comparison would time the same code twice, and is not run.
+TIMED_SOURCES: tuple[str, ...] = (
+    "src/gradpath/kernels", "src/gradpath/models.py", "src/gradpath/checks.py",
+    "src/gradpath/rng.py", "src/gradpath/__init__.py", "bench/worker.py", "bench/bench_cases.py",
+    "pyproject.toml",
+)
+
+
 def base_worktree(rev: str, tmp: Path) -> tuple[Path | None, str]:
-    """Check out ``rev`` into a worktree under ``tmp``; (path, description) or (None, why)."""
+    """Check out ``rev`` into a worktree under ``tmp``; (path, description) or (None, why).
+
+    None too when the timed code (:data:`TIMED_SOURCES`) of ``rev`` and of the
+    working tree are the same."""
     try:
         found = git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
     except FileNotFoundError:
@@ -149,6 +163,10 @@ def base_worktree(rev: str, tmp: Path) -> tuple[Path | None, str]:
         why = "a shallow clone" if shallow == "true" else "no such commit (no parent?)"
         return None, f"base revision {rev!r} cannot be resolved: {why}"
     sha = found.stdout.strip()
+    if git("diff", "--quiet", sha, "--", *TIMED_SOURCES, check=False).returncode == 0:
+        subject = git("log", "-1", "--format=%h", sha).stdout.strip()
+        return None, (f"the timed code ({', '.join(TIMED_SOURCES)}) is the same at {rev} "
+                      f"({subject}) and here, so head and base would time the same calls")
     path = tmp / "base"
     added = git("worktree", "add", "--detach", "--force", str(path), sha, check=False)
     if added.returncode != 0:

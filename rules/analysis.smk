@@ -14,14 +14,13 @@ rule aggregate:
     params:
         run_ids=RUN_IDS,
         runs_dir=RUNS_DIR,
-    conda:
-        "../envs/gradpath.yaml"
     script:
         "../analysis/aggregate.py"
 
 
 rule summarise:
-    """The summary table and the study's findings, checked from the tables."""
+    """The summary table, the study's findings checked from the tables, and the
+    provenance of the runs."""
     input:
         runs=rules.aggregate.output.runs,
         training=rules.aggregate.output.training,
@@ -40,10 +39,15 @@ rule summarise:
             category="0. Findings",
             labels={"table": "what the study shows"},
         ),
+        provenance=f"{RESULTS}/tables/provenance.csv",
+        provenance_html=report(
+            f"{RESULTS}/tables/provenance.html",
+            caption="../reports/captions/provenance.rst",
+            category="7. Summary",
+            labels={"table": "provenance: code and machines"},
+        ),
     log:
         f"{RESULTS}/logs/summarise.log",
-    conda:
-        "../envs/gradpath.yaml"
     script:
         "../analysis/summarise.py"
 
@@ -101,8 +105,6 @@ rule figures:
         ),
     log:
         f"{RESULTS}/logs/figures.log",
-    conda:
-        "../envs/gradpath.yaml"
     script:
         "../analysis/plots.py"
 
@@ -129,7 +131,5 @@ rule reproductions:
         ),
     log:
         f"{RESULTS}/logs/reproductions.log",
-    conda:
-        "../envs/gradpath.yaml"
     script:
         "../analysis/reproductions.py"

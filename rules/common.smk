@@ -5,6 +5,8 @@ import sys
 from snakemake.utils import validate
 
 from gradpath import grid as gpgrid
+from gradpath.provenance import code_id
+from gradpath.resources import physical_memory_mb
 
 if not config:
     raise ValueError(
@@ -17,6 +19,9 @@ if not config:
 validate(config, "../configs/schema.yaml")
 
 PYTHON = sys.executable
+# Which code computes the runs: a batch reruns when it changes (a params
+# change), and its runs computed by other code are recomputed.
+CODE_ID = code_id()
 RESULTS = f"results/{config['name']}"
 RUNS_DIR = f"{RESULTS}/runs"
 
@@ -31,6 +36,14 @@ SELECTED_BATCHES = {
     f"selected-{k}": v for k, v in gpgrid.batches(SELECTED_RUNS, config["batch_seconds"]).items()
 }
 ALL_BATCHES = {**BATCHES, **SELECTED_BATCHES}
+# A run that cannot fit in memory is refused here, naming its config section,
+# before any job starts.
+MAX_MEM_MB = config["max_mem_mb"] or physical_memory_mb()
+gpgrid.check_memory(
+    PROBE_RUNS + TRAIN_RUNS,
+    MAX_MEM_MB,
+    "max_mem_mb" if config["max_mem_mb"] else "this machine's memory (max_mem_mb: null)",
+)
 RUN_IDS = sorted(r.run_id for r in PROBE_RUNS + TRAIN_RUNS)
 SWEEP_BATCHES = sorted(
     b for b, runs in BATCHES.items() if any(r.config.get("stage") == gpgrid.SWEEP for r in runs)
@@ -55,6 +68,24 @@ def batch_runs(wildcards):
         {"kind": r.kind, "run_id": r.run_id, "config": r.config}
         for r in ALL_BATCHES[wildcards.batch]
     ]
+
+
+def batch_mem_mb(wildcards):
+    """The batch's estimated peak memory (MiB), requested from the scheduler."""
+    return gpgrid.batch_resources(ALL_BATCHES[wildcards.batch])["mem_mb"]
+
+
+def batch_runtime(wildcards):
+    """The batch's runtime request (minutes): its estimate with a safety factor."""
+    return gpgrid.batch_resources(ALL_BATCHES[wildcards.batch])["runtime"]
+
+
+def batch_group(wildcards):
+    """The job group of a batch on a cluster (ignored locally): "runs" for
+    batches that need nothing but the warm-up, "selected" for those that wait
+    for the rate selection. Batches of one group never depend on each other,
+    so group-components can pack several into one submission."""
+    return "selected" if wildcards.batch in SELECTED_BATCHES else "runs"
 
 
 def batch_inputs(wildcards):

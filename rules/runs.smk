@@ -9,8 +9,7 @@ rule warmup:
         f"{RESULTS}/logs/warmup.log",
     params:
         python=PYTHON,
-    conda:
-        "../envs/gradpath.yaml"
+        code_id=CODE_ID,
     shell:
         "({params.python} -m gradpath.cli demo --warmup && touch {output}) > {log} 2>&1"
 
@@ -28,12 +27,14 @@ rule run_batch:
     params:
         runs=batch_runs,
         runs_dir=RUNS_DIR,
+        code_id=CODE_ID,
+        stale_runs=config["stale_runs"],
     threads: 1
+    group:
+        batch_group
     resources:
-        mem_mb=2000,
-        runtime=60,
-    conda:
-        "../envs/gradpath.yaml"
+        mem_mb=batch_mem_mb,
+        runtime=batch_runtime,
     script:
         "../analysis/run_batch.py"
 
@@ -56,7 +57,5 @@ rule select_rates:
     params:
         run_ids=sorted(r.run_id for r in SWEEP_RUNS),
         runs_dir=RUNS_DIR,
-    conda:
-        "../envs/gradpath.yaml"
     script:
         "../analysis/select_rates.py"

@@ -13,20 +13,30 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
+
+
+def is_snakemake(argv: list[str]) -> bool:
+    """Whether a command line runs Snakemake (its script, or ``python -m snakemake``)."""
+    names = [Path(a).name for a in argv]
+    return "snakemake" in names or any(
+        a == "-m" and b == "snakemake" for a, b in zip(argv, argv[1:], strict=False))
+
 
 def other_snakemake_here() -> bool:
+    """Whether another Snakemake process runs in this directory (psutil: Linux,
+    macOS and Windows alike)."""
     here = Path.cwd().resolve()
     me = {os.getpid(), os.getppid()}
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) in me:
-            continue
+    for proc in psutil.process_iter(["pid", "cmdline", "cwd"]):
+        info = proc.info
+        if info["pid"] in me or not info.get("cmdline") or not info.get("cwd"):
+            continue  # gone, or not ours to inspect
         try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-            cwd = (proc / "cwd").resolve()
+            if Path(info["cwd"]).resolve() == here and is_snakemake(info["cmdline"]):
+                return True
         except OSError:
             continue
-        if cwd == here and any(a.endswith(b"snakemake") or a == b"snakemake" for a in argv):
-            return True
     return False
 
 

@@ -36,6 +36,8 @@ RUN_COLUMNS = [
     "baseline", "success", "clipped_fraction", "decay_rate", "cell_decay_rate",
     "theory_slope", "lyapunov_1", "horizon", "wall_time_s", "dtype", "stage", "selection",
     "lyapunov", "initial_metric", "version_gradpath", "version_numpy", "version_numba",
+    "version_python", "version_scipy", "version_pandas", "code_id", "machine_cpu",
+    "machine_blas", "machine_os",
 ]
 CURVE_COLUMNS = ["run_id", "phase", "step", "lag", "log10_grad_norm", "log10_cell_grad_norm"]
 TRAINING_COLUMNS = ["run_id", "step", "loss", "metric", "grad_norm_before", "grad_norm_after",

@@ -4,14 +4,18 @@ study end to end, resuming after a kill, and the report in headless Chromium."""
 from __future__ import annotations
 
 import copy
+import math
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
+import local_slurm
 import pandas as pd
 import pytest
 import yaml
@@ -24,6 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "configs" / "schema.yaml"
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+#: The README's cluster command for the smoke study (after `snakemake`); the
+#: README test holds the two equal.
+CLUSTER_COMMAND = ("--profile", "profiles/slurm", "--configfile", "configs/smoke.yaml")
 #: report categories and what each holds
 CATEGORIES = [
     ("0. Findings", "table"),
@@ -176,10 +183,82 @@ def test_grid_expansion_scales_linearly(factor):
 
 
 def test_snakemake_lint_is_clean():
-    out = subprocess.run([*SNAKEMAKE, "--lint", "--configfile", "configs/smoke.yaml"],
+    """`make lint`: every lint but the conda/container one (the rules run in the
+    project's venv; see scripts/lint_workflow.py) fails."""
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "lint_workflow.py"),
+                          "--configfile", "configs/smoke.yaml"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "Lints for" not in out.stdout + out.stderr, out.stdout + out.stderr
+
+
+def test_lint_filter_lets_only_the_conda_lint_through():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from lint_workflow import unaccepted
+    finally:
+        sys.path.pop(0)
+    conda = ("Lints for rule a (line 1, x.smk):\n"
+             "    * Specify a conda environment or container for each rule.:\n"
+             "      This way, the used software ...\n")
+    log = ("Lints for rule b (line 9, x.smk):\n"
+           "    * No log directive defined:\n      Without a log directive ...\n")
+    assert unaccepted(conda) == []
+    assert unaccepted(conda + log) == ["Lints for rule b (line 9, x.smk): No log directive defined"]
+
+
+# -- profiles: each applies the settings it states, and none overrides another ---------------
+def _profile_args(*argv: str):
+    from snakemake.cli import parse_args
+
+    cwd = os.getcwd()
+    os.chdir(ROOT)  # where `make run` and the README's cluster command run
+    try:
+        _, args = parse_args(["--configfile", "configs/smoke.yaml", *argv])
+    finally:
+        os.chdir(cwd)
+    return args
+
+
+def _as_mapping(value, keys=None) -> dict[str, str]:
+    """A profile's "k=v" list or mapping, or Snakemake's parsed mapping, as {k: str(v)}
+    (only ``keys``, if given: some parsed resources are evaluated per rule)."""
+    if isinstance(value, Mapping):
+        return {k: str(getattr(value[k], "value", value[k])) for k in keys or value
+                if k in value}
+    return dict(item.split("=", 1) for item in value)
+
+
+@pytest.mark.parametrize("name", ["local", "slurm"])
+def test_profile_applies_what_it_states(name):
+    stated = yaml.safe_load((ROOT / "profiles" / name / "config.yaml").read_text())
+    args = _profile_args("--profile", f"profiles/{name}")
+    for key, value in stated.items():
+        got = getattr(args, key.replace("-", "_"))
+        if isinstance(value, dict | list):
+            want = _as_mapping(value)
+            assert _as_mapping(got, want) == want, key
+        else:
+            assert got == value, (key, got, value)
+
+
+def test_no_profile_applies_unless_asked():
+    """No workflow profile (profiles/default) is loaded behind the user's back:
+    it would override a cluster profile's settings."""
+    assert not (ROOT / "profiles" / "default").exists()
+    bare = _profile_args()
+    assert bare.executor is None and bare.cores is None and not bare.rerun_incomplete
+
+
+# -- code provenance: results that know which code made them ----------------------------------
+def _code_copy(tmp_path: Path) -> Path:
+    """A copy of the gradpath package whose computing code differs (an added
+    statement in theory.py), importable through PYTHONPATH."""
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "src" / "gradpath", src / "gradpath",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    theory = src / "gradpath" / "theory.py"
+    theory.write_text(theory.read_text() + "\n_CHANGED_BY_THE_TEST = True\n")
+    return src
 
 
 # -- the smoke study end to end ------------------------------------------------------------
@@ -190,13 +269,15 @@ def _sigint_as_at_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def snakemake(workdir: Path, *extra: str, config: str = "smoke", check=True, **kw):
-    cmd = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--configfile",
+def snakemake(workdir: Path, *extra: str, config: str = "smoke", check=True, env=None, **kw):
+    """Snakemake as `make run` calls it (the local profile), on ``workdir``."""
+    cmd = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--profile",
+           str(ROOT / "profiles" / "local"), "--configfile",
            str(ROOT / "configs" / f"{config}.yaml"), "--cores", "2", *extra]
     if kw.pop("popen", False):
         return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True, preexec_fn=_sigint_as_at_a_terminal)
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     if check:
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return out
@@ -212,8 +293,8 @@ def smoke_study(tmp_path_factory):
     return work, time.perf_counter() - t0
 
 
-def tables(work: Path) -> dict[str, pd.DataFrame]:
-    res = work / "results" / "smoke" / "tables"
+def tables(work: Path, name: str = "smoke") -> dict[str, pd.DataFrame]:
+    res = work / "results" / name / "tables"
     return {n: pd.read_parquet(res / f"{n}.parquet") for n in ("runs", "curves", "training")}
 
 
@@ -242,20 +323,39 @@ def test_rerun_does_nothing(smoke_study):
     work, _ = smoke_study
     out = snakemake(work, "-n")
     assert "Nothing to be done" in out.stdout + out.stderr
+    prov = pd.read_csv(work / "results" / "smoke" / "tables" / "provenance.csv")
+    assert len(prov) == 1 and prov["current_code"].all()  # one code, one machine
+    assert prov["runs"].sum() == len(tables(work)["runs"])
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
-def test_killed_grid_resumes_without_redoing_or_losing_runs(smoke_study, tmp_path, sig):
-    ref_work, _ = smoke_study
-    work = tmp_path / "interrupted"
-    # one core: the batches run one after another, so once the first runs are on
-    # disk most of the grid is still ahead and the interrupt lands mid-grid
-    proc = snakemake(work, "--cores", "1", popen=True)
+def test_changed_code_reruns_the_batches_and_says_why(smoke_study, tmp_path):
+    """Finished runs are not reused silently by other code: with the computing
+    code changed (another code_id), every batch is due again because of it
+    (its runs are then recomputed: tests/test_provenance.py)."""
+    work, _ = smoke_study
+    env = {**os.environ, "PYTHONPATH": str(_code_copy(tmp_path))}
+    out = snakemake(work, "-n", env=env)
+    text = out.stdout + out.stderr
+    assert "Nothing to be done" not in text
+    cfg = _spec()
+    n_batches = len(gpgrid.batches(gpgrid.probe_runs(cfg["probe"]) + [
+        r for r in gpgrid.train_runs(cfg["train"]) if r.config["lr"] is not None],
+        cfg["batch_seconds"]))
+    assert text.count("rule run_batch:") >= n_batches
+    assert "Params have changed since last execution" in text, text[-2000:]
+
+
+def _interrupt_after(work: Path, runs: int, sig: int) -> set[str]:
+    """Start the smoke grid on one core in ``work``, interrupt it with ``sig``
+    once ``runs`` more runs are on disk, and return the finished runs' files."""
     runs_dir = work / "results" / "smoke" / "runs"
+    before = len(list(runs_dir.glob("*.json"))) if runs_dir.exists() else 0
+    # one core: the batches run one after another, so the interrupt lands mid-grid
+    proc = snakemake(work, "--cores", "1", popen=True)
     deadline = time.time() + 240
-    while time.time() < deadline:
-        if runs_dir.exists() and len(list(runs_dir.glob("*.json"))) >= 5:
+    while time.time() < deadline and proc.poll() is None:
+        if runs_dir.exists() and len(list(runs_dir.glob("*.json"))) >= before + runs:
             break
         time.sleep(0.2)
     if sig == signal.SIGKILL:
@@ -271,24 +371,85 @@ def test_killed_grid_resumes_without_redoing_or_losing_runs(smoke_study, tmp_pat
             except subprocess.TimeoutExpired:
                 pass
         assert proc.poll() is not None, "snakemake ignored Ctrl-C for two minutes"
-    done = {p.name: p.stat().st_mtime_ns for p in runs_dir.glob("*.json")}
-    # the kill came mid-grid: some runs finished, the tables were never written
-    assert len(done) >= 5
-    assert not (work / "results" / "smoke" / "tables" / "runs.parquet").exists()
-    # what `make run` does: drop a stale lock (SIGKILL leaves one), then run again
+    return {p.name for p in runs_dir.glob("*.json")}
+
+
+def _unlock_if_stale(work: Path) -> None:
+    """What `make run` does first: drop a stale lock (SIGKILL leaves one)."""
     unlock = subprocess.run([sys.executable, str(ROOT / "scripts" / "unlock_if_stale.py"), "-s",
                              str(ROOT / "Snakefile"), "--configfile",
                              str(ROOT / "configs" / "smoke.yaml")],
                             cwd=work, capture_output=True, text=True, timeout=120)
     assert unlock.returncode == 0, unlock.stderr
-    snakemake(work)
+
+
+def assert_same_tables(ref: Path, work: Path, name: str = "smoke") -> None:
+    """The run tables of two executions agree exactly, wall-time columns aside."""
+    a, b = tables(ref, name), tables(work, name)
+    for t in a:
+        x = a[t].drop(columns=[c for c in WALL_TIME_COLUMNS if c in a[t]])
+        y = b[t].drop(columns=[c for c in WALL_TIME_COLUMNS if c in b[t]])
+        pd.testing.assert_frame_equal(x, y, check_exact=True, obj=t)
+
+
+@pytest.mark.slow
+def test_interrupted_grid_resumes_without_redoing_or_losing_runs_on_one_core(smoke_study,
+                                                                             tmp_path):
+    """Killed (SIGKILL, as by the OOM killer), then interrupted (Ctrl-C), then
+    finished, all on one core: no finished run is redone or lost, and the
+    tables equal the two-core run's bit for bit."""
+    ref_work, _ = smoke_study
+    work = tmp_path / "interrupted"
+    runs_dir = work / "results" / "smoke" / "runs"
+    killed = _interrupt_after(work, 5, signal.SIGKILL)
+    assert len(killed) >= 5
+    mtimes = {n: (runs_dir / n).stat().st_mtime_ns for n in killed}
+    _unlock_if_stale(work)
+    stopped = _interrupt_after(work, 3, signal.SIGINT)
+    assert killed < stopped, "the second start added no runs"
+    mtimes.update({n: (runs_dir / n).stat().st_mtime_ns for n in stopped - killed})
+    # the interrupts came mid-grid: the tables were never written
+    assert not (work / "results" / "smoke" / "tables" / "runs.parquet").exists()
+    _unlock_if_stale(work)
+    snakemake(work, "--cores", "1")
     after = {p.name: p.stat().st_mtime_ns for p in runs_dir.glob("*.json")}
-    assert all(after[k] == v for k, v in done.items()), "finished runs were redone"
-    a, b = tables(ref_work), tables(work)
-    for name in a:
-        x = a[name].drop(columns=[c for c in WALL_TIME_COLUMNS if c in a[name]])
-        y = b[name].drop(columns=[c for c in WALL_TIME_COLUMNS if c in b[name]])
-        pd.testing.assert_frame_equal(x, y, check_exact=True, obj=name)
+    assert all(after[k] == v for k, v in mtimes.items()), "finished runs were redone"
+    assert_same_tables(ref_work, work)
+
+
+def test_readme_cluster_section_runs_what_the_cluster_test_runs():
+    readme = (ROOT / "README.md").read_text()
+    assert "snakemake " + " ".join(CLUSTER_COMMAND) in readme
+    assert "profiles/slurm" in readme and "max_mem_mb" in readme
+
+
+# -- on a real (local, one-node) SLURM cluster ---------------------------------------------------
+@pytest.mark.slow
+def test_smoke_study_on_slurm_gives_the_local_tables(smoke_study, tmp_path):
+    """The README's cluster command on a SLURM started here: the jobs go through
+    sbatch (batches grouped two to a submission), and the tables equal the
+    local run's bit for bit, wall time aside."""
+    why = local_slurm.missing()
+    assert why is None, why
+    work = tmp_path / "cluster-run"
+    with local_slurm.LocalSlurm(tmp_path / "slurm") as cluster:
+        cmd = cluster.command(*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(work),
+                              *CLUSTER_COMMAND, cwd=ROOT)
+        out = subprocess.run(cmd, env=cluster.env, capture_output=True, text=True, timeout=600)
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-4000:]
+    submitted = re.findall(r"submitted with SLURM jobid (\d+)", text)
+    cfg = _spec()
+    free = gpgrid.batches(gpgrid.probe_runs(cfg["probe"]) + [
+        r for r in gpgrid.train_runs(cfg["train"]) if r.config["lr"] is not None],
+        cfg["batch_seconds"])
+    selected = gpgrid.batches([r for r in gpgrid.train_runs(cfg["train"])
+                               if r.config["lr"] is None], cfg["batch_seconds"])
+    # warm-up, select_rates, and the batches two to a group job
+    expected = 2 + math.ceil(len(free) / 2) + math.ceil(len(selected) / 2)
+    assert len(submitted) == expected, (submitted, expected, text[-3000:])
+    assert "Group job runs" in text
+    assert_same_tables(smoke_study[0], work)
 
 
 # -- the report in headless Chromium -----------------------------------------------------------

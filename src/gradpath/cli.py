@@ -132,8 +132,12 @@ def _finite(v):
 
 def _cmd_probe(args: argparse.Namespace) -> int:
     from .probe import probe
+    from .resources import check_fits, physical_memory_mb
     from .results import probe_tables, write_run
 
+    check_fits("probe", {"cell": args.cell, "seq_len": args.seq_len, "burn_in": args.burn_in,
+                         "batch": args.batch, "hidden": args.hidden,
+                         "lyapunov_k": args.lyapunov_k}, physical_memory_mb())
     t0 = time.perf_counter()
     res = probe(args.cell, args.activation, args.init, args.gain, args.hidden, args.seq_len,
                 args.batch, args.input_std, args.bias_std, (args.seed,), args.burn_in,
@@ -175,6 +179,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from .resources import check_fits, physical_memory_mb
     from .results import train_tables, write_run
     from .train import TrainConfig, train
 
@@ -184,6 +189,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                       optimizer=args.optimizer, lr=args.lr, hidden=args.hidden,
                       batch=args.batch, steps=args.steps, seed=args.seed,
                       eval_every=args.eval_every, ragged=args.ragged, dtype=args.dtype)
+    check_fits("train", cfg.as_dict(), physical_memory_mb())
     res = train(cfg)
     tables = train_tables(res)
     if args.out:

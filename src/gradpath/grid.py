@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .probe import probe
-from .results import is_finished, probe_tables, run_id, train_tables, write_run
+from .provenance import code_id
+from .resources import check_fits, estimate
+from .results import finished_code_id, probe_tables, run_id, train_tables, write_run
 from .train import TrainConfig, train
 
 #: "model" labels of the grid and the (cell, activation) they stand for.
@@ -33,11 +37,13 @@ MODELS: dict[str, tuple[str, str]] = {
 
 @dataclass(frozen=True)
 class Run:
-    """One run of a grid: its kind ("probe" | "train"), id and configuration."""
+    """One run of a grid: its kind ("probe" | "train"), id and configuration,
+    and the config section it comes from (for messages; not part of the id)."""
 
     kind: str
     run_id: str
     config: dict
+    source: str = ""
 
 
 def probe_runs(spec: dict) -> list[Run]:
@@ -55,7 +61,7 @@ def probe_runs(spec: dict) -> list[Run]:
                    batch=int(spec["batch"]), input_std=float(spec["input_std"]),
                    bias_std=float(spec["bias_std"]), seeds=[int(seed)],
                    burn_in=int(spec["burn_in"]), lyapunov_k=int(spec["lyapunov_k"]))
-        runs.append(Run("probe", run_id("probe", cfg), cfg))
+        runs.append(Run("probe", run_id("probe", cfg), cfg, "probe"))
     return runs
 
 
@@ -99,7 +105,8 @@ def train_runs(section) -> list[Run]:
     candidate rates instead).
     """
     runs = []
-    for block in train_blocks(section):
+    for i, block in enumerate(train_blocks(section)):
+        source = f"train[{i}]" + (f" ({block['name']})" if block.get("name") else "")
         thresholds = block["clip_threshold"]
         lrs = [float(v) for v in (block.get("lrs") or [block["lr"]])]
         steps_for = _block_steps(block)
@@ -124,7 +131,7 @@ def train_runs(section) -> list[Run]:
                 for seed in block["seeds"]:
                     c = TrainConfig(**fixed, lr=lrs[0], steps=steps, seed=int(seed))
                     cfg = {**c.as_dict(), "stage": REPORT, "selection": ""}
-                    runs.append(Run("train", run_id("train", cfg), cfg))
+                    runs.append(Run("train", run_id("train", cfg), cfg, source))
                 continue
             sweep_steps = max(1, round(steps * float(block["sweep_fraction"])))
             check = TrainConfig(**fixed, lr=lrs[0], steps=steps, seed=0)  # validates fixed
@@ -134,11 +141,11 @@ def train_runs(section) -> list[Run]:
                 for seed in block["selection_seeds"]:
                     c = TrainConfig(**fixed, lr=lr, steps=sweep_steps, seed=int(seed))
                     cfg = {**c.as_dict(), "stage": SWEEP, "selection": key}
-                    runs.append(Run("train", run_id("train", cfg), cfg))
+                    runs.append(Run("train", run_id("train", cfg), cfg, source))
             for seed in block["seeds"]:
                 cfg = {**check.as_dict(), "lr": None, "seed": int(seed), "stage": REPORT,
                        "selection": key, "lr_candidates": lrs}
-                runs.append(Run("train", run_id("train", cfg), cfg))
+                runs.append(Run("train", run_id("train", cfg), cfg, source))
     return runs
 
 
@@ -179,19 +186,37 @@ def sweep_table(runs, rates: dict[str, float]):
     return out[cols].round(4)
 
 
-def _cost(run: Run) -> float:
-    """Rough relative cost of a run, used to balance batches."""
-    c = run.config
-    if run.kind == "probe":
-        return ((c["seq_len"] + c["burn_in"]) * (c["batch"] + c["lyapunov_k"])
-                * c["hidden"] ** 2 * (16 if c["cell"] == "lstm" else 1) * 1e-9 + 0.2)
-    steps = c["steps"] * c["seq_len"] * c["batch"] * c["hidden"] ** 2 * (
-        4 if c["cell"] == "lstm" else 1)
-    return steps * 1e-9 + 0.2
+def check_memory(runs: Iterable[Run], limit_mb: float | None,
+                 limit_name: str = "max_mem_mb") -> None:
+    """Raise ValueError naming the config section and shape keys of the first
+    run whose estimated memory (:func:`gradpath.resources.estimate`) exceeds
+    ``limit_mb`` (described as ``limit_name``); None skips the check."""
+    key = {"probe": "seq_len", "train": "seq_lens"}
+    for r in runs:
+        check_fits(r.kind, r.config, limit_mb, where=f"{r.source or r.kind}.{key[r.kind]}: ",
+                   limit_name=limit_name)
+
+
+#: Safety factor of a batch's runtime request over its estimate: the estimate
+#: is an order of magnitude, and a job killed at its time limit loses its
+#: current run.
+RUNTIME_SAFETY = 4.0
+
+
+def batch_resources(runs: Iterable[Run]) -> dict[str, int]:
+    """What one batch job needs from a scheduler: ``mem_mb`` (its largest
+    run's estimate: runs of a batch run one after another) and ``runtime``
+    (minutes: the summed estimate times :data:`RUNTIME_SAFETY`, at least 10)."""
+    est = [estimate(r.kind, r.config) for r in runs]
+    seconds = sum(e.seconds for e in est)
+    return {"mem_mb": math.ceil(max(e.mem_mb for e in est)),
+            "runtime": max(10, math.ceil(RUNTIME_SAFETY * seconds / 60))}
 
 
 def batches(runs: Iterable[Run], target_seconds: float) -> dict[str, list[Run]]:
-    """Group runs into batches of roughly ``target_seconds`` of estimated work.
+    """Group runs into batches of roughly ``target_seconds`` of estimated work
+    (:func:`gradpath.resources.estimate`), so that a job pays process start-up
+    and Numba cache loading once per batch.
 
     Runs are ordered by id, so a batch's membership depends only on the set
     of runs; the batch id is a hash of its members' ids.
@@ -199,7 +224,6 @@ def batches(runs: Iterable[Run], target_seconds: float) -> dict[str, list[Run]]:
     out: dict[str, list[Run]] = {}
     cur: list[Run] = []
     acc = 0.0
-    scale = 0.25  # calibrated seconds per unit of _cost on a 2-core machine (order of magnitude)
 
     def flush():
         if cur:
@@ -207,25 +231,58 @@ def batches(runs: Iterable[Run], target_seconds: float) -> dict[str, list[Run]]:
             out[f"{cur[0].kind}-{key}"] = list(cur)
 
     for r in sorted(runs, key=lambda r: (r.kind, r.run_id)):
-        if cur and (r.kind != cur[0].kind or acc + scale * _cost(r) > target_seconds):
+        seconds = estimate(r.kind, r.config).seconds
+        if cur and (r.kind != cur[0].kind or acc + seconds > target_seconds):
             flush()
             cur, acc = [], 0.0
         cur.append(r)
-        acc += scale * _cost(r)
+        acc += seconds
     flush()
     return out
 
 
-def execute(run: Run, out_dir: str | Path, rates: dict[str, float] | None = None) -> str:
-    """Run one configuration and write its tables; skip it if already finished.
+#: What to do with a finished run whose ``code_id`` differs from the current
+#: code's: recompute it (default) or keep it.
+STALE_POLICIES: tuple[str, ...] = ("recompute", "keep")
 
-    ``rates``: the selected learning rate of each sweep (:func:`select_rates`),
-    needed by a reported run whose rate a sweep chooses.
+log = logging.getLogger(__name__)
 
-    Returns "skipped", or the run's status ("finished" | "diverged").
+
+def execute(run: Run, out_dir: str | Path, rates: dict[str, float] | None = None,
+            stale: str = "recompute") -> str:
+    """Run one configuration and write its tables; skip it if already finished
+    by the current code.
+
+    Parameters
+    ----------
+    run : Run
+    out_dir : path
+        The runs folder.
+    rates : dict, optional
+        The selected learning rate of each sweep (:func:`select_rates`),
+        needed by a reported run whose rate a sweep chooses.
+    stale : {"recompute", "keep"}
+        A finished run computed by other code (its ``code_id`` differs from
+        :func:`gradpath.provenance.code_id`) is recomputed, or kept; either
+        way the log says so.
+
+    Returns
+    -------
+    str
+        "skipped", "kept-stale", or the run's status ("finished" | "diverged").
     """
-    if is_finished(out_dir, run.run_id):
-        return "skipped"
+    if stale not in STALE_POLICIES:
+        raise ValueError(f"stale_runs: expected one of {list(STALE_POLICIES)}, got {stale!r}")
+    done_by = finished_code_id(out_dir, run.run_id)
+    if done_by is not None:
+        if done_by == code_id():
+            return "skipped"
+        why = (f"run {run.run_id} was computed by other code (code_id {done_by or 'unrecorded'}"
+               f", now {code_id()})")
+        if stale == "keep":
+            log.warning("%s: kept (stale_runs: keep)", why)
+            return "kept-stale"
+        log.warning("%s: recomputing it", why)
     c = dict(run.config)
     t0 = time.perf_counter()
     if run.kind == "probe":

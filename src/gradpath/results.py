@@ -14,12 +14,15 @@ Three long tables, one row per observation:
     clipped_fraction, decay_rate (per-step slope of ln||dL_T/dh_t||; for a
     training run, at initialisation), cell_decay_rate (LSTM), theory_slope
     (mean-field 0.5 ln chi, NaN where no theory applies), lyapunov_1,
-    horizon (lag, -1 when beyond T), wall_time_s, the versions of gradpath,
-    numpy and numba, dtype, stage ("probe" | "sweep" | "report": a run of a
-    learning-rate sweep or a reported seed), selection (the sweep's key, ""
-    without one) and lyapunov (the probe's top-k exponents, descending; for a
-    training run, lambda_1 at initialisation), initial_metric (held-out
-    metric before the first update; NaN for probes).
+    horizon (lag, -1 when beyond T), wall_time_s, dtype, stage ("probe" |
+    "sweep" | "report": a run of a learning-rate sweep or a reported seed),
+    selection (the sweep's key, "" without one) and lyapunov (the probe's
+    top-k exponents, descending; for a training run, lambda_1 at
+    initialisation), initial_metric (held-out metric before the first update;
+    NaN for probes), and the provenance: version_gradpath, version_numpy,
+    version_numba, version_python, version_scipy, version_pandas, code_id
+    (:func:`gradpath.provenance.code_id`), machine_cpu, machine_blas and
+    machine_os.
 ``curves`` (one row per run, phase and lag)
     run_id, phase ("init" | "checkpoint" | "final"), step, lag,
     log10_grad_norm, log10_cell_grad_norm (NaN for the RNN).
@@ -28,8 +31,9 @@ Three long tables, one row per observation:
     grad_norm_before, grad_norm_after, clipped, eval_metric (NaN between
     evaluations).
 
-Only ``wall_time_s`` depends on anything but the configuration: same
-configuration and seed, identical tables otherwise.
+Only ``wall_time_s`` depends on anything but the configuration, the code
+and the machine: same configuration, seed and code, identical tables
+otherwise (the machine columns aside, on another machine).
 
 A run id is a stable hash of the kind and the configuration, so a rerun
 overwrites its files and never duplicates a run. Each run is written as
@@ -43,13 +47,13 @@ import hashlib
 import json
 import math
 import os
-from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .probe import ProbeResult, fit_decay_rate, horizon
+from .provenance import code_id, machine, versions
 from .train import TrainResult
 
 TABLES: tuple[str, ...] = ("runs", "curves", "training")
@@ -63,8 +67,13 @@ RUN_COLUMNS: tuple[str, ...] = (
     "ragged", "status", "diverged_at", "cause", "final_metric", "baseline", "success",
     "clipped_fraction", "decay_rate", "cell_decay_rate", "theory_slope", "lyapunov_1",
     "horizon", "wall_time_s", "dtype", "stage", "selection", "lyapunov", "initial_metric",
-    "version_gradpath", "version_numpy", "version_numba",
+    "version_gradpath", "version_numpy", "version_numba", "version_python", "version_scipy",
+    "version_pandas", "code_id", "machine_cpu", "machine_blas", "machine_os",
 )
+#: Provenance columns: which code (``code_id``, the versions) and which machine
+#: made a run.
+PROVENANCE_COLUMNS: tuple[str, ...] = tuple(
+    c for c in RUN_COLUMNS if c.startswith(("version_", "machine_")) or c == "code_id")
 CURVE_COLUMNS: tuple[str, ...] = ("run_id", "phase", "step", "lag", "log10_grad_norm",
                                   "log10_cell_grad_norm")
 TRAINING_COLUMNS: tuple[str, ...] = ("run_id", "step", "loss", "metric", "grad_norm_before",
@@ -98,8 +107,10 @@ def model_label(cell: str, activation: str) -> str:
     return "lstm" if cell == "lstm" else f"{cell}-{activation}"
 
 
-def _versions() -> dict:
-    return {f"version_{p}": version(p) for p in ("gradpath", "numpy", "numba")}
+def _provenance() -> dict:
+    """The code id, the versions it covers, and the machine (:mod:`gradpath.provenance`)."""
+    return {**{f"version_{k}": v for k, v in versions().items()}, "code_id": code_id(),
+            **machine()}
 
 
 def _num(v) -> float:
@@ -137,7 +148,7 @@ def probe_tables(res: ProbeResult, wall_time_s: float = 0.0,
         theory_slope=_num(res.theory_slope), lyapunov_1=float(res.lyapunov[0]),
         horizon=-1 if res.horizon is None else res.horizon, wall_time_s=wall_time_s,
         dtype="float64", stage="probe", selection="",
-        lyapunov=[float(v) for v in res.lyapunov], initial_metric=math.nan, **_versions(),
+        lyapunov=[float(v) for v in res.lyapunov], initial_metric=math.nan, **_provenance(),
     )
     curves = _curve_frame(rid, "init", 0, res.log10_grad_norm, res.log10_cell_grad_norm)
     return _frames(row, curves, _empty_training())
@@ -167,7 +178,7 @@ def train_tables(res: TrainResult, rid: str | None = None, stage: str = "report"
         theory_slope=math.nan, lyapunov_1=_num(res.lyapunov_init),
         horizon=-1 if horizon_lag is None else horizon_lag, wall_time_s=res.wall_time_s,
         stage=stage, selection=selection, lyapunov=[_num(res.lyapunov_init)],
-        initial_metric=_num(res.initial_metric), **_versions(),
+        initial_metric=_num(res.initial_metric), **_provenance(),
     )
     parts = [_curve_frame(rid, cv["phase"], cv["step"], cv["log10_grad_norm"],
                           cv["log10_cell_grad_norm"]) for cv in res.curves]
@@ -230,10 +241,22 @@ def write_run(out_dir: str | os.PathLike, tables: dict[str, pd.DataFrame]) -> Pa
 
 
 def is_finished(out_dir: str | os.PathLike, rid: str) -> bool:
-    """Whether run ``rid`` has all its files in ``out_dir``."""
+    """Whether run ``rid`` has all its files in ``out_dir`` (by any code)."""
     out = Path(out_dir)
     return (out / f"{rid}.json").exists() and all(
         (out / f"{rid}.{name}.parquet").exists() for name in TABLES)
+
+
+def finished_code_id(out_dir: str | os.PathLike, rid: str) -> str | None:
+    """The ``code_id`` that computed finished run ``rid`` ("" for a run written
+    before code ids were recorded), or None if the run is not finished."""
+    if not is_finished(out_dir, rid):
+        return None
+    try:
+        summary = json.loads((Path(out_dir) / f"{rid}.json").read_text())
+    except (OSError, ValueError):  # unreadable: treat as not finished
+        return None
+    return str(summary.get("code_id") or "")
 
 
 def read_tables(out_dir: str | os.PathLike, run_ids=None) -> dict[str, pd.DataFrame]:

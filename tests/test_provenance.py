@@ -1,0 +1,171 @@
+"""Provenance: the code id (what it covers and what it ignores), the machine
+record, stale runs recomputed (or kept) with the reason logged, and the
+resource estimates against measured peak memory."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gradpath import grid, provenance, resources
+from gradpath.results import finished_code_id, read_tables
+
+SMALL = dict(task="adding", seq_len=8, cell="rnn", activation="tanh", init="orthogonal",
+             gain=1.0, clip="norm", clip_threshold=1.0, optimizer="adam", lr=1e-3, hidden=6,
+             batch=4, steps=6, seed=0, eval_every=3, eval_batches=1, ragged=False,
+             dtype="float64", stage="report", selection="")
+
+
+def _run() -> grid.Run:
+    return grid.Run("train", "0123456789abcdef", dict(SMALL))
+
+
+# -- the code id ------------------------------------------------------------------------
+def _code_id_of(package: Path) -> str:
+    """code_id computed by a fresh interpreter importing ``package``'s copy."""
+    out = subprocess.run([sys.executable, "-c", "from gradpath.provenance import code_id; "
+                          "print(code_id())"], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(package.parent), "PATH": ""})
+    return out.stdout.strip()
+
+
+def test_code_id_follows_the_code_not_its_comments(tmp_path):
+    pkg = tmp_path / "gradpath"
+    shutil.copytree(provenance.PACKAGE, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    assert _code_id_of(pkg) == provenance.code_id()  # same files, same id
+    theory = pkg / "theory.py"
+    text = theory.read_text()
+    # a comment, a docstring and the layout do not change what the code does
+    theory.write_text('"""Another docstring."""\n# a comment\n\n\n'
+                      + text.split('"""', 2)[2].lstrip("\n"))
+    assert _code_id_of(pkg) == provenance.code_id()
+    theory.write_text(text + "\n_CHANGED = 1\n")  # a statement does
+    assert _code_id_of(pkg) != provenance.code_id()
+    theory.write_text(text)
+    (pkg / "cli.py").write_text((pkg / "cli.py").read_text() + "\n_CHANGED = 1\n")
+    assert _code_id_of(pkg) == provenance.code_id()  # the CLI computes nothing
+
+
+def test_code_id_covers_the_computing_modules_and_the_versions():
+    names = {p.relative_to(provenance.PACKAGE).as_posix() for p in provenance.source_files()}
+    for module in ("models.py", "train.py", "probe.py", "tasks.py", "theory.py",
+                   "kernels/rnn.py", "kernels/lstm.py"):
+        assert module in names
+    assert "cli.py" not in names and "grid.py" not in names
+    assert set(provenance.versions()) >= {"python", "numpy", "numba", "scipy", "pandas"}
+    assert len(provenance.code_id()) == 16 and int(provenance.code_id(), 16) >= 0
+
+
+def test_machine_names_cpu_and_blas():
+    m = provenance.machine()
+    assert m["machine_cpu"] and m["machine_blas"] and m["machine_os"] == sys.platform
+    if Path("/proc/cpuinfo").exists():
+        assert "model" in m["machine_cpu"]
+
+
+# -- stale runs ---------------------------------------------------------------------------
+def _stamp(runs_dir: Path, rid: str, code: str) -> None:
+    """Make the finished run look computed by other code."""
+    path = runs_dir / f"{rid}.json"
+    summary = json.loads(path.read_text())
+    summary["code_id"] = code
+    path.write_text(json.dumps(summary))
+
+
+def test_stale_run_is_recomputed_and_the_log_says_why(tmp_path, caplog):
+    run = _run()
+    assert grid.execute(run, tmp_path) == "finished"
+    assert finished_code_id(tmp_path, run.run_id) == provenance.code_id()
+    assert grid.execute(run, tmp_path) == "skipped"
+    _stamp(tmp_path, run.run_id, "feedfacefeedface")
+    with caplog.at_level(logging.WARNING, logger="gradpath.grid"):
+        assert grid.execute(run, tmp_path) == "finished"
+    assert "feedfacefeedface" in caplog.text and provenance.code_id() in caplog.text
+    assert "recomputing" in caplog.text
+    assert finished_code_id(tmp_path, run.run_id) == provenance.code_id()
+    row = read_tables(tmp_path)["runs"].iloc[0]
+    assert row["code_id"] == provenance.code_id() and row["machine_cpu"]
+
+
+def test_stale_run_is_kept_when_asked_and_still_logged(tmp_path, caplog):
+    run = _run()
+    grid.execute(run, tmp_path)
+    _stamp(tmp_path, run.run_id, "")  # a run from before code ids were recorded
+    with caplog.at_level(logging.WARNING, logger="gradpath.grid"):
+        assert grid.execute(run, tmp_path, stale="keep") == "kept-stale"
+    assert "unrecorded" in caplog.text and "kept" in caplog.text
+    assert finished_code_id(tmp_path, run.run_id) == ""
+    with pytest.raises(ValueError, match="stale_runs.*recompute"):
+        grid.execute(run, tmp_path, stale="sometimes")
+
+
+# -- resource estimates -------------------------------------------------------------------
+PEAK = """
+import resource, sys, json
+from gradpath import grid
+run = grid.Run(sys.argv[1], "x", json.loads(sys.argv[2]))
+grid.execute(run, sys.argv[3])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+PROBE = dict(cell="lstm", activation="tanh", init="orthogonal", gain=1.0, hidden=256,
+             seq_len=1000, batch=8, input_std=1.0, bias_std=0.1, seeds=[0], burn_in=50,
+             lyapunov_k=2)
+TRAIN = {**SMALL, "seq_len": 4000, "hidden": 64, "batch": 32, "steps": 2, "eval_every": 2,
+         "cell": "rnn", "dtype": "float32"}
+
+
+@pytest.mark.parametrize("kind,config", [("probe", PROBE), ("train", TRAIN)],
+                         ids=["lstm-probe", "rnn-train-float32"])
+def test_memory_estimate_covers_the_measured_peak_without_waste(tmp_path, kind, config):
+    """The estimate is at least the measured peak resident memory of the run's
+    process, and not more than twice it."""
+    out = subprocess.run([sys.executable, "-c", PEAK, kind, json.dumps(config), str(tmp_path)],
+                         capture_output=True, text=True, check=True)
+    peak = float(out.stdout.split()[-1])
+    est = resources.estimate(kind, config)
+    assert peak <= est.mem_mb <= 2 * peak, (peak, est.mem_mb)
+    assert 0 < est.seconds < 60
+
+
+def test_estimates_grow_with_the_shape():
+    small = resources.estimate("train", TRAIN)
+    for key in ("seq_len", "batch", "hidden"):
+        big = resources.estimate("train", {**TRAIN, key: TRAIN[key] * 4})
+        assert big.mem_mb > small.mem_mb and big.seconds > small.seconds, key
+    lstm = resources.estimate("train", {**TRAIN, "cell": "lstm"})
+    assert lstm.mem_mb > small.mem_mb and lstm.seconds > small.seconds
+    f64 = resources.estimate("train", {**TRAIN, "dtype": "float64"})
+    assert f64.mem_mb > small.mem_mb
+
+
+def test_a_run_that_cannot_fit_names_its_section_and_keys():
+    runs = grid.train_runs([{**{k: [v] for k, v in dict(tasks="adding", models="rnn-tanh",
+                                                        inits="orthogonal", clips="norm",
+                                                        seeds=0).items()},
+                             "name": "long", "seq_lens": [100_000_000], "gain": 1.0,
+                             "clip_threshold": 1.0, "optimizer": "adam", "lr": 1e-3,
+                             "hidden": 64, "batch": 32, "steps": 10, "eval_every": 5,
+                             "eval_batches": 1, "ragged": False, "dtype": "float32"}])
+    with pytest.raises(ValueError) as info:
+        grid.check_memory(runs, 16_000)
+    text = str(info.value)
+    for word in ("train[0] (long).seq_lens", "seq_len=100000000", "batch=32", "hidden=64",
+                 "max_mem_mb", "GiB"):
+        assert word in text, (word, text)
+    grid.check_memory(runs, None)  # no limit, no check
+
+
+def test_batch_resources_request_the_largest_run_and_the_summed_time():
+    runs = [grid.Run("train", str(i), {**TRAIN, "seq_len": t}) for i, t in
+            enumerate((100, 4000))]
+    res = grid.batch_resources(runs)
+    est = [resources.estimate("train", r.config) for r in runs]
+    assert res["mem_mb"] == math.ceil(max(e.mem_mb for e in est))
+    assert res["runtime"] >= max(10, grid.RUNTIME_SAFETY * sum(e.seconds for e in est) / 60)
