@@ -31,3 +31,72 @@ settings.load_profile("gradpath")
 def rng() -> np.random.Generator:
     """A fresh ``default_rng(0)`` per test."""
     return np.random.default_rng(0)
+
+
+#: The README's cluster command for the smoke study (after `snakemake`); a test
+#: holds the README to it.
+CLUSTER_COMMAND = ("--profile", "profiles/slurm", "--configfile", "configs/smoke.yaml")
+SLURM_TEST = "test_smoke_study_on_slurm_gives_the_local_tables"
+
+
+class SlurmRun:
+    """The smoke study on a local SLURM, running in the background."""
+
+    def __init__(self, root, work):
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        import local_slurm
+
+        self.work, self.error, self.proc, self.cluster = work, local_slurm.missing(), None, None
+        if self.error:
+            return
+        repo = Path(__file__).resolve().parents[1]
+        self.cluster = local_slurm.LocalSlurm(root)
+        try:
+            self.cluster.start()
+        except RuntimeError as exc:
+            self.error = str(exc)
+            self.cluster.stop()
+            return
+        cmd = self.cluster.command(sys.executable, "-m", "snakemake", "-s",
+                                   str(repo / "Snakefile"), "-d", str(work), *CLUSTER_COMMAND,
+                                   cwd=repo)
+        self.log = root / "snakemake.log"
+        self._out = open(self.log, "w")  # noqa: SIM115 - closed in finish()
+        self.proc = subprocess.Popen(cmd, env=self.cluster.env, stdout=self._out,
+                                     stderr=subprocess.STDOUT, text=True)
+
+    def finish(self, timeout: float = 600) -> tuple[int, str]:
+        """Wait for Snakemake; its exit status and output."""
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        finally:
+            self.stop()
+        return rc, self.log.read_text()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc is not None:
+            self._out.close()
+        if self.cluster is not None:
+            self.cluster.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def slurm_smoke_run(request, tmp_path_factory):
+    """Start the cluster test's SLURM run when the session starts, if the session
+    holds that test: its jobs mostly wait on the scheduler's status polling, so
+    it overlaps the rest of the suite instead of adding its wall time."""
+    if not any(item.name == SLURM_TEST for item in request.session.items):
+        yield None
+        return
+    root = tmp_path_factory.mktemp("slurm")
+    run = SlurmRun(root / "cluster", root / "work")
+    try:
+        yield run
+    finally:
+        run.stop()

@@ -125,6 +125,8 @@ def test_help_documents_every_flag(command, flags):
     (("train", "--hidden", "2.5"), "--hidden"),  # non-integer
     (("train", "--frobnicate", "3"), "--frobnicate"),  # unknown flag
     (("train", "--seq-len", "1", "--steps", "1"), "seq_len"),  # caught by the library
+    (("train", "--seq-len", "3000000000"), "seq_len=3000000000"),  # cannot fit in memory
+    (("probe", "--seq-len", "3000000000"), "seq_len + burn_in=3000000"),
 ])
 def test_bad_flags_give_a_one_line_error_and_status_2(args, named):
     proc = gradpath(*args)

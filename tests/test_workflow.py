@@ -15,10 +15,10 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-import local_slurm
 import pandas as pd
 import pytest
 import yaml
+from conftest import CLUSTER_COMMAND
 from snakemake.utils import validate
 
 from gradpath import grid as gpgrid
@@ -28,9 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "configs" / "schema.yaml"
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-#: The README's cluster command for the smoke study (after `snakemake`); the
-#: README test holds the two equal.
-CLUSTER_COMMAND = ("--profile", "profiles/slurm", "--configfile", "configs/smoke.yaml")
+
 #: report categories and what each holds
 CATEGORIES = [
     ("0. Findings", "table"),
@@ -133,6 +131,22 @@ def test_bad_config_fails_fast_before_any_job(tmp_path):
     assert time.perf_counter() - t0 < 60
 
 
+def test_a_run_too_big_for_memory_fails_the_dry_run_naming_the_key(tmp_path):
+    cfg = copy.deepcopy(load("smoke"))
+    cfg["train"][1]["seq_lens"] = [100_000_000]
+    path = tmp_path / "huge.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = subprocess.run([*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path / "w"),
+                          "--configfile", str(path), "-n"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    text = out.stdout + out.stderr
+    for word in ("train[1] (exploding).seq_lens", "seq_len=100000000", "max_mem_mb", "GiB"):
+        assert word in text, (word, text[-2000:])
+    assert "MemoryError" not in text  # refused from the estimate, not by numpy
+    assert not (tmp_path / "w" / "results").exists()
+
+
 # -- grid expansion ---------------------------------------------------------------------
 def _spec(name="smoke"):
     cfg = load(name)
@@ -204,6 +218,35 @@ def test_lint_filter_lets_only_the_conda_lint_through():
            "    * No log directive defined:\n      Without a log directive ...\n")
     assert unaccepted(conda) == []
     assert unaccepted(conda + log) == ["Lints for rule b (line 9, x.smk): No log directive defined"]
+
+
+def test_unlock_if_stale_sees_a_live_snakemake_on_any_os(tmp_path):
+    """It asks psutil, not /proc (which macOS lacks), for a Snakemake in this folder."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import unlock_if_stale
+    finally:
+        sys.path.pop(0)
+    assert unlock_if_stale.is_snakemake(["/x/.venv/bin/snakemake", "--cores", "2"])
+    assert unlock_if_stale.is_snakemake(["python3", "-m", "snakemake", "-n"])
+    assert not unlock_if_stale.is_snakemake(["python3", "-m", "pytest", "snakemake.py"])
+    fake = tmp_path / "snakemake"  # a process whose command line runs "snakemake"
+    fake.write_text("import time\ntime.sleep(60)\n")
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert not unlock_if_stale.other_snakemake_here()
+        proc = subprocess.Popen([sys.executable, str(fake)], cwd=tmp_path)
+        try:
+            deadline = time.time() + 10
+            while not unlock_if_stale.other_snakemake_here() and time.time() < deadline:
+                time.sleep(0.05)
+            assert unlock_if_stale.other_snakemake_here()
+        finally:
+            proc.kill()
+            proc.wait()
+    finally:
+        os.chdir(cwd)
 
 
 # -- profiles: each applies the settings it states, and none overrides another ---------------
@@ -425,19 +468,14 @@ def test_readme_cluster_section_runs_what_the_cluster_test_runs():
 
 # -- on a real (local, one-node) SLURM cluster ---------------------------------------------------
 @pytest.mark.slow
-def test_smoke_study_on_slurm_gives_the_local_tables(smoke_study, tmp_path):
-    """The README's cluster command on a SLURM started here: the jobs go through
-    sbatch (batches grouped two to a submission), and the tables equal the
-    local run's bit for bit, wall time aside."""
-    why = local_slurm.missing()
-    assert why is None, why
-    work = tmp_path / "cluster-run"
-    with local_slurm.LocalSlurm(tmp_path / "slurm") as cluster:
-        cmd = cluster.command(*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(work),
-                              *CLUSTER_COMMAND, cwd=ROOT)
-        out = subprocess.run(cmd, env=cluster.env, capture_output=True, text=True, timeout=600)
-    text = out.stdout + out.stderr
-    assert out.returncode == 0, text[-4000:]
+def test_smoke_study_on_slurm_gives_the_local_tables(smoke_study, slurm_smoke_run):
+    """The README's cluster command on a SLURM started here (conftest.py starts
+    it with the session): the jobs go through sbatch, batches grouped two to a
+    submission, and the tables equal the local run's bit for bit, wall time
+    aside."""
+    assert slurm_smoke_run.error is None, slurm_smoke_run.error
+    rc, text = slurm_smoke_run.finish()
+    assert rc == 0, text[-4000:]
     submitted = re.findall(r"submitted with SLURM jobid (\d+)", text)
     cfg = _spec()
     free = gpgrid.batches(gpgrid.probe_runs(cfg["probe"]) + [
@@ -448,8 +486,14 @@ def test_smoke_study_on_slurm_gives_the_local_tables(smoke_study, tmp_path):
     # warm-up, select_rates, and the batches two to a group job
     expected = 2 + math.ceil(len(free) / 2) + math.ceil(len(selected) / 2)
     assert len(submitted) == expected, (submitted, expected, text[-3000:])
-    assert "Group job runs" in text
-    assert_same_tables(smoke_study[0], work)
+    assert "Group job runs" in text and "localrule aggregate" in text
+    # each batch asked SLURM for its estimated memory and runtime
+    asked = re.findall(r"rule run_batch:\n(?:.*\n)*?\s+resources: .*?mem_mb=(\d+),.*?runtime=(\d+)",
+                       text)
+    want = [gpgrid.batch_resources(b) for b in [*free.values(), *selected.values()]]
+    assert sorted((int(m), int(t)) for m, t in asked) == sorted(
+        (w["mem_mb"], w["runtime"]) for w in want), (asked, want)
+    assert_same_tables(smoke_study[0], slurm_smoke_run.work)
 
 
 # -- the report in headless Chromium -----------------------------------------------------------
