@@ -107,12 +107,20 @@ def test_stale_run_is_kept_when_asked_and_still_logged(tmp_path, caplog):
 
 
 # -- resource estimates -------------------------------------------------------------------
+# Peak resident memory of this process alone: Linux's VmHWM (ru_maxrss would
+# carry over the forking pytest process's peak across exec).
 PEAK = """
 import resource, sys, json
+from pathlib import Path
 from gradpath import grid
 run = grid.Run(sys.argv[1], "x", json.loads(sys.argv[2]))
 grid.execute(run, sys.argv[3])
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+status = Path("/proc/self/status")
+if status.exists():
+    hwm = [l for l in status.read_text().splitlines() if l.startswith("VmHWM:")][0]
+    print(int(hwm.split()[1]) / 1024)
+else:  # macOS: bytes
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
 """
 PROBE = dict(cell="lstm", activation="tanh", init="orthogonal", gain=1.0, hidden=256,
              seq_len=1000, batch=8, input_std=1.0, bias_std=0.1, seeds=[0], burn_in=50,
