@@ -32,9 +32,10 @@ import math
 import os
 from dataclasses import dataclass
 
-#: Resident memory of a job before its first run: the interpreter, numpy,
-#: numba with the cached kernels, pandas and pyarrow.
-BASE_MB: float = 300.0
+#: Resident memory of a job around its runs: the interpreter, numpy, numba
+#: with the cached kernels, pandas, pyarrow, BLAS buffers (a tiny run's job
+#: peaked at 250-300 MB on 2-core Intel Xeons).
+BASE_MB: float = 400.0
 #: Peak memory per ``seq_len x batch x hidden x itemsize``, by (kind, cell).
 MEMORY_UNITS: dict[tuple[str, str], float] = {
     ("train", "rnn"): 1.1, ("train", "lstm"): 6.9,
