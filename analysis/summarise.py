@@ -86,8 +86,11 @@ def main(runs_path: str, training_path: str, out: dict, log: str) -> None:
     found.to_csv(out["findings"], index=False)
     prov = provenance_table(runs)
     prov.to_csv(out["provenance"], index=False)
+    # one column per code/machine combination: the fields read down the page
+    wide = prov.astype(str).T.reset_index()
+    wide.columns = ["field", *(f"#{i + 1}" for i in range(len(prov)))]
     with open(out["provenance_html"], "w") as f:
-        f.write(to_html(prov, "Provenance: the code and machines that computed the runs"))
+        f.write(to_html(wide, "Provenance: the code and machines that computed the runs"))
     if not prov["current_code"].all():
         logging.warning("%d runs were computed by other code than the current %s",
                         int(prov.loc[~prov["current_code"], "runs"].sum()), code_id())
