@@ -26,6 +26,15 @@ def gradpath(*args: str, script: bool = False) -> subprocess.CompletedProcess:
     return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=300)
 
 
+def test_python_dash_m_gradpath_is_the_cli():
+    out = subprocess.run([sys.executable, "-m", "gradpath", "--help"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and "probe" in out.stdout and "train" in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "gradpath", "probe", "--cell", "gru"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--cell" in bad.stderr
+
+
 def _json(proc: subprocess.CompletedProcess) -> dict:
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
