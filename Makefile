@@ -64,15 +64,16 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/python scripts/lint_workflow.py --configfile configs/smoke.yaml
 
-# Debian's SLURM and MUNGE for the cluster test (tests/test_slurm.py), when
-# missing: as for Chromium, installing needs root.
+# Debian's SLURM and MUNGE for the cluster test (tests/local_slurm.py, run by
+# tests/test_workflow.py), when missing. The test starts SLURM's daemons, which
+# needs root: without it, say so now rather than at the end of the suite.
 slurm:
+	@if [ "$$(id -u)" != 0 ]; then \
+	  echo "make test runs a one-node SLURM for the cluster test, which needs root (as on CI):"; \
+	  echo "run it as root; it installs Debian's slurmctld, slurmd, slurm-client and munge"; \
+	  echo "when they are missing."; exit 1; fi
 	@command -v slurmctld >/dev/null && command -v slurmd >/dev/null && \
 	  command -v sbatch >/dev/null && command -v munged >/dev/null || { \
-	  if [ "$$(id -u)" != 0 ]; then \
-	    echo "make test needs SLURM for the cluster test: run as root (it installs Debian's"; \
-	    echo "slurmctld, slurmd, slurm-client and munge packages) or install them"; \
-	    echo "(sudo apt-get install slurmctld slurmd slurm-client munge)."; exit 1; fi; \
 	  apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	    slurmctld slurmd slurm-client munge; }

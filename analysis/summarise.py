@@ -62,6 +62,8 @@ def provenance_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Which code and machines computed the runs: one row per code id, versions
     and machine, with its run count and whether it is the current code."""
     keys = ["code_id", *(c for c in PROVENANCE_COLUMNS if c != "code_id")]
+    # runs kept from before provenance was recorded (stale_runs: keep) lack it
+    runs = runs.reindex(columns=[*keys, "run_id"]).fillna({k: "unrecorded" for k in keys})
     out = (runs.groupby(keys, dropna=False).agg(runs=("run_id", "size")).reset_index()
            .sort_values(["runs", "code_id"], ascending=[False, True], ignore_index=True))
     out.insert(1, "current_code", out["code_id"] == code_id())

@@ -29,6 +29,7 @@ def unaccepted(text: str) -> list[str]:
 
 
 def main() -> int:
+    """Run the lint; 0 when only the accepted lint (or none) was printed."""
     out = subprocess.run([sys.executable, "-m", "snakemake", "--lint", *sys.argv[1:]],
                          capture_output=True, text=True)
     text = out.stdout + out.stderr

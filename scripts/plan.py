@@ -87,16 +87,17 @@ def measured(runs_dir: Path, runs: list[grid.Run]) -> dict:
         if path.exists():
             pairs.append((estimate(r.kind, r.config).seconds,
                           float(json.loads(path.read_text())["wall_time_s"])))
-    if not pairs:
+    ratios = sorted(e / g for e, g in pairs if g > 0)
+    if not ratios:
         return {}
     est, got = (sum(p) for p in zip(*pairs, strict=True))
-    ratios = sorted(e / g for e, g in pairs if g > 0)
     return {"runs_measured": len(pairs), "estimated_cpu_s": est, "measured_cpu_s": got,
             "estimate_over_measured_median": ratios[len(ratios) // 2],
             "estimate_over_measured_min": ratios[0]}
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Print the plan of ``--configfile`` (text, or JSON with ``--json``)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--configfile", required=True, type=Path)
     ap.add_argument("--nodes", type=int, default=1)

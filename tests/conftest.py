@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 # One BLAS thread: on a small shared machine a multi-threaded OpenBLAS call
 # (a 500 x 500 QR in the probes) can stall for seconds waiting for a busy core.
@@ -42,10 +43,12 @@ SLURM_TEST = "test_smoke_study_on_slurm_gives_the_local_tables"
 class SlurmRun:
     """The smoke study on a local SLURM, running in the background."""
 
-    def __init__(self, root, work):
+    #: set by __init__: why the cluster could not run, or None
+    error: str | None
+
+    def __init__(self, root: Path, work: Path) -> None:
         import subprocess
         import sys
-        from pathlib import Path
 
         import local_slurm
 
@@ -54,19 +57,19 @@ class SlurmRun:
             return
         repo = Path(__file__).resolve().parents[1]
         self.cluster = local_slurm.LocalSlurm(root)
+        self.log = root / "snakemake.log"
+        self._out = None
         try:
             self.cluster.start()
-        except RuntimeError as exc:
-            self.error = str(exc)
-            self.cluster.stop()
-            return
-        cmd = self.cluster.command(sys.executable, "-m", "snakemake", "-s",
-                                   str(repo / "Snakefile"), "-d", str(work), *CLUSTER_COMMAND,
-                                   cwd=repo)
-        self.log = root / "snakemake.log"
-        self._out = open(self.log, "w")  # noqa: SIM115 - closed in finish()
-        self.proc = subprocess.Popen(cmd, env=self.cluster.env, stdout=self._out,
-                                     stderr=subprocess.STDOUT, text=True)
+            cmd = self.cluster.command(sys.executable, "-m", "snakemake", "-s",
+                                       str(repo / "Snakefile"), "-d", str(work),
+                                       *CLUSTER_COMMAND, cwd=repo)
+            self._out = open(self.log, "w")  # noqa: SIM115 - closed in stop()
+            self.proc = subprocess.Popen(cmd, env=self.cluster.env, stdout=self._out,
+                                         stderr=subprocess.STDOUT, text=True)
+        except Exception as exc:  # the test reports it; no daemon is left behind
+            self.error = f"the local SLURM could not start: {exc}"
+            self.stop()
 
     def finish(self, timeout: float = 600) -> tuple[int, str]:
         """Wait for Snakemake; its exit status and output."""
@@ -77,11 +80,13 @@ class SlurmRun:
         return rc, self.log.read_text()
 
     def stop(self) -> None:
+        """Kill Snakemake if it still runs, then stop the cluster's daemons."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        if self.proc is not None:
+        if self._out is not None:
             self._out.close()
+            self._out = None
         if self.cluster is not None:
             self.cluster.stop()
 

@@ -140,6 +140,8 @@ PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
         self._run("mount", "--bind", str(self.etc), "/etc/slurm")
 
     def start(self) -> LocalSlurm:
+        """Write the configuration, start munged, slurmctld and slurmd in a
+        private mount namespace, and wait until the node is idle."""
         why = missing()
         if why:
             raise RuntimeError(why)
@@ -172,8 +174,16 @@ PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
         the namespace's holder."""
         if self.holder is None:
             return
-        subprocess.run(self.command(_exe("scancel"), "--user", "root"), env=self.env,
-                       capture_output=True)
+        if any(name == "slurmctld" for name, _ in self.started):
+            squeue = self.command(_exe("squeue"), "-h", "-o", "%i")
+            subprocess.run(self.command(_exe("scancel"), "--user", "root"), env=self.env,
+                           capture_output=True, timeout=30)
+            for _ in range(100):  # up to 10 s for the jobs to end before their daemons
+                out = subprocess.run(squeue, env=self.env, capture_output=True, text=True,
+                                     timeout=30)
+                if out.returncode != 0 or not out.stdout.strip():
+                    break
+                time.sleep(0.1)
         for _daemon, pidfile in reversed(self.started):
             try:
                 pid = int(pidfile.read_text().split()[0])
@@ -190,7 +200,10 @@ PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
                     break
                 time.sleep(0.1)
             else:
-                os.kill(pid, signal.SIGKILL)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         self.started.clear()
         self.holder.kill()
         self.holder.wait()

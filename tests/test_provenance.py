@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from gradpath import grid, provenance, resources
@@ -106,6 +107,19 @@ def test_stale_run_is_kept_when_asked_and_still_logged(tmp_path, caplog):
         grid.execute(run, tmp_path, stale="sometimes")
 
 
+def test_reported_run_is_redone_when_its_sweep_selects_another_rate(tmp_path, caplog):
+    """A reported run's id covers its candidate rates, not the chosen one: if
+    the selection changes, the finished run is not reused at the old rate."""
+    cfg = {**SMALL, "lr": None, "selection": "k", "lr_candidates": [1e-3, 1e-2]}
+    run = grid.Run("train", "fedcba9876543210", cfg)
+    assert grid.execute(run, tmp_path, {"k": 1e-3}) == "finished"
+    assert grid.execute(run, tmp_path, {"k": 1e-3}) == "skipped"
+    with caplog.at_level(logging.WARNING, logger="gradpath.grid"):
+        assert grid.execute(run, tmp_path, {"k": 1e-2}) == "finished"
+    assert "now selects 0.01" in caplog.text
+    assert read_tables(tmp_path)["runs"].iloc[0]["lr"] == 1e-2
+
+
 # -- resource estimates -------------------------------------------------------------------
 # Peak resident memory of this process alone: Linux's VmHWM (ru_maxrss would
 # carry over the forking pytest process's peak across exec).
@@ -126,11 +140,11 @@ PROBE = dict(cell="lstm", activation="tanh", init="orthogonal", gain=1.0, hidden
              seq_len=1000, batch=8, input_std=1.0, bias_std=0.1, seeds=[0], burn_in=50,
              lyapunov_k=2)
 TRAIN = {**SMALL, "seq_len": 4000, "hidden": 64, "batch": 32, "steps": 2, "eval_every": 2,
-         "cell": "rnn", "dtype": "float32"}
+         "cell": "lstm", "dtype": "float32"}
 
 
 @pytest.mark.parametrize("kind,config", [("probe", PROBE), ("train", TRAIN)],
-                         ids=["lstm-probe", "rnn-train-float32"])
+                         ids=["lstm-probe", "lstm-train-float32"])
 def test_memory_estimate_covers_the_measured_peak_without_waste(tmp_path, kind, config):
     """The estimate is at least the measured peak resident memory of the run's
     process, and not more than twice it."""
@@ -147,8 +161,8 @@ def test_estimates_grow_with_the_shape():
     for key in ("seq_len", "batch", "hidden"):
         big = resources.estimate("train", {**TRAIN, key: TRAIN[key] * 4})
         assert big.mem_mb > small.mem_mb and big.seconds > small.seconds, key
-    lstm = resources.estimate("train", {**TRAIN, "cell": "lstm"})
-    assert lstm.mem_mb > small.mem_mb and lstm.seconds > small.seconds
+    rnn = resources.estimate("train", {**TRAIN, "cell": "rnn"})
+    assert rnn.mem_mb < small.mem_mb and rnn.seconds < small.seconds
     f64 = resources.estimate("train", {**TRAIN, "dtype": "float64"})
     assert f64.mem_mb > small.mem_mb
 
@@ -177,3 +191,22 @@ def test_batch_resources_request_the_largest_run_and_the_summed_time():
     est = [resources.estimate("train", r.config) for r in runs]
     assert res["mem_mb"] == math.ceil(max(e.mem_mb for e in est))
     assert res["runtime"] >= max(10, grid.RUNTIME_SAFETY * sum(e.seconds for e in est) / 60)
+
+
+def test_provenance_table_counts_runs_by_code_and_machine(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "analysis"))
+    try:
+        from summarise import provenance_table
+    finally:
+        sys.path.pop(0)
+    run = _run()
+    grid.execute(run, tmp_path)
+    runs = read_tables(tmp_path)["runs"]
+    table = provenance_table(runs)
+    assert len(table) == 1 and table["current_code"].all() and table["runs"].iloc[0] == 1
+    # runs kept from before provenance was recorded have no such columns
+    old = runs.drop(columns=[c for c in runs if c.startswith(("version_", "machine_"))
+                             or c == "code_id"])
+    table = provenance_table(pd.concat([runs, old.assign(run_id="old")], ignore_index=True))
+    assert sorted(table["runs"]) == [1, 1]
+    assert (table.loc[~table["current_code"], "code_id"] == "unrecorded").all()

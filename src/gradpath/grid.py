@@ -24,7 +24,7 @@ from pathlib import Path
 from .probe import probe
 from .provenance import code_id
 from .resources import check_fits, estimate
-from .results import finished_code_id, probe_tables, run_id, train_tables, write_run
+from .results import finished_summary, probe_tables, run_id, train_tables, write_run
 from .train import TrainConfig, train
 
 #: "model" labels of the grid and the (cell, activation) they stand for.
@@ -264,7 +264,8 @@ def execute(run: Run, out_dir: str | Path, rates: dict[str, float] | None = None
     stale : {"recompute", "keep"}
         A finished run computed by other code (its ``code_id`` differs from
         :func:`gradpath.provenance.code_id`) is recomputed, or kept; either
-        way the log says so.
+        way the log says so. A finished reported run of a sweep whose
+        recorded rate is no longer the selected one is always recomputed.
 
     Returns
     -------
@@ -273,16 +274,23 @@ def execute(run: Run, out_dir: str | Path, rates: dict[str, float] | None = None
     """
     if stale not in STALE_POLICIES:
         raise ValueError(f"stale_runs: expected one of {list(STALE_POLICIES)}, got {stale!r}")
-    done_by = finished_code_id(out_dir, run.run_id)
-    if done_by is not None:
-        if done_by == code_id():
+    done = finished_summary(out_dir, run.run_id)
+    if done is not None:
+        done_by = str(done.get("code_id") or "")
+        selected = (rates or {}).get(run.config.get("selection", ""))
+        if run.config.get("lr", 0.0) is None and selected is not None and done["lr"] != selected:
+            # the id of a reported run covers its candidate rates, not the chosen one
+            log.warning("run %s was trained at lr %s, its sweep now selects %s: recomputing it",
+                        run.run_id, done["lr"], selected)
+        elif done_by == code_id():
             return "skipped"
-        why = (f"run {run.run_id} was computed by other code (code_id {done_by or 'unrecorded'}"
-               f", now {code_id()})")
-        if stale == "keep":
-            log.warning("%s: kept (stale_runs: keep)", why)
-            return "kept-stale"
-        log.warning("%s: recomputing it", why)
+        else:
+            why = (f"run {run.run_id} was computed by other code (code_id "
+                   f"{done_by or 'unrecorded'}, now {code_id()})")
+            if stale == "keep":
+                log.warning("%s: kept (stale_runs: keep)", why)
+                return "kept-stale"
+            log.warning("%s: recomputing it", why)
     c = dict(run.config)
     t0 = time.perf_counter()
     if run.kind == "probe":

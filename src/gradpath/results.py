@@ -247,16 +247,22 @@ def is_finished(out_dir: str | os.PathLike, rid: str) -> bool:
         (out / f"{rid}.{name}.parquet").exists() for name in TABLES)
 
 
-def finished_code_id(out_dir: str | os.PathLike, rid: str) -> str | None:
-    """The ``code_id`` that computed finished run ``rid`` ("" for a run written
-    before code ids were recorded), or None if the run is not finished."""
+def finished_summary(out_dir: str | os.PathLike, rid: str) -> dict | None:
+    """The JSON summary (runs row) of finished run ``rid``, or None if the run
+    is not finished (or its summary is unreadable)."""
     if not is_finished(out_dir, rid):
         return None
     try:
-        summary = json.loads((Path(out_dir) / f"{rid}.json").read_text())
-    except (OSError, ValueError):  # unreadable: treat as not finished
+        return json.loads((Path(out_dir) / f"{rid}.json").read_text())
+    except (OSError, ValueError):
         return None
-    return str(summary.get("code_id") or "")
+
+
+def finished_code_id(out_dir: str | os.PathLike, rid: str) -> str | None:
+    """The ``code_id`` that computed finished run ``rid`` ("" for a run written
+    before code ids were recorded), or None if the run is not finished."""
+    summary = finished_summary(out_dir, rid)
+    return None if summary is None else str(summary.get("code_id") or "")
 
 
 def read_tables(out_dir: str | os.PathLike, run_ids=None) -> dict[str, pd.DataFrame]:
