@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +34,19 @@ def test_python_dash_m_gradpath_is_the_cli():
     bad = subprocess.run([sys.executable, "-m", "gradpath", "probe", "--cell", "gru"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--cell" in bad.stderr
+
+
+def test_train_progress_on_stderr_only_when_asked():
+    """Step, loss, clipped share and ETA on stderr (the JSON on stdout stays clean);
+    off by default when stderr is not a terminal."""
+    args = ("train", "--steps", "30", "--seq-len", "10", "--hidden", "8", "--json")
+    shown = gradpath(*args, "--progress")
+    assert shown.returncode == 0
+    json.loads(shown.stdout)
+    last = shown.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(r"step 30/30  loss \S+  clipped \d+%  elapsed \d+ s  ETA 0 s", last), last
+    quiet = gradpath(*args)
+    assert quiet.returncode == 0 and quiet.stderr == ""
 
 
 def _json(proc: subprocess.CompletedProcess) -> dict:

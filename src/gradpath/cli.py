@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--eval-every", type=_positive_int, default=100,
                     help="updates between held-out evaluations (default: 100)")
     tr.add_argument("--ragged", action="store_true", help="variable-length sequences")
+    tr.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                    help="print step, loss, clipped share and ETA on stderr while training "
+                         "(default: when stderr is a terminal)")
     tr.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                     help="precision of parameters, data and kernels (default: float64)")
     return p
@@ -178,6 +181,28 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress_printer(stream, every_s: float = 1.0):
+    """A train() progress callback: one line at most every ``every_s`` seconds,
+    and the last update's; rewritten in place on a terminal."""
+    tty = stream.isatty()
+    last = [-math.inf]
+
+    def show(p) -> None:
+        now = time.perf_counter()
+        if now - last[0] < every_s and p.step < p.steps:
+            return
+        last[0] = now
+        line = (f"step {p.step}/{p.steps}  loss {p.loss:.4g}  clipped "
+                f"{100 * p.clipped_fraction:.0f}%  elapsed {p.elapsed_s:.0f} s  "
+                f"ETA {p.eta_s:.0f} s")
+        end = "\n" if not tty or p.step == p.steps else ""
+        stream.write(("\r" + line + "  ") if tty else line)
+        stream.write(end)
+        stream.flush()
+
+    return show
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from .resources import check_fits, physical_memory_mb
     from .results import train_tables, write_run
@@ -190,7 +215,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                       batch=args.batch, steps=args.steps, seed=args.seed,
                       eval_every=args.eval_every, ragged=args.ragged, dtype=args.dtype)
     check_fits("train", cfg.as_dict(), physical_memory_mb())
-    res = train(cfg)
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+    res = train(cfg, _progress_printer(sys.stderr) if show else None)
     tables = train_tables(res)
     if args.out:
         write_run(args.out, tables)

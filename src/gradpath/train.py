@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -414,12 +415,40 @@ def _finite_params(params) -> bool:
     return all(np.isfinite(p).all() for p in params.values())
 
 
-def train(config: TrainConfig) -> TrainResult:
+@dataclass(frozen=True)
+class Progress:
+    """Where a training run is, as passed to :func:`train`'s ``progress`` callback.
+
+    Attributes
+    ----------
+    step, steps : int
+        Updates done, and the budget.
+    loss : float
+        Objective of the latest update.
+    clipped_fraction : float
+        Share of the updates so far that were clipped.
+    elapsed_s, eta_s : float
+        Seconds since the first update, and the estimated seconds left.
+    """
+
+    step: int
+    steps: int
+    loss: float
+    clipped_fraction: float
+    elapsed_s: float
+    eta_s: float
+
+
+def train(config: TrainConfig, progress: Callable[[Progress], None] | None = None
+          ) -> TrainResult:
     """Train one configuration; see the module docstring for divergence.
 
     Parameters
     ----------
     config : TrainConfig
+    progress : callable, optional
+        Called with a :class:`Progress` after every update (the caller
+        decides how often to show it); it cannot change the run.
 
     Returns
     -------
@@ -438,6 +467,7 @@ def train(config: TrainConfig) -> TrainResult:
     baseline = _eval_baseline(task, c)
     initial = _evaluate(model, params, task, c)
     status, diverged_at, cause = "finished", None, None
+    t_first, n_clipped = time.perf_counter(), 0
     for step in range(1, c.steps + 1):
         u = trainer.update(trainer.batch(step))
         rec["step"].append(step)
@@ -446,6 +476,11 @@ def train(config: TrainConfig) -> TrainResult:
         rec["grad_norm_before"].append(u.grad_norm_before)
         rec["grad_norm_after"].append(u.grad_norm_after)
         rec["clipped"].append(u.clipped)
+        n_clipped += bool(u.clipped)
+        if progress is not None:
+            elapsed = time.perf_counter() - t_first
+            progress(Progress(step, c.steps, float(u.loss), n_clipped / step, elapsed,
+                              elapsed / step * (c.steps - step)))
         if u.cause is not None:
             status, diverged_at, cause = "diverged", step, u.cause
             break
