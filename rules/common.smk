@@ -27,14 +27,10 @@ RUNS_DIR = f"{RESULTS}/runs"
 
 PROBE_RUNS = gpgrid.probe_runs(config["probe"])
 TRAIN_RUNS = gpgrid.train_runs(config["train"])
-# Reported runs whose learning rate a sweep selects wait for the selection.
 SWEEP_RUNS = [r for r in TRAIN_RUNS if r.config["stage"] == gpgrid.SWEEP]
-SELECTED_RUNS = [r for r in TRAIN_RUNS if r.config["lr"] is None]
-FREE_RUNS = PROBE_RUNS + [r for r in TRAIN_RUNS if r.config["lr"] is not None]
-BATCHES = gpgrid.batches(FREE_RUNS, config["batch_seconds"])
-SELECTED_BATCHES = {
-    f"selected-{k}": v for k, v in gpgrid.batches(SELECTED_RUNS, config["batch_seconds"]).items()
-}
+# Reported runs whose learning rate a sweep selects wait for the selection.
+STAGE_BATCHES = gpgrid.stage_batches(PROBE_RUNS + TRAIN_RUNS, config["batch_seconds"])
+BATCHES, SELECTED_BATCHES = STAGE_BATCHES["runs"], STAGE_BATCHES["selected"]
 ALL_BATCHES = {**BATCHES, **SELECTED_BATCHES}
 # A run that cannot fit in memory is refused here, naming its config section,
 # before any job starts.
@@ -70,14 +66,18 @@ def batch_runs(wildcards):
     ]
 
 
+# What each batch asks the scheduler for: mem_mb and runtime (minutes).
+BATCH_RESOURCES = {b: gpgrid.batch_resources(runs) for b, runs in ALL_BATCHES.items()}
+
+
 def batch_mem_mb(wildcards):
     """The batch's estimated peak memory (MiB), requested from the scheduler."""
-    return gpgrid.batch_resources(ALL_BATCHES[wildcards.batch])["mem_mb"]
+    return BATCH_RESOURCES[wildcards.batch]["mem_mb"]
 
 
 def batch_runtime(wildcards):
     """The batch's runtime request (minutes): its estimate with a safety factor."""
-    return gpgrid.batch_resources(ALL_BATCHES[wildcards.batch])["runtime"]
+    return BATCH_RESOURCES[wildcards.batch]["runtime"]
 
 
 def batch_group(wildcards):

@@ -46,10 +46,7 @@ def plan(config: dict, nodes: int, cores: int, per_submission: dict[str, int],
          overhead_s: float) -> dict:
     """Runs, jobs, submissions, CPU-hours and wall time of a validated config."""
     probes, trains = grid.probe_runs(config["probe"]), grid.train_runs(config["train"])
-    free = probes + [r for r in trains if r.config["lr"] is not None]
-    selected = [r for r in trains if r.config["lr"] is None]
-    stages = {"runs": grid.batches(free, config["batch_seconds"]),
-              "selected": grid.batches(selected, config["batch_seconds"])}
+    stages = grid.stage_batches(probes + trains, config["batch_seconds"])
     slots = nodes * cores
     out = {"runs": len(probes) + len(trains), "probe_runs": len(probes),
            "train_runs": len(trains), "stages": {}}

@@ -27,6 +27,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from gradpath.resources import physical_memory_mb
+
 DAEMONS = ("munged", "slurmctld", "slurmd")
 CLIENTS = ("sbatch", "squeue", "sinfo", "scancel", "unshare", "nsenter", "mount")
 
@@ -69,8 +71,7 @@ class LocalSlurm:
     def __init__(self, root: Path, cpus: int | None = None, mem_mb: int | None = None):
         self.root = Path(root)
         self.cpus = cpus or os.cpu_count() or 1
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
-        self.mem_mb = mem_mb or int(total * 0.8)
+        self.mem_mb = mem_mb or int(physical_memory_mb() * 0.8)
         self.etc = self.root / "etc-slurm"
         self.conf = self.etc / "slurm.conf"
         self.env = {k: v for k, v in os.environ.items() if k != "SLURM_CONF"}

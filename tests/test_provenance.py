@@ -16,12 +16,18 @@ import pandas as pd
 import pytest
 
 from gradpath import grid, provenance, resources
-from gradpath.results import finished_code_id, read_tables
+from gradpath.results import finished_summary, read_tables
 
 SMALL = dict(task="adding", seq_len=8, cell="rnn", activation="tanh", init="orthogonal",
              gain=1.0, clip="norm", clip_threshold=1.0, optimizer="adam", lr=1e-3, hidden=6,
              batch=4, steps=6, seed=0, eval_every=3, eval_batches=1, ragged=False,
              dtype="float64", stage="report", selection="")
+
+
+def finished_code_id(out_dir: Path, rid: str) -> str | None:
+    """The code id recorded by finished run ``rid`` ("" if none), None if unfinished."""
+    summary = finished_summary(out_dir, rid)
+    return None if summary is None else str(summary.get("code_id") or "")
 
 
 def _run() -> grid.Run:

@@ -154,6 +154,12 @@ def _spec(name="smoke"):
     return cfg
 
 
+def _stage_batches(name="smoke") -> dict:
+    cfg = _spec(name)
+    return gpgrid.stage_batches(gpgrid.probe_runs(cfg["probe"]) + gpgrid.train_runs(cfg["train"]),
+                                cfg["batch_seconds"])
+
+
 def test_grid_sizes_and_stable_ids():
     cfg = _spec()
     p, t = gpgrid.probe_runs(cfg["probe"]), gpgrid.train_runs(cfg["train"])
@@ -381,10 +387,7 @@ def test_changed_code_reruns_the_batches_and_says_why(smoke_study, tmp_path):
     out = snakemake(work, "-n", env=env)
     text = out.stdout + out.stderr
     assert "Nothing to be done" not in text
-    cfg = _spec()
-    n_batches = len(gpgrid.batches(gpgrid.probe_runs(cfg["probe"]) + [
-        r for r in gpgrid.train_runs(cfg["train"]) if r.config["lr"] is not None],
-        cfg["batch_seconds"]))
+    n_batches = len(_stage_batches()["runs"])
     assert text.count("rule run_batch:") >= n_batches
     assert "Params have changed since last execution" in text, text[-2000:]
 
@@ -477,12 +480,8 @@ def test_smoke_study_on_slurm_gives_the_local_tables(smoke_study, slurm_smoke_ru
     rc, text = slurm_smoke_run.finish()
     assert rc == 0, text[-4000:]
     submitted = re.findall(r"submitted with SLURM jobid (\d+)", text)
-    cfg = _spec()
-    free = gpgrid.batches(gpgrid.probe_runs(cfg["probe"]) + [
-        r for r in gpgrid.train_runs(cfg["train"]) if r.config["lr"] is not None],
-        cfg["batch_seconds"])
-    selected = gpgrid.batches([r for r in gpgrid.train_runs(cfg["train"])
-                               if r.config["lr"] is None], cfg["batch_seconds"])
+    stages = _stage_batches()
+    free, selected = stages["runs"], stages["selected"]
     # warm-up, select_rates, and the batches two to a group job
     expected = 2 + math.ceil(len(free) / 2) + math.ceil(len(selected) / 2)
     assert len(submitted) == expected, (submitted, expected, text[-3000:])

@@ -195,9 +195,11 @@ def _progress_printer(stream, every_s: float = 1.0):
         line = (f"step {p.step}/{p.steps}  loss {p.loss:.4g}  clipped "
                 f"{100 * p.clipped_fraction:.0f}%  elapsed {p.elapsed_s:.0f} s  "
                 f"ETA {p.eta_s:.0f} s")
-        end = "\n" if not tty or p.step == p.steps else ""
-        stream.write(("\r" + line + "  ") if tty else line)
-        stream.write(end)
+        if tty:  # rewrite the line in place; a newline after the last update
+            line = "\r" + line + ("  \n" if p.step == p.steps else "  ")
+        else:
+            line += "\n"
+        stream.write(line)
         stream.flush()
 
     return show

@@ -241,6 +241,24 @@ def batches(runs: Iterable[Run], target_seconds: float) -> dict[str, list[Run]]:
     return out
 
 
+#: The two stages of a grid's jobs, which are also their job groups on a
+#: cluster: batches that need nothing but the warm-up, and batches of reported
+#: runs that wait for their sweep's rate selection.
+STAGES: tuple[str, ...] = ("runs", "selected")
+
+
+def stage_batches(runs: Iterable[Run], target_seconds: float) -> dict[str, dict[str, list[Run]]]:
+    """The grid's batches by stage (:data:`STAGES`): ``{"runs": {batch id:
+    runs}, "selected": {"selected-<id>": runs}}``. Batches of one stage never
+    depend on each other."""
+    runs = list(runs)
+    waiting = [r for r in runs if r.kind == "train" and r.config["lr"] is None]
+    free = [r for r in runs if not (r.kind == "train" and r.config["lr"] is None)]
+    selected = batches(waiting, target_seconds)
+    return {"runs": batches(free, target_seconds),
+            "selected": {f"selected-{k}": v for k, v in selected.items()}}
+
+
 #: What to do with a finished run whose ``code_id`` differs from the current
 #: code's: recompute it (default) or keep it.
 STALE_POLICIES: tuple[str, ...] = ("recompute", "keep")

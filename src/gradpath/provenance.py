@@ -58,6 +58,7 @@ def source_files() -> list[Path]:
     return files
 
 
+@functools.cache
 def versions() -> dict[str, str]:
     """Versions of Python and of :data:`LIBRARIES` (and of gradpath itself)."""
     out = {"python": platform.python_version()}
@@ -105,24 +106,14 @@ def _blas() -> str:
     """Every BLAS library loaded for the kernels: numpy's, and scipy's, which
     Numba's compiled code calls. Both are loaded first, so the answer does not
     depend on what the caller happened to import."""
-    import numpy as np
+    import numpy  # noqa: F401 - loads numpy's BLAS
     import scipy.linalg.cython_blas  # noqa: F401 - loads scipy's BLAS
+    from threadpoolctl import threadpool_info
 
-    try:
-        from threadpoolctl import threadpool_info
-
-        libs = sorted({f"{lib['internal_api']} {lib['version']}"
-                       + (f" ({lib['architecture']} kernels)" if lib.get("architecture") else "")
-                       for lib in threadpool_info() if lib.get("user_api") == "blas"})
-        if libs:
-            return "; ".join(libs)
-    except ImportError:
-        pass
-    try:
-        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-        return f"{blas['name']} {blas.get('version', '')}".strip()
-    except (TypeError, KeyError):  # pragma: no cover - numpy < 1.25
-        return "unknown"
+    libs = sorted({f"{lib['internal_api']} {lib['version']}"
+                   + (f" ({lib['architecture']} kernels)" if lib.get("architecture") else "")
+                   for lib in threadpool_info() if lib.get("user_api") == "blas"})
+    return "; ".join(libs) or "unknown"
 
 
 @functools.cache

@@ -258,12 +258,6 @@ def finished_summary(out_dir: str | os.PathLike, rid: str) -> dict | None:
         return None
 
 
-def finished_code_id(out_dir: str | os.PathLike, rid: str) -> str | None:
-    """The ``code_id`` that computed finished run ``rid`` ("" for a run written
-    before code ids were recorded), or None if the run is not finished."""
-    summary = finished_summary(out_dir, rid)
-    return None if summary is None else str(summary.get("code_id") or "")
-
 
 def read_tables(out_dir: str | os.PathLike, run_ids=None) -> dict[str, pd.DataFrame]:
     """Concatenate the per-run files of ``out_dir`` into the three tables.
