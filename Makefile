@@ -20,11 +20,16 @@ help:
 	@echo "make bench-peers  gradpath against PyTorch and JAX (installs them into .venv)"
 	@echo "make paper  the published results as verdicts (configs/paper.yaml, reports/paper.html)"
 
+# PyTorch, for the oracle test (and the peers): its CPU build where it is
+# available; plain PyPI torch is a CUDA build of several GB.
+TORCH_CPU := 'torch==2.13.0'
+
 # A local virtual environment with the package (editable) and its dev tools.
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "gradpath needs Python >= 3.11"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_CPU) || true
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
@@ -89,7 +94,6 @@ bench: warmup
 # gradpath against PyTorch and JAX: the table in bench/results/peers.md.
 PEERS_STAMP := $(VENV)/.peers-stamp
 $(PEERS_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet 'torch==2.13.0' || true
 	$(BIN)/python -m pip install --quiet -e '.[dev,peers]'
 	@touch $(PEERS_STAMP)
 

@@ -10,6 +10,9 @@ Conventions (README, "The Python API"):
 * RNN:  ``h_t = phi(W_ih x_t + W_hh h_{t-1} + b)``.
 * LSTM: ``z_t = W_ih x_t + W_hh h_{t-1} + b`` split into gate blocks i, f, g, o;
   ``c_t = f * c_{t-1} + i * g``, ``h_t = o * tanh(c_t)``.
+* GRU: blocks r, z, n of ``W_ih``, ``W_hh``, ``b``;
+  ``r = sigmoid(W_ir x_t + W_hr h + b_r)``, ``z = sigmoid(W_iz x_t + W_hz h + b_z)``,
+  ``n = tanh(W_in x_t + b_n + r * (W_hn h + b_hn))``, ``h_t = (1 - z) * n + z * h``.
 * Read-out ``y_t = W_out h_t + b_out``.
 * ``loss`` = mean over the scored (t, b) of ``0.5 * ||y - target||^2`` ("mse")
   or ``-log softmax(y)[target]`` ("xent").
@@ -282,13 +285,101 @@ def lstm_loss_and_grads(params, x, target, loss="mse", score="last", lengths=Non
 
 
 # ---------------------------------------------------------------------------
+# GRU
+# ---------------------------------------------------------------------------
+def gru_forward(params, x, lengths=None, h0=None):
+    """Hidden states (T, B, H); zero past a length."""
+    W_ih, W_hh, b, b_hn = params["W_ih"], params["W_hh"], params["b"], params["b_hn"]
+    T, B, D = x.shape
+    H = W_hh.shape[1]
+    alive = alive_mask(lengths, T, B)
+    h = np.zeros((B, H), x.dtype) if h0 is None else h0.copy()
+    hs = np.zeros((T, B, H), x.dtype)
+    for t in range(T):
+        m = alive[t][:, None]
+        ax = x[t] @ W_ih.T + b
+        ah = h @ W_hh.T
+        r = sigmoid(ax[:, :H] + ah[:, :H])
+        z = sigmoid(ax[:, H:2 * H] + ah[:, H:2 * H])
+        n = np.tanh(ax[:, 2 * H:] + r * (ah[:, 2 * H:] + b_hn))
+        h = ((1.0 - z) * n + z * h) * m
+        hs[t] = h
+    return hs
+
+
+def gru_loss_and_grads(params, x, target, loss="mse", score="last", lengths=None, h0=None):
+    """Loss, parameter gradients (b_hn included), dL/dh0 and ||dL/dh_t||."""
+    W_ih, W_hh, b, b_hn = params["W_ih"], params["W_hh"], params["b"], params["b_hn"]
+    W_out, b_out = params["W_out"], params["b_out"]
+    T, B, D = x.shape
+    H = W_hh.shape[1]
+    dt = x.dtype
+    alive = alive_mask(lengths, T, B)
+    scored = scored_mask(lengths, T, B, score)
+    n_scored = int(scored.sum())
+
+    # forward
+    hs = {-1: np.zeros((B, H), dt) if h0 is None else h0.copy()}
+    r_s, z_s, n_s, hn_s, dys = {}, {}, {}, {}, {}
+    total = 0.0
+    for t in range(T):
+        m = alive[t][:, None]
+        ax = x[t] @ W_ih.T + b
+        ah = hs[t - 1] @ W_hh.T
+        r_s[t] = sigmoid(ax[:, :H] + ah[:, :H])
+        z_s[t] = sigmoid(ax[:, H:2 * H] + ah[:, H:2 * H])
+        hn_s[t] = ah[:, 2 * H:] + b_hn
+        n_s[t] = np.tanh(ax[:, 2 * H:] + r_s[t] * hn_s[t])
+        hs[t] = ((1.0 - z_s[t]) * n_s[t] + z_s[t] * hs[t - 1]) * m
+        y = hs[t] @ W_out.T + b_out
+        l, dy = step_loss(y, target_at(target, t, score), loss, scored[t])
+        total += float(np.sum(l))
+        dys[t] = dy / n_scored
+
+    # backward
+    grads = {k: np.zeros_like(v) for k, v in params.items()}
+    grad_norms = np.zeros((T, B), dt)
+    dh_next = np.zeros((B, H), dt)  # dL/dh_t arriving from step t+1
+    for t in reversed(range(T)):
+        m = alive[t][:, None]
+        r, z, n, hn = r_s[t], z_s[t], n_s[t], hn_s[t]
+        grads["W_out"] += dys[t].T @ hs[t]
+        grads["b_out"] += dys[t].sum(axis=0)
+        dh = (dys[t] @ W_out + dh_next) * m
+        grad_norms[t] = np.linalg.norm(dh.astype(np.float64), axis=1)
+        dn = dh * (1.0 - z)
+        dz = dh * (hs[t - 1] - n)
+        dan = dn * (1.0 - n * n)  # dL/d(pre-activation of n)
+        dr = dan * hn
+        dar = dr * r * (1.0 - r)
+        daz = dz * z * (1.0 - z)
+        dax = np.concatenate([dar, daz, dan], axis=1)  # dL/d(W_ih x_t + b)
+        dah = np.concatenate([dar, daz, dan * r], axis=1)  # dL/d(W_hh h_{t-1} + [0,0,b_hn])
+        grads["W_ih"] += dax.T @ x[t]
+        grads["b"] += dax.sum(axis=0)
+        grads["W_hh"] += dah.T @ hs[t - 1]
+        grads["b_hn"] += dah[:, 2 * H:].sum(axis=0)
+        dh_next = dh * z + dah @ W_hh
+
+    return {
+        "loss": total / n_scored,
+        "grads": grads,
+        "grad_norms": grad_norms,
+        "cell_grad_norms": None,
+        "h0_grad": dh_next,
+        "c0_grad": None,
+    }
+
+
+# ---------------------------------------------------------------------------
 # forward-only loss for finite differences
 # ---------------------------------------------------------------------------
 def loss_only(cell, params, x, target, activation="tanh", loss="mse", score="last",
               lengths=None, h0=None, c0=None):
     """The loss alone, in float64, for central finite differences.
 
-    ``cell`` is "rnn" or "lstm"; ``activation`` is ignored for the LSTM.
+    ``cell`` is "rnn", "lstm" or "gru"; ``activation`` is ignored for the
+    gated cells.
     """
     p = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
     x = np.asarray(x, dtype=np.float64)
@@ -300,6 +391,8 @@ def loss_only(cell, params, x, target, activation="tanh", loss="mse", score="las
         hs, _ = lstm_forward(p, x, lengths,
                              None if h0 is None else np.asarray(h0, np.float64),
                              None if c0 is None else np.asarray(c0, np.float64))
+    elif cell == "gru":
+        hs = gru_forward(p, x, lengths, None if h0 is None else np.asarray(h0, np.float64))
     else:
         raise ValueError(f"cell: unknown {cell!r}")
     scored = scored_mask(lengths, T, B, score)
@@ -313,9 +406,11 @@ def loss_only(cell, params, x, target, activation="tanh", loss="mse", score="las
 
 def loss_and_grads(cell, params, x, target, activation="tanh", loss="mse", score="last",
                    lengths=None, h0=None, c0=None):
-    """Dispatch to :func:`rnn_loss_and_grads` or :func:`lstm_loss_and_grads`."""
+    """Dispatch to the twin of ``cell``."""
     if cell == "rnn":
         return rnn_loss_and_grads(params, x, target, activation, loss, score, lengths, h0)
     if cell == "lstm":
         return lstm_loss_and_grads(params, x, target, loss, score, lengths, h0, c0)
+    if cell == "gru":
+        return gru_loss_and_grads(params, x, target, loss, score, lengths, h0)
     raise ValueError(f"cell: unknown {cell!r}")

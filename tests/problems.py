@@ -12,9 +12,9 @@ import numpy as np
 
 import gradpath as gp
 
-#: (cell, activation) pairs: every RNN activation and the LSTM (activation unused).
-CELLS = [("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh")]
-CELL_IDS = ["rnn-tanh", "rnn-relu", "lstm"]
+#: (cell, activation) pairs: every RNN activation and the gated cells (activation unused).
+CELLS = [("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh"), ("gru", "tanh")]
+CELL_IDS = ["rnn-tanh", "rnn-relu", "lstm", "gru"]
 LOSSES = ["mse", "xent"]
 SCORES = ["last", "all"]
 
@@ -28,7 +28,7 @@ TINY = 1e-15
 
 @dataclass
 class Problem:
-    cell: str  # "rnn" | "lstm"
+    cell: str  # "rnn" | "lstm" | "gru"
     activation: str  # RNN only
     loss: str
     score: str
@@ -81,6 +81,8 @@ class Problem:
 def make_model(cell, D, H, O, activation="tanh"):
     if cell == "rnn":
         return gp.RNN(input_size=D, hidden_size=H, output_size=O, activation=activation)
+    if cell == "gru":
+        return gp.GRU(input_size=D, hidden_size=H, output_size=O)
     return gp.LSTM(input_size=D, hidden_size=H, output_size=O)
 
 
@@ -101,6 +103,8 @@ def make_problem(cell="rnn", activation="tanh", loss="mse", score="last", T=6, B
     model = make_model(cell, D, H, O, activation)
     params = model.init_params(init=init, gain=gain, seed=seed)
     params["b"] = params["b"] + bias_scale * rng.standard_normal(params["b"].shape)
+    if "b_hn" in params:
+        params["b_hn"] = params["b_hn"] + bias_scale * rng.standard_normal(H)
     params["b_out"] = params["b_out"] + bias_scale * rng.standard_normal(O)
     x = x_scale * rng.standard_normal((T, B, D))
     if lengths is None and ragged:

@@ -30,11 +30,12 @@ ATOL32 = 1e-7
 SIZES = {
     "rnn": {"small": (30, 3, 2, 5, 3), "wide": (12, 2, 3, 80, 4), "blas": (10, 16, 3, 128, 4)},
     "lstm": {"small": (30, 3, 2, 5, 3), "wide": (12, 2, 3, 80, 4), "blas": (10, 8, 3, 96, 4)},
+    "gru": {"small": (30, 3, 2, 5, 3), "wide": (12, 2, 3, 80, 4), "blas": (10, 8, 3, 96, 4)},
 }
 
 
 def _flops(cell, B, H):
-    return B * H * H * (4 if cell == "lstm" else 1)
+    return B * H * H * {"rnn": 1, "lstm": 4, "gru": 3}[cell]
 
 
 def test_size_grid_hits_both_matmul_paths():
@@ -100,6 +101,10 @@ def test_forward_matches_twin(cell, activation, size):
     if cell == "rnn":
         fwd = prob.model.forward(prob.params, prob.x, lengths=prob.lengths, h0=prob.h0)
         hs, _ = naive.rnn_forward(prob.params, prob.x, activation, prob.lengths, prob.h0)
+        assert fwd.c is None
+    elif cell == "gru":
+        fwd = prob.model.forward(prob.params, prob.x, lengths=prob.lengths, h0=prob.h0)
+        hs = naive.gru_forward(prob.params, prob.x, prob.lengths, prob.h0)
         assert fwd.c is None
     else:
         fwd = prob.model.forward(prob.params, prob.x, lengths=prob.lengths, h0=prob.h0,

@@ -107,9 +107,10 @@ def test_grads_match_finite_differences_longer_sequences(cell, activation):
         assert_fd_close(fd, res.grads[k], f"grads[{k!r}]")
 
 
-def test_twin_grads_match_finite_differences():
-    """The oracle itself is checked too (LSTM, the most intricate twin)."""
-    prob = make_problem("lstm", loss="xent", score="all", T=5, B=2, D=2, H=3, O=3,
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_twin_grads_match_finite_differences(cell):
+    """The oracle itself is checked too (the gated cells, the most intricate twins)."""
+    prob = make_problem(cell, loss="xent", score="all", T=5, B=2, D=2, H=3, O=3,
                         ragged=True, seed=9)
     twin = prob.twin()
     params = {k: v.copy() for k, v in prob.params.items()}

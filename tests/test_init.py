@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import gradpath as gp
-from gradpath.models import DEFAULT_FORGET_BIAS
+from gradpath.models import DEFAULT_FORGET_BIAS, DEFAULT_UPDATE_BIAS
 
 INITS = ["identity", "gaussian", "orthogonal"]
 
@@ -70,15 +70,16 @@ def test_identity_is_gain_times_eye(model, gain):
 
 @pytest.mark.parametrize("gain", [0.5, 1.0, 1.3])
 @pytest.mark.parametrize("H", [1, 7, 50])
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_orthogonal_columns_orthonormal_times_gain(cell, H, gain):
-    model = gp.RNN(2, H, 2) if cell == "rnn" else gp.LSTM(2, H, 2)
+    model = {"rnn": gp.RNN, "lstm": gp.LSTM, "gru": gp.GRU}[cell](2, H, 2)
     p = model.init_params(init="orthogonal", gain=gain, seed=5)
     bs = blocks(p["W_hh"], H)
     for Q in bs:
         np.testing.assert_allclose(Q.T @ Q, gain**2 * np.eye(H), rtol=0, atol=1e-12)
         np.testing.assert_allclose(Q @ Q.T, gain**2 * np.eye(H), rtol=0, atol=1e-12)
-    if cell == "lstm" and H > 1:
+    assert len(bs) == model.gates
+    if cell != "rnn" and H > 1:
         assert not np.array_equal(bs[0], bs[1]), "each gate block gets its own draw"
 
 
@@ -100,9 +101,11 @@ def test_gaussian_entry_variance(gain):
     assert abs(np.mean(W)) < 5 * gain / H  # sd of the mean is gain / H / sqrt(H)
 
 
-def test_lstm_gaussian_blocks_each_scaled_by_H():
+@pytest.mark.parametrize("cls", [gp.LSTM, gp.GRU])
+def test_gated_gaussian_blocks_each_scaled_by_H(cls):
     H = 200
-    W = gp.LSTM(2, H, 2).init_params(init="gaussian", gain=1.5, seed=0)["W_hh"]
+    W = cls(2, H, 2).init_params(init="gaussian", gain=1.5, seed=0)["W_hh"]
+    assert W.shape == (cls.gates * H, H)
     for block in blocks(W, H):
         assert np.var(block) == pytest.approx(1.5**2 / H, rel=0.05)
 
@@ -157,3 +160,27 @@ def test_init_params_usable_by_the_kernels():
             x = np.ones((3, 2, model.input_size))
             res = model.loss_and_grads(p, x, np.zeros((2, model.output_size)))
             assert np.isfinite(res.loss)
+
+
+@pytest.mark.parametrize("update_bias", [None, 0.0, 2.5, -1.0])
+def test_gru_update_bias(update_bias):
+    H = 6
+    kw = {} if update_bias is None else {"update_bias": update_bias}
+    p = gp.GRU(3, H, 2).init_params(seed=0, **kw)
+    expected = DEFAULT_UPDATE_BIAS if update_bias is None else update_bias
+    assert DEFAULT_UPDATE_BIAS == 1.0
+    assert list(p) == ["W_ih", "W_hh", "b", "b_hn", "W_out", "b_out"]
+    np.testing.assert_array_equal(p["b"][H:2 * H], expected)  # z block
+    np.testing.assert_array_equal(p["b"][:H], 0.0)  # r
+    np.testing.assert_array_equal(p["b"][2 * H:], 0.0)  # n
+    np.testing.assert_array_equal(p["b_hn"], 0.0)
+
+
+@pytest.mark.parametrize("init", INITS)
+def test_gru_identity_blocks_and_shapes(init):
+    H, D = 5, 3
+    p = gp.GRU(D, H, 2).init_params(init=init, gain=0.8, seed=1)
+    assert p["W_ih"].shape == (3 * H, D) and p["W_hh"].shape == (3 * H, H)
+    if init == "identity":
+        for block in blocks(p["W_hh"], H):
+            np.testing.assert_array_equal(block, 0.8 * np.eye(H))

@@ -12,9 +12,10 @@ from itertools import pairwise
 
 import numpy as np
 import pytest
-from problems import CELL_IDS, CELLS, make_problem
+from problems import CELL_IDS, CELLS, compare_results, make_problem
 
 from gradpath.kernels import parallel
+from gradpath.kernels.gru import gru_states
 from gradpath.kernels.lstm import lstm_states
 from gradpath.kernels.rnn import rnn_states
 from gradpath.models import ACTIVATIONS
@@ -71,11 +72,22 @@ def test_forward_states_do_not_depend_on_the_thread_count(threads, cell, activat
         if cell == "rnn":
             got[n] = [rnn_states(p.x, q["W_ih"], q["W_hh"], q["b"], h0, lengths,
                                  ACTIVATIONS[activation])]
+        elif cell == "gru":
+            got[n] = list(gru_states(p.x, q["W_ih"], q["W_hh"], q["b"], q["b_hn"], h0, lengths))
         else:
             got[n] = list(lstm_states(p.x, q["W_ih"], q["W_hh"], q["b"], h0, h0, lengths))
     for n in (2, 3):
         for a, b in zip(got[n], got[1], strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("D", [3, 12], ids=["fused-input", "gemm-input"])
+@pytest.mark.parametrize(("cell", "activation"), CELLS, ids=CELL_IDS)
+def test_split_calls_match_the_twin(threads, cell, activation, D):
+    """The split path (not only the serial one) computes the right numbers."""
+    p = big_problem(cell, activation, np.float64, "all", loss="xent", D=D)
+    threads(2)
+    compare_results(p.kernel(), p.twin(), 1e-11, cell)
 
 
 def test_small_calls_are_not_split(threads):

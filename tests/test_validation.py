@@ -16,7 +16,7 @@ T, B, D, H, O = 5, 3, 2, 4, 3
 
 
 def setup(cell="rnn", dtype=np.float64):
-    model = gp.RNN(D, H, O) if cell == "rnn" else gp.LSTM(D, H, O)
+    model = {"rnn": gp.RNN, "lstm": gp.LSTM, "gru": gp.GRU}[cell](D, H, O)
     params = model.init_params(seed=0, dtype=dtype)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((T, B, D)).astype(dtype)
@@ -38,6 +38,7 @@ def with_value(a, index, value):
 
 _, P, X, TGT = setup()
 _, P_LSTM, _, _ = setup("lstm")
+_, P_GRU, _, _ = setup("gru")
 
 
 def param_cases(P, other):
@@ -59,7 +60,8 @@ def param_cases(P, other):
     }
 
 
-PARAM_CASES = {"rnn": param_cases(P, P_LSTM), "lstm": param_cases(P_LSTM, P)}
+PARAM_CASES = {"rnn": param_cases(P, P_LSTM), "lstm": param_cases(P_LSTM, P_GRU),
+               "gru": param_cases(P_GRU, P)}
 
 BAD_CALLS = {
     # x
@@ -110,14 +112,14 @@ BAD_CALLS = {
 
 
 @pytest.mark.parametrize(("kwargs", "name"), list(BAD_CALLS.values()), ids=list(BAD_CALLS))
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_bad_input_raises_value_error_naming_the_argument(cell, kwargs, name):
     with pytest.raises(ValueError, match=r"^" + re.escape(name)):
         call(cell, **kwargs)
 
 
 @pytest.mark.parametrize("case", list(PARAM_CASES["rnn"]))
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_bad_params_raise_value_error_naming_the_key(cell, case):
     params, name = PARAM_CASES[cell][case]
     with pytest.raises(ValueError, match=r"^" + re.escape(name)):
@@ -139,7 +141,7 @@ def test_lstm_bad_input(kwargs, name):
         call("lstm", **kwargs)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_float32_params_with_float64_x(cell):
     model, params, x, target = setup(cell, np.float32)
     with pytest.raises(ValueError, match=r"^x"):
@@ -155,7 +157,7 @@ def test_unknown_activation():
 
 @pytest.mark.parametrize("name", ["input_size", "hidden_size", "output_size"])
 @pytest.mark.parametrize("value", [0, -1, 2.0, True, "3"])
-@pytest.mark.parametrize("cls", [gp.RNN, gp.LSTM])
+@pytest.mark.parametrize("cls", [gp.RNN, gp.LSTM, gp.GRU])
 def test_bad_sizes(cls, name, value):
     sizes = dict(input_size=D, hidden_size=H, output_size=O) | {name: value}
     with pytest.raises(ValueError, match=r"^" + name):
@@ -176,17 +178,18 @@ def test_bad_sizes(cls, name, value):
         (dict(gain=np.inf), "gain"),
         (dict(input_scale=-0.5), "input_scale"),
         (dict(forget_bias=np.nan), "forget_bias"),
+        (dict(update_bias=np.inf), "update_bias"),
         (dict(seed=-1), "seed"),
         (dict(seed=1.5), "seed"),
     ],
 )
-@pytest.mark.parametrize("cls", [gp.RNN, gp.LSTM])
+@pytest.mark.parametrize("cls", [gp.RNN, gp.LSTM, gp.GRU])
 def test_init_params_bad_arguments(cls, kwargs, name):
     with pytest.raises(ValueError, match=r"^" + name):
         cls(D, H, O).init_params(**kwargs)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_forward_validates_too(cell):
     model, params, x, _ = setup(cell)
     with pytest.raises(ValueError, match=r"^x"):
@@ -199,7 +202,7 @@ def test_forward_validates_too(cell):
         model.forward({k: v for k, v in params.items() if k != "W_ih"}, x)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_valid_edge_cases_accepted(cell):
     """The extremes of the valid range work: T = 1, B = 1, lengths all 1 or all T,
     lengths as a plain list, xent target of any integer dtype."""
@@ -265,7 +268,7 @@ def test_bad_input_never_crashes_the_process():
 
 
 # -- regressions of library bugs found while writing these tests -------------------
-@pytest.mark.parametrize("name", ["gain", "input_scale", "forget_bias"])
+@pytest.mark.parametrize("name", ["gain", "input_scale", "forget_bias", "update_bias"])
 @pytest.mark.parametrize("value", [None, "1.0"])
 def test_init_params_non_numeric_scale_raises_value_error(name, value):
     with pytest.raises(ValueError, match=r"^" + name):

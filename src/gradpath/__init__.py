@@ -1,4 +1,4 @@
-"""gradpath: exact gradients of RNNs and LSTMs, and the pathologies they show.
+"""gradpath: exact gradients of RNNs, LSTMs and GRUs, and the pathologies they show.
 
 The public API::
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from .clipping import ClipResult, clip_by_norm, clip_by_value, global_norm
-from .models import ACTIVATIONS, INITS, LOSSES, LSTM, RNN, SCORES, Forward, LossGrads
+from .models import ACTIVATIONS, GRU, INITS, LOSSES, LSTM, RNN, SCORES, Forward, LossGrads
 from .warmup import warmup
 
 try:
@@ -26,6 +26,7 @@ __all__ = [
     "INITS",
     "LOSSES",
     "SCORES",
+    "GRU",
     "LSTM",
     "RNN",
     "ClipResult",

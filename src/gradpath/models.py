@@ -12,23 +12,31 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import vocab
 from .checks import choice as _choice
 from .checks import integer as _positive_int
 from .checks import number
+from .kernels.gru import gru_loss_and_grads, gru_states
 from .kernels.jit import ACT_RELU, ACT_TANH, LOSS_MSE, LOSS_XENT, SCORE_ALL, SCORE_LAST
 from .kernels.lstm import lstm_loss_and_grads, lstm_states
 from .kernels.rnn import rnn_loss_and_grads, rnn_states
 from .rng import stream
 
-ACTIVATIONS: dict[str, int] = {"tanh": ACT_TANH, "relu": ACT_RELU}
-INITS: tuple[str, ...] = ("identity", "gaussian", "orthogonal")
-LOSSES: dict[str, int] = {"mse": LOSS_MSE, "xent": LOSS_XENT}
-SCORES: dict[str, int] = {"last": SCORE_LAST, "all": SCORE_ALL}
-DTYPES: tuple[np.dtype, ...] = (np.dtype(np.float64), np.dtype(np.float32))
+#: The kernels' integer codes of the names in :mod:`gradpath.vocab`.
+ACTIVATIONS: dict[str, int] = dict(zip(vocab.ACTIVATIONS, (ACT_TANH, ACT_RELU), strict=True))
+INITS: tuple[str, ...] = vocab.INITS
+LOSSES: dict[str, int] = dict(zip(vocab.LOSSES, (LOSS_MSE, LOSS_XENT), strict=True))
+SCORES: dict[str, int] = dict(zip(vocab.SCORES, (SCORE_LAST, SCORE_ALL), strict=True))
+DTYPES: tuple[np.dtype, ...] = tuple(np.dtype(d) for d in vocab.DTYPES)
 
 #: Default LSTM forget-gate bias (Gers et al. 2000; Jozefowicz et al. 2015):
 #: a forget gate that starts near sigmoid(1) = 0.73 keeps the cell path open.
 DEFAULT_FORGET_BIAS = 1.0
+#: Default GRU update-gate bias: the GRU's z plays the LSTM forget gate's part
+#: (h' = (1 - z) n + z h keeps a share z of the state), so it starts where the
+#: LSTM's does, z near sigmoid(1) = 0.73. torch.nn.GRU draws every bias
+#: uniformly instead; pass ``update_bias=0.0`` for a neutral gate.
+DEFAULT_UPDATE_BIAS = 1.0
 
 
 @dataclass
@@ -123,6 +131,8 @@ class _Model:
             shapes = {"hs": (T + 1, B, H), "dy": (T, B, self.output_size)}
             if G == 4:
                 shapes.update(cs=(T + 1, B, H), gates=(T, B, G * H), tcs=(T, B, H))
+            if G == 3:
+                shapes.update(gates=(T, B, G * H), hgates=(T, B, G * H))
             self._scratch = {"key": key, **{k: np.empty(s, dtype) for k, s in shapes.items()}}
         return self._scratch
 
@@ -130,13 +140,10 @@ class _Model:
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         """Shapes of the parameter arrays, by name."""
         D, H, O, G = self.input_size, self.hidden_size, self.output_size, self.gates
-        return {
-            "W_ih": (G * H, D),
-            "W_hh": (G * H, H),
-            "b": (G * H,),
-            "W_out": (O, H),
-            "b_out": (O,),
-        }
+        shapes = {"W_ih": (G * H, D), "W_hh": (G * H, H), "b": (G * H,)}
+        if G == 3:
+            shapes["b_hn"] = (H,)
+        return {**shapes, "W_out": (O, H), "b_out": (O,)}
 
     def init_params(
         self,
@@ -146,6 +153,7 @@ class _Model:
         dtype=np.float64,
         input_scale: float = 1.0,
         forget_bias: float = DEFAULT_FORGET_BIAS,
+        update_bias: float = DEFAULT_UPDATE_BIAS,
     ) -> dict[str, np.ndarray]:
         """Initialise parameters, deterministically from ``seed``.
 
@@ -155,8 +163,8 @@ class _Model:
             Recurrent weights: ``gain * I``; ``N(0, gain**2 / H)`` entries;
             or ``gain * Q`` with Q orthogonal (QR of a Gaussian matrix, the
             signs of R's diagonal folded into Q so Q is Haar-distributed).
-            For the LSTM each of the four H x H gate blocks of W_hh gets its
-            own draw.
+            For the LSTM (GRU) each of the four (three) H x H gate blocks of
+            W_hh gets its own draw.
         gain : float
             Non-negative scale of the recurrent weights.
         seed : int
@@ -168,21 +176,24 @@ class _Model:
             Input weights ``W_ih ~ N(0, input_scale**2 / D)`` (LeCun-scaled).
         forget_bias : float
             LSTM only: the bias of the forget-gate block (default 1.0).
-            Every other bias starts at 0.
+        update_bias : float
+            GRU only: the bias of the update-gate (z) block (default 1.0, see
+            :data:`DEFAULT_UPDATE_BIAS`). Every other bias starts at 0.
 
         Returns
         -------
         dict of str to ndarray
-            ``W_ih``, ``W_hh``, ``b``, ``W_out`` (``N(0, 1/H)``), ``b_out``.
+            ``W_ih``, ``W_hh``, ``b``, ``W_out`` (``N(0, 1/H)``), ``b_out``;
+            for the GRU also ``b_hn`` (zeros).
         """
         init = _choice(init, "init", INITS)
         dt = self._dtype(dtype)
         number(gain, "gain")
         number(input_scale, "input_scale")
-        if isinstance(forget_bias, bool) or not isinstance(
-                forget_bias, int | float | np.integer | np.floating) \
-                or not np.isfinite(forget_bias):
-            raise ValueError(f"forget_bias: expected a finite number, got {forget_bias!r}")
+        for name, v in (("forget_bias", forget_bias), ("update_bias", update_bias)):
+            if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) \
+                    or not np.isfinite(v):
+                raise ValueError(f"{name}: expected a finite number, got {v!r}")
         rng = stream(seed, "weights")
         D, H, O, G = self.input_size, self.hidden_size, self.output_size, self.gates
         W_hh = np.concatenate([recurrent_matrix(init, H, gain, rng) for _ in range(G)])
@@ -195,6 +206,10 @@ class _Model:
         }
         if G == 4:
             params["b"][H : 2 * H] = forget_bias
+        if G == 3:
+            params["b"][H : 2 * H] = update_bias
+            params = {**{k: params[k] for k in ("W_ih", "W_hh", "b")}, "b_hn": np.zeros(H),
+                      "W_out": params["W_out"], "b_out": params["b_out"]}
         return {k: np.ascontiguousarray(v, dtype=dt) for k, v in params.items()}
 
     @staticmethod
@@ -430,3 +445,61 @@ class LSTM(_Model):
         x, lengths, h0, c0 = self._check_inputs(p, x, lengths, h0, c0)
         hs, cs, _, _ = lstm_states(x, p["W_ih"], p["W_hh"], p["b"], h0, c0, lengths)
         return Forward(hs[1:], cs[1:], self._readout(p, hs[1:]))
+
+
+
+class GRU(_Model):
+    """GRU with gate blocks stacked r, z, n in W_ih, W_hh and b; exactly
+    ``torch.nn.GRU`` with ``bias_ih = b`` and ``bias_hh = [0, 0, b_hn]``.
+
+    ``r = sigmoid(W_ir x + W_hr h + b_r)``, ``z = sigmoid(W_iz x + W_hz h + b_z)``,
+    ``n = tanh(W_in x + b_n + r * (W_hn h + b_hn))``, ``h' = (1 - z) n + z h``;
+    read-out ``y_t = W_out h_t + b_out``.
+
+    Parameters
+    ----------
+    input_size, hidden_size, output_size : int
+        D, H and O.
+    """
+
+    gates = 3
+
+    def __repr__(self) -> str:
+        return (f"GRU(input_size={self.input_size}, hidden_size={self.hidden_size}, "
+                f"output_size={self.output_size})")
+
+    def loss_and_grads(self, params, x, target, loss: str = "mse", score: str = "last",
+                       lengths=None, h0=None) -> LossGrads:
+        """Loss and exact BPTT gradients; as :meth:`RNN.loss_and_grads` (the
+        gradients include ``b_hn``)."""
+        p, x, lengths, h0, _, tf, ti, lc, sc = self._prepare(
+            params, x, target, loss, score, lengths, h0, None)
+        ws = self._workspace(*x.shape[:2], x.dtype)
+        out = gru_loss_and_grads(x, p["W_ih"], p["W_hh"], p["b"], p["b_hn"], p["W_out"],
+                                 p["b_out"], h0, lengths, tf, ti, lc, sc, ws["hs"],
+                                 ws["gates"], ws["hgates"], ws["dy"])
+        loss_v, dW_ih, dW_hh, db, db_hn, dW_out, db_out, dh0, gnorm = out
+        grads = {"W_ih": dW_ih, "W_hh": dW_hh, "b": db, "b_hn": db_hn, "W_out": dW_out,
+                 "b_out": db_out}
+        return LossGrads(float(loss_v), grads, gnorm, None, dh0)
+
+    def forward(self, params, x, lengths=None, h0=None) -> Forward:
+        """Run the network forward; see :class:`Forward`."""
+        p = self.check_params(params)
+        x, lengths, h0, _ = self._check_inputs(p, x, lengths, h0)
+        hs, _, _ = gru_states(x, p["W_ih"], p["W_hh"], p["b"], p["b_hn"], h0, lengths)
+        return Forward(hs[1:], None, self._readout(p, hs[1:]))
+
+
+#: The model class of every cell (:data:`gradpath.vocab.CELLS`).
+CELL_TYPES: dict[str, type[_Model]] = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+
+
+def make_model(cell: str, input_size: int, hidden_size: int, output_size: int,
+               activation: str = "tanh") -> _Model:
+    """A model of the given cell; ``activation`` applies to the RNN only (the
+    gated cells' nonlinearities are fixed)."""
+    cls = CELL_TYPES[_choice(cell, "cell", tuple(CELL_TYPES))]
+    if cell == "rnn":
+        return cls(input_size, hidden_size, output_size, activation)
+    return cls(input_size, hidden_size, output_size)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import vocab
 from .clipping import clip_by_norm
-from .models import LSTM, RNN
+from .models import make_model
 from .train import make_optimizer
 
 
@@ -17,7 +18,7 @@ def warmup() -> None:
     """
     for dt in (np.float64, np.float32):
         x = np.zeros((2, 1, 1), dt)
-        for model in (RNN(1, 2, 1, "tanh"), LSTM(1, 2, 1)):
+        for model in (make_model(cell, 1, 2, 1) for cell in vocab.CELLS):
             p = model.init_params("identity", seed=0, dtype=dt)
             res = model.loss_and_grads(p, x, np.zeros((1, 1), dt))
             model.loss_and_grads(p, x, np.zeros(1, np.int64), loss="xent")

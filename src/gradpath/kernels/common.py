@@ -469,9 +469,11 @@ def add_drive(a, xt, w_ih_t, b, tmp, rows):
 
 
 @jit
-def weight_grads_block(dpre, hs, x, dW_ih, dW_hh, db, g0, g1):
+def weight_grads_block(dpre, dpre_h, hs, x, dW_ih, dW_hh, db, g0, g1):
     """Rows ``g0 <= g < g1`` of dW_ih, dW_hh and db from dL/d(pre-activation)
-    ``dpre`` (T, B, G), after the loop.
+    after the loop: ``dpre`` (T, B, G) of the input product W_ih x_t + b and
+    ``dpre_h`` of the recurrent product W_hh h_{t-1} (the same array for the
+    RNN and the LSTM, whose cells sum the two; not for the GRU).
 
     dW_hh is one GEMM over all (t, b) (``hs`` (T+1, B, H) holds h_{t-1} at
     index t); its row block is a strided sub-matrix, so BLAS is called
@@ -486,7 +488,8 @@ def weight_grads_block(dpre, hs, x, dW_ih, dW_hh, db, g0, g1):
     n = T * B
     d2 = dpre.reshape(n, G)
     hprev = hs.reshape((T + 1) * B, H)
-    gemm(NO_TRANS, TRANS, H, g1 - g0, n, 1.0, hprev, 0, H, d2, g0, G, 0.0, dW_hh, g0 * H, H)
+    gemm(NO_TRANS, TRANS, H, g1 - g0, n, 1.0, hprev, 0, H, dpre_h.reshape(n, G), g0, G, 0.0,
+         dW_hh, g0 * H, H)
     x2 = x.reshape(n, D)
     if D > SMALL_INPUT:
         gemm(NO_TRANS, TRANS, D, g1 - g0, n, 1.0, x2, 0, D, d2, g0, G, 0.0, dW_ih, g0 * D, D)
@@ -523,8 +526,65 @@ def weight_grads_done(dW_ih, x):
 
 
 @jit
-def weight_grads(dpre, hs, x):
+def weight_grads(dpre, dpre_h, hs, x):
     """(dW_ih, dW_hh, db) on the calling thread (all rows of one block)."""
     dW_ih, dW_hh, db = weight_grad_arrays(dpre, hs, x)
-    weight_grads_block(dpre, hs, x, dW_ih, dW_hh, db, 0, dpre.shape[2])
+    weight_grads_block(dpre, dpre_h, hs, x, dW_ih, dW_hh, db, 0, dpre.shape[2])
     return weight_grads_done(dW_ih, x), dW_hh, db
+
+
+@jit
+def gru_cell_row(gx, gh, hp, b_hn, h):
+    """One GRU update for one row.
+
+    On entry ``gx`` (3H) holds W_ih x_t + b and ``gh`` (3H) holds W_hh h_{t-1}
+    (blocks r, z, n); ``hp`` = h_{t-1}. On exit ``gx`` holds the activations
+    (r, z, n), ``gh``'s n block holds W_hn h_{t-1} + b_hn (what BPTT needs)
+    and h = (1 - z) n + z hp, with n = tanh(x_n + r (W_hn hp + b_hn)).
+    """
+    H = h.shape[0]
+    for j in range(H):
+        r = sigmoid_(gx[j] + gh[j])
+        z = sigmoid_(gx[H + j] + gh[H + j])
+        hn = gh[2 * H + j] + b_hn[j]
+        gh[2 * H + j] = hn
+        gx[j] = r
+        gx[H + j] = z
+        rr = gx[j]  # as stored (float32-rounded), as the backward pass sees it
+        n = tanh_(gx[2 * H + j] + rr * gh[2 * H + j])
+        gx[2 * H + j] = n
+        zz = gx[H + j]
+        h[j] = (1.0 - zz) * gx[2 * H + j] + zz * hp[j]
+
+
+@jit
+def gru_cell_row_backward(dx, dh_, d, ch, hp):
+    """One GRU backward step for one row; returns ||dL/dh_t||.
+
+    On entry ``dx`` (3H) holds the activations (r, z, n), ``dh_``'s n block
+    W_hn h_{t-1} + b_hn, ``d`` the direct dL/dh_t, ``ch`` the carry from step
+    t+1 and ``hp`` = h_{t-1}. On exit ``dx`` holds dL/d(W_ih x_t + b) and
+    ``dh_`` dL/d(W_hh h_{t-1} + [0, 0, b_hn]) (they differ in the n block by
+    the factor r), and ``ch`` the direct part dL/dh_t * z of dL/dh_{t-1}.
+    """
+    H = d.shape[0]
+    for j in range(H):
+        d[j] += ch[j]
+    nh = row_norm(d)
+    for j in range(H):
+        r = dx[j]
+        z = dx[H + j]
+        n = dx[2 * H + j]
+        hn = dh_[2 * H + j]
+        g = d[j]
+        dan = g * (1.0 - z) * (1.0 - n * n)
+        dar = dan * hn * r * (1.0 - r)
+        daz = g * (hp[j] - n) * z * (1.0 - z)
+        dx[j] = dar
+        dx[H + j] = daz
+        dx[2 * H + j] = dan
+        dh_[j] = dar
+        dh_[H + j] = daz
+        dh_[2 * H + j] = dan * r
+        ch[j] = g * z
+    return nh

@@ -102,7 +102,7 @@ def _serial(x, W_ih, W_hh, b, W_out, b_out, h0, c0, lengths, target_f, target_i,
     carry_c = np.zeros((B, H), dt)
     _backward_rows(dy, W_out, cs, gates, tcs, W_hh, lengths, carry_h, carry_c, gnorm, cnorm,
                    0, B)
-    dW_ih, dW_hh, db = weight_grads(gates, hs, x)
+    dW_ih, dW_hh, db = weight_grads(gates, gates, hs, x)
     return loss, dW_ih, dW_hh, db, dW_out, db_out, carry_h, carry_c, gnorm, cnorm
 
 
@@ -135,7 +135,8 @@ def lstm_loss_and_grads(x, W_ih, W_hh, b, W_out, b_out, h0, c0, lengths,
                carry_c, gnorm, cnorm)
     dW_ih, dW_hh, db = weight_grad_arrays(gates, hs, x)
     G = gates.shape[2]
-    run_blocks(weight_grads_block, n_column_blocks(nb, G), G, gates, hs, x, dW_ih, dW_hh, db)
+    run_blocks(weight_grads_block, n_column_blocks(nb, G), G, gates, gates, hs, x, dW_ih, dW_hh,
+               db)
     dW_ih = weight_grads_done(dW_ih, x)
     return loss, dW_ih, dW_hh, db, dW_out, db_out, carry_h, carry_c, gnorm, cnorm
 
