@@ -105,3 +105,45 @@ def lstm_adjoint_lognorms(hs, cs, gates, tcs, W_hh, delta_h, delta_c):
                 dc_carry[b, j] = d * fg
         matmul_into(dz, W_hh, dh, B)
     return out_h, out_c
+
+
+@jit_entry
+def gru_adjoint_lognorms(hs, gates, hgates, W_hh, delta):
+    """ln||dL/dh_t|| for t = T-1..0 of a GRU given dL/dh_{T-1} = ``delta`` (B, H).
+
+    ``hs`` (T+1, B, H), ``gates`` (T, B, 3H) activations (r, z, n) and
+    ``hgates`` (whose n block holds W_hn h_{t-1} + b_hn) come from
+    :func:`gradpath.kernels.gru.gru_states`. Returns (T, B) as
+    :func:`rnn_adjoint_lognorms` does.
+    """
+    T = hs.shape[0] - 1
+    B, H = delta.shape
+    d = delta.copy()
+    dah = np.empty((B, 3 * H), d.dtype)
+    direct = np.empty((B, H), d.dtype)
+    logs = np.zeros(B)
+    out = np.empty((T, B))
+    for t in range(T - 1, -1, -1):
+        for b in range(B):
+            lg = _renormalise(d[b], logs[b])
+            out[t, b] = lg
+            logs[b] = lg if math.isfinite(lg) else logs[b]
+            g = gates[t, b]
+            hn = hgates[t, b]
+            hp = hs[t, b]
+            for j in range(H):
+                r = g[j]
+                z = g[H + j]
+                n = g[2 * H + j]
+                dj = d[b, j]
+                dan = dj * (1.0 - z) * (1.0 - n * n)
+                dah[b, j] = dan * hn[2 * H + j] * r * (1.0 - r)
+                dah[b, H + j] = dj * (hp[j] - n) * z * (1.0 - z)
+                dah[b, 2 * H + j] = dan * r
+                direct[b, j] = dj * z
+        # dL/dh_{t-1} = (dL/dh_t) z + dL/d(W_hh h_{t-1}) W_hh
+        matmul_into(dah, W_hh, d, B)
+        for b in range(B):
+            for j in range(H):
+                d[b, j] += direct[b, j]
+    return out

@@ -55,7 +55,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .jit import jit
+from .jit import COMPILE_NOTICE, jit
 
 #: MXCSR bits: flush-to-zero (results) and denormals-are-zero (inputs).
 FTZ = 0x8000
@@ -220,11 +220,20 @@ def entry(func: Callable, blas: bool = True) -> Callable:
 
     A wrapped Numba dispatcher stays reachable as ``.kernel`` (for calls from
     other compiled code, which inherit the caller's environment).
+
+    After a call that compiled long enough for the compile notice to show
+    (:class:`gradpath.kernels.jit.CompileNotice`), the call prints the compile
+    time and closes the notice; otherwise this costs one bool test.
     """
+    notice = COMPILE_NOTICE
+
     @functools.wraps(func)
     def call(*args):
         with flushed(blas):
-            return func(*args)
+            out = func(*args)
+        if notice.open:
+            notice.finish()
+        return out
 
     call.kernel = func
     return call
