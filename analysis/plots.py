@@ -24,16 +24,29 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from gradpath import vocab  # noqa: E402
 from gradpath.claims import SUCCESS_FRACTION, primary, report_runs, successes  # noqa: E402
-from gradpath.theory import critical_gain, mean_field  # noqa: E402
+from gradpath.theory import THEORY_INITS, critical_gain, mean_field  # noqa: E402
 
-MODEL_ORDER = ["rnn-tanh", "rnn-relu", "lstm"]
-MODEL_LABEL = {"rnn-tanh": "tanh RNN", "rnn-relu": "ReLU RNN", "lstm": "LSTM"}
-INIT_ORDER = ["identity", "gaussian", "orthogonal"]
-CLIP_ORDER = ["none", "norm", "value"]
-INIT_PALETTE = dict(zip(INIT_ORDER, sns.color_palette("colorblind", 3), strict=True))
-CLIP_PALETTE = dict(zip(CLIP_ORDER, [sns.color_palette("colorblind")[i] for i in (3, 0, 4)],
-                        strict=True))
+# Orders and names from the vocabulary: a new model, init or clip mode gets
+# its place, its title and a colour without an edit here.
+MODEL_ORDER = list(vocab.MODELS)
+MODEL_LABEL = {label: m.title for label, m in vocab.MODELS.items()}
+INIT_ORDER = list(vocab.INITS)
+CLIP_ORDER = list(vocab.CLIPS)
+
+
+def _palette(names: list[str], first: tuple[int, ...] = ()) -> dict:
+    """A colorblind-palette colour per name, the palette indices ``first``
+    first (the figures' established colours), then the rest of the palette."""
+    colours = sns.color_palette("colorblind")
+    order = [*first, *(i for i in range(len(colours)) if i not in first)]
+    return {n: colours[order[i % len(order)]] for i, n in enumerate(names)}
+
+
+INIT_PALETTE = _palette(INIT_ORDER)
+CLIP_PALETTE = _palette(CLIP_ORDER, first=(3, 0, 4))  # none red, norm blue, value
+MODEL_PALETTE = _palette(MODEL_ORDER, first=(0, 3))  # tanh RNN blue, ReLU RNN red
 DPI = 110
 CAP = 1e3  # metrics above CAP x baseline are drawn at that level
 
@@ -74,7 +87,9 @@ def fig_decay_curves(runs: pd.DataFrame, curves: pd.DataFrame, path: str) -> Non
     hid = cv[["model", "init", "gain", "lag", "log10_grad_norm"]].rename(
         columns={"log10_grad_norm": "log10"})
     hid["path"] = "hidden h"
-    cel = cv[cv["model"] == "lstm"][["model", "init", "gain", "lag", "log10_cell_grad_norm"]]
+    # the cell path of the cells that have a cell state (NaN for the others)
+    cel = cv[cv["log10_cell_grad_norm"].notna()][["model", "init", "gain", "lag",
+                                                  "log10_cell_grad_norm"]]
     cel = cel.rename(columns={"log10_cell_grad_norm": "log10"})
     cel["path"] = "cell c"
     data = pd.concat([hid, cel], ignore_index=True)
@@ -98,8 +113,8 @@ def fig_decay_curves(runs: pd.DataFrame, curves: pd.DataFrame, path: str) -> Non
 
 def fig_decay_theory(runs: pd.DataFrame, path: str) -> None:
     """(b) measured decay rate vs gain with 0.5 ln chi; measured vs theory."""
-    pr = runs[(runs["kind"] == "probe") & (runs["cell"] == "rnn")]
-    pr = pr[pr["init"].isin(["gaussian", "orthogonal"])].copy()
+    pr = runs[(runs["kind"] == "probe") & (runs["cell"] == "rnn")]  # where the theory applies
+    pr = pr[pr["init"].isin(THEORY_INITS)].copy()
     if pr.empty:
         return _empty(path, "no gaussian/orthogonal RNN probes in this study")
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -107,9 +122,9 @@ def fig_decay_theory(runs: pd.DataFrame, path: str) -> None:
     grid = np.linspace(max(0.05, pr["gain"].min() * 0.9), pr["gain"].max() * 1.05, 200)
     pr["network"] = pr["model"].map(MODEL_LABEL)
     theory = pd.DataFrame([
-        {"gain": g, "slope": mean_field("relu" if m == "rnn-relu" else "tanh", float(g), u, b)
-         .slope, "network": MODEL_LABEL[m]} for m in _models(pr) for g in grid])
-    palette = {MODEL_LABEL["rnn-tanh"]: "C0", MODEL_LABEL["rnn-relu"]: "C3"}
+        {"gain": g, "slope": mean_field(vocab.MODELS[m].activation, float(g), u, b).slope,
+         "network": MODEL_LABEL[m]} for m in _models(pr) for g in grid])
+    palette = {MODEL_LABEL[m]: MODEL_PALETTE[m] for m in _models(pr)}
     sns.lineplot(data=theory, x="gain", y="slope", hue="network", palette=palette, ax=ax1,
                  legend=False, lw=1.5)
     meas = pr.groupby(["network", "init", "gain"], as_index=False)["decay_rate"].mean()
@@ -121,12 +136,18 @@ def fig_decay_theory(runs: pd.DataFrame, path: str) -> None:
         ax1.axvline(gc, color="0.6", lw=0.8, ls="--")
         ax1.text(gc, ax1.get_ylim()[0], f" {lab} {gc:.2f}", fontsize=7, va="bottom",
                  color="0.4", rotation=90)
-    ax1.set(xlabel="recurrent gain σ_w", ylabel="decay rate (slope of ln||δ|| per step)",
+    gated = runs[(runs["kind"] == "probe") & (runs["cell"] != "rnn")]
+    xlabel = "recurrent gain σ_w"
+    if not gated.empty:  # measured, but with no theory to set them against
+        xlabel += ("\n½ ln χ: n/a for the gated cells ("
+                   + ", ".join(MODEL_LABEL[m] for m in _models(gated))
+                   + "); their rates are in the probe table")
+    ax1.set(xlabel=xlabel, ylabel="decay rate (slope of ln||δ|| per step)",
             title=f"Decay rate against gain (lines: ½ ln χ; σ_u = {u:g}, σ_b = {b:g})")
     ax1.legend(fontsize=7, loc="lower right")
     ok = pr.dropna(subset=["theory_slope"])
     ok = ok[np.isfinite(ok["theory_slope"])]
-    ok = ok[~((ok["model"] == "rnn-relu") & (ok["gain"] >= math.sqrt(2)))]
+    ok = ok[~((ok["activation"] == "relu") & (ok["gain"] >= math.sqrt(2)))]  # q* diverges
     if len(ok):
         sns.scatterplot(data=ok, x="theory_slope", y="decay_rate", hue="network", style="init",
                         palette=palette, s=36, ax=ax2)

@@ -6,19 +6,30 @@ success rate, median final metric relative to the baseline, divergences,
 share of clipped updates and the decay rate at initialisation.
 ``findings.csv``: the claims of :mod:`gradpath.claims`, each judged on this
 study's runs, with the number that decides it and whether it holds here.
+``probes.csv``: one row per probed network (model, init, gain), over its
+seeds: the measured decay rate of the hidden adjoint (and of the cell
+adjoint for the LSTM), mean-field theory's 1/2 ln chi where it applies (the
+vanilla RNN with gaussian or orthogonal weights; "n/a" otherwise), the top
+Lyapunov exponent and the horizon.
 ``provenance.csv``: the code ids, library versions and machines that
 computed the runs, and whether each code id is the current code's.
 """
 
 import logging
+import math
 
 import pandas as pd
 
+from gradpath import vocab
 from gradpath.claims import FINDINGS, judge, report_runs, successes
 from gradpath.provenance import code_id
 from gradpath.results import PROVENANCE_COLUMNS
 
 KEYS = ["task", "model", "init", "gain", "clip", "seq_len", "dtype"]
+PROBE_KEYS = ["model", "init", "gain"]
+#: Shown where a quantity does not exist for a network (no mean-field theory
+#: for a gated cell, no cell state in an RNN or a GRU).
+NA = "n/a"
 
 
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -42,6 +53,30 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
         lyapunov_init=("lyapunov_1", "mean"),
     ).reset_index()
     return out.round(4)
+
+
+def probe_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per probed network (model, init, gain), averaged over its seeds, with
+    "n/a" where a quantity does not apply to the network."""
+    pr = runs[runs["kind"] == "probe"]
+    if pr.empty:
+        return pd.DataFrame()
+    # horizon -1: the norm never fell by HORIZON_FRACTION within T (infinitely far)
+    pr = pr.assign(horizon=pr["horizon"].where(pr["horizon"] >= 0, math.inf))
+    order = {**{m: i for i, m in enumerate(vocab.MODELS)},
+             **{n: i for i, n in enumerate(vocab.INITS)}}
+    out = (pr.groupby(PROBE_KEYS, sort=False)
+           .agg(seeds=("seed", "nunique"), hidden=("hidden", "first"),
+                decay_rate=("decay_rate", "mean"), cell_decay_rate=("cell_decay_rate", "mean"),
+                half_ln_chi=("theory_slope", "mean"), lyapunov_1=("lyapunov_1", "mean"),
+                horizon=("horizon", "median"))
+           .reset_index())
+    out = out.sort_values(["model", "init", "gain"], key=lambda c: c.map(order)
+                          if c.name != "gain" else c, ignore_index=True).round(4)
+    out["horizon"] = out["horizon"].map(lambda h: "beyond T" if h == math.inf else round(h))
+    for col in ("cell_decay_rate", "half_ln_chi"):
+        out[col] = out[col].astype(object).where(out[col].notna(), NA)
+    return out
 
 
 def findings(runs: pd.DataFrame, training: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -98,6 +133,10 @@ def main(runs_path: str, training_path: str, out: dict, log: str) -> None:
                         int(prov.loc[~prov["current_code"], "runs"].sum()), code_id())
     with open(out["summary_html"], "w") as f:
         f.write(to_html(summary, "Training grid by configuration"))
+    probes = probe_table(runs)
+    probes.to_csv(out["probes"], index=False)
+    with open(out["probes_html"], "w") as f:
+        f.write(to_html(probes, "Probes at initialisation by network"))
     with open(out["findings_html"], "w") as f:
         f.write(to_html(found, "What this study shows"))
     for _, r in found.iterrows():
@@ -108,5 +147,5 @@ if "snakemake" in globals():
     sm = snakemake  # noqa: F821 - injected by Snakemake's script directive
     main(sm.input.runs, sm.input.training,
          {k: sm.output[k] for k in ("summary", "findings", "summary_html", "findings_html",
-                                    "provenance", "provenance_html")},
+                                    "probes", "probes_html", "provenance", "provenance_html")},
          sm.log[0])

@@ -19,8 +19,8 @@ rule aggregate:
 
 
 rule summarise:
-    """The summary table, the study's findings checked from the tables, and the
-    provenance of the runs."""
+    """The summary table, the probe table, the study's findings checked from the
+    tables, and the provenance of the runs."""
     input:
         runs=rules.aggregate.output.runs,
         training=rules.aggregate.output.training,
@@ -38,6 +38,13 @@ rule summarise:
             caption="../reports/captions/findings.rst",
             category="0. Findings",
             labels={"table": "what the study shows"},
+        ),
+        probes=f"{RESULTS}/tables/probes.csv",
+        probes_html=report(
+            f"{RESULTS}/tables/probes.html",
+            caption="../reports/captions/probes.rst",
+            category="7. Summary",
+            labels={"table": "probes: decay rate, theory (or n/a) and Lyapunov by network"},
         ),
         provenance=f"{RESULTS}/tables/provenance.csv",
         provenance_html=report(

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gradpath import claims, cliff, grid
+from gradpath import claims, cliff, grid, vocab
 
 BASE = 1 / 6
 
@@ -20,7 +20,7 @@ def train_row(model="rnn-relu", init="identity", seq_len=100, seed=0, final=0.01
               task="adding", stage="report", run_id=None):
     return {"run_id": run_id or f"{model}-{init}-{seq_len}-{clip}-{gain}-{dtype}-{seed}-{stage}"
                                 f"-{lr}-{selection}",
-            "kind": "train", "cell": "lstm" if model == "lstm" else "rnn", "stage": stage,
+            "kind": "train", "cell": vocab.MODELS[model].cell, "stage": stage,
             "task": task, "model": model, "init": init,
             "gain": gain, "clip": clip, "seq_len": seq_len, "seed": seed, "dtype": dtype,
             "selection": selection, "lr": lr, "optimizer": "adam", "hidden": 8, "batch": 4,

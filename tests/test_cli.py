@@ -10,11 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+from snakemake.utils import validate
 
+from gradpath import cli, grid, vocab
 from gradpath.cli import build_parser, main
 
 PROBE_FLAGS = ("--cell", "--activation", "--init", "--gain", "--hidden", "--seq-len", "--batch",
-               "--input-std", "--bias-std", "--seed", "--out", "--json")
+               "--input-std", "--bias-std", "--seed", "--out", "--json", "--progress")
 TRAIN_FLAGS = ("--task", "--cell", "--activation", "--init", "--gain", "--clip",
                "--clip-threshold", "--optimizer", "--lr", "--hidden", "--seq-len", "--batch",
                "--steps", "--seed", "--out", "--json")
@@ -31,7 +34,7 @@ def test_python_dash_m_gradpath_is_the_cli():
     out = subprocess.run([sys.executable, "-m", "gradpath", "--help"], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0 and "probe" in out.stdout and "train" in out.stdout
-    bad = subprocess.run([sys.executable, "-m", "gradpath", "probe", "--cell", "gru"],
+    bad = subprocess.run([sys.executable, "-m", "gradpath", "probe", "--cell", "transformer"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--cell" in bad.stderr
 
@@ -47,6 +50,19 @@ def test_train_progress_on_stderr_only_when_asked():
     assert re.fullmatch(r"step 30/30  loss \S+  clipped \d+%  elapsed \d+ s  ETA 0 s", last), last
     quiet = gradpath(*args)
     assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_probe_progress_on_stderr_only_when_asked():
+    """Step (of the Lyapunov pass: burn-in + T per seed) and ETA on stderr; the
+    same numbers with and without it."""
+    args = ("probe", "--seq-len", "30", "--burn-in", "10", "--hidden", "8", "--json")
+    shown = gradpath(*args, "--progress")
+    assert shown.returncode == 0
+    last = shown.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(r"step 40/40  elapsed \d+ s  ETA 0 s", last), last
+    quiet = gradpath(*args)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    assert json.loads(shown.stdout) == json.loads(quiet.stdout)
 
 
 def _json(proc: subprocess.CompletedProcess) -> dict:
@@ -143,7 +159,7 @@ def test_help_documents_every_flag(command, flags):
 
 # -- errors ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("args, named", [
-    (("probe", "--cell", "gru"), "--cell"),  # unknown choice
+    (("probe", "--cell", "transformer"), "--cell"),  # unknown choice
     (("probe", "--gain", "-1"), "--gain"),  # negative gain
     (("train", "--hidden", "2.5"), "--hidden"),  # non-integer
     (("train", "--frobnicate", "3"), "--frobnicate"),  # unknown flag
@@ -190,3 +206,58 @@ def test_more_bad_values_in_process(args, named, capsys):
     assert captured.out == ""
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and named in lines[0], captured.err
+
+
+# -- defaults: the default study's ---------------------------------------------------------------
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _study(name: str = "default") -> dict:
+    """A shipped config with the schema's defaults filled in, as the workflow sees it."""
+    cfg = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
+    validate(cfg, str(ROOT / "configs" / "schema.yaml"))
+    return cfg
+
+
+def _schema_defaults() -> dict:
+    cfg = {"name": "defaults"}
+    validate(cfg, str(ROOT / "configs" / "schema.yaml"))
+    return cfg
+
+
+def test_probe_defaults_are_the_default_studys():
+    """`gradpath probe` with its defaults is one of the default study's probes:
+    the same settings as configs/default.yaml and the schema's defaults, and
+    the same run id."""
+    cfg = cli.probe_config(build_parser().parse_args(["probe"]))
+    study, schema = _study()["probe"], _schema_defaults()["probe"]
+    for key in ("hidden", "seq_len", "batch", "input_std", "bias_std", "burn_in", "lyapunov_k"):
+        assert getattr(cfg, key) == study[key] == schema[key], key
+    assert vocab.model_of(cfg.cell, cfg.activation).label in study["models"]
+    assert cfg.init in study["inits"] and cfg.gain in study["gains"]
+    assert set(cfg.seeds) <= set(study["seeds"])
+    assert cfg.run_id in {r.run_id for r in grid.probe_runs(study)}
+
+
+def test_train_defaults_are_the_default_studys():
+    """`gradpath train` with its defaults shares every setting with the schema's
+    block defaults and with a reported run of the default study, except what
+    its help says differs (the study's learning-rate sweep)."""
+    cfg = cli.train_config(build_parser().parse_args(["train"]))
+    block = _schema_defaults()["train"][0]
+    for key in ("gain", "clip_threshold", "optimizer", "lr", "hidden", "batch", "steps",
+                "eval_every", "eval_batches", "ragged", "dtype"):
+        assert getattr(cfg, key) == block[key], key
+    mine = {k: v for k, v in cfg.as_dict().items() if k != "lr"}
+    same = [r for r in grid.train_runs(_study()["train"])
+            if r.config["stage"] == grid.REPORT
+            and {k: r.config[k] for k in mine} == mine]
+    assert same, "no reported run of the default study has the CLI's defaults"
+    run = same[0]
+    if run.config["lr"] is None:  # the study sweeps the rate: --help says so
+        assert cfg.lr in run.config["lr_candidates"]
+        assert "sweep" in cli.TRAIN_NOT_STUDY
+        assert " ".join(cli.TRAIN_NOT_STUDY.split()) in " ".join(
+            gradpath("train", "--help").stdout.split())
+    else:  # the same run
+        assert cfg.lr == run.config["lr"] and cfg.run_id() == run.run_id

@@ -13,14 +13,22 @@ import pytest
 
 import gradpath as gp
 from gradpath import claims
-from gradpath.kernels.adjoint import lstm_adjoint_lognorms, rnn_adjoint_lognorms
+from gradpath.kernels.adjoint import (
+    gru_adjoint_lognorms,
+    lstm_adjoint_lognorms,
+    rnn_adjoint_lognorms,
+)
+from gradpath.kernels.gru import gru_states
 from gradpath.kernels.lstm import lstm_states
 from gradpath.kernels.rnn import rnn_states
 from gradpath.models import ACTIVATIONS, recurrent_matrix
 from gradpath.probe import (
+    ProbeConfig,
+    ProbeProgress,
     default_transient,
     fit_decay_rate,
     horizon,
+    lyapunov_gru,
     lyapunov_lstm,
     lyapunov_rnn,
     probe,
@@ -90,7 +98,24 @@ def test_lstm_adjoint_matches_bptt():
     np.testing.assert_allclose(lc, np.log(res.cell_grad_norms * scale), rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("cell, act", [("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh")])
+def test_gru_adjoint_matches_bptt():
+    """Hidden adjoint norms of the GRU probe kernel equal the BPTT kernel's."""
+    T, B, H = 40, 3, 12
+    model, p = probe_network("gru", "tanh", "orthogonal", 1.0, H, 1.0, 0.2, seed=4)
+    x = np.random.default_rng(0).standard_normal((T, B, 3 * H))
+    tgt = _last_step_linear_loss(model, p, x)
+    res = model.loss_and_grads(p, x, tgt, "mse", "last")
+    v = p["W_out"][0]
+    hs, gates, hgates = gru_states(x, p["W_ih"], p["W_hh"], p["b"], p["b_hn"],
+                                   np.zeros((B, H)), np.full(B, T))
+    delta = np.tile(v / np.linalg.norm(v), (B, 1))
+    lh = gru_adjoint_lognorms(hs, gates, hgates, p["W_hh"], delta)
+    np.testing.assert_allclose(lh, np.log(res.grad_norms * B / np.linalg.norm(v)), rtol=1e-10,
+                               atol=1e-10)
+
+
+@pytest.mark.parametrize("cell, act", [("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh"),
+                                       ("gru", "tanh")])
 def test_probe_curve_is_the_bptt_gradient_of_its_network(cell, act):
     """End to end: rebuild the probe's network, inputs and unit adjoint from the
     documented streams, and compare its curve with the model's own BPTT norms of
@@ -98,8 +123,8 @@ def test_probe_curve_is_the_bptt_gradient_of_its_network(cell, act):
     from gradpath.rng import stream
 
     H, T, burn, seed = 12, 40, 15, 7
-    r = probe(cell, act, "gaussian", 1.1, hidden=H, seq_len=T, batch=1, input_std=0.8,
-              bias_std=0.3, seeds=(seed,), burn_in=burn, lyapunov_k=1)
+    r = probe(cell=cell, activation=act, init="gaussian", gain=1.1, hidden=H, seq_len=T,
+              batch=1, input_std=0.8, bias_std=0.3, seeds=(seed,), burn_in=burn, lyapunov_k=1)
     model, p = probe_network(cell, act, "gaussian", 1.1, H, 0.8, 0.3, seed)
     x = stream(seed, "data").standard_normal((T + burn, 1, p["W_ih"].shape[1]))
     delta = stream(seed, "probe").standard_normal((1, H))
@@ -152,8 +177,8 @@ def test_probe_on_a_linear_network_is_exact():
     """No drive and tanh: h stays 0, so J_t = W = 0.5 Q and every quantity is exact:
     slope ln 0.5 = theory (q* = 0, chi = gain^2), every Lyapunov exponent ln 0.5, and
     the horizon the first lag with 0.5^lag < 1e-6 (lag 20)."""
-    r = probe("rnn", "tanh", "orthogonal", 0.5, hidden=32, seq_len=100, batch=2,
-              input_std=0.0, bias_std=0.0, lyapunov_k=4)
+    r = probe(cell="rnn", activation="tanh", init="orthogonal", gain=0.5, hidden=32,
+              seq_len=100, batch=2, input_std=0.0, bias_std=0.0, lyapunov_k=4)
     assert r.decay_rate == pytest.approx(math.log(0.5), rel=1e-10)
     assert r.theory_slope == pytest.approx(math.log(0.5), rel=1e-12)
     np.testing.assert_allclose(r.lyapunov, math.log(0.5), rtol=1e-10)
@@ -192,6 +217,35 @@ def test_lyapunov_lstm_follows_the_forget_gate():
     assert abs(lam_open[0] - math.log(f)) > 1e-3
 
 
+def test_lyapunov_gru_is_the_qr_method_on_its_jacobians():
+    """lyapunov_gru's exponents equal the QR method run on the explicit step
+    Jacobians of the numpy twin (tests/naive_adjoint.py); a shut update gate
+    (z = 1) makes J = I and every exponent 0."""
+    import naive_adjoint as na
+
+    H, T, k = 6, 300, 4
+    _, p = probe_network("gru", "tanh", "gaussian", 1.5, H, 1.0, 0.3, seed=2)
+    x = np.random.default_rng(3).standard_normal((T, 1, 3 * H))
+    hs, gates, hgates = gru_states(x, p["W_ih"], p["W_hh"], p["b"], p["b_hn"],
+                                   np.zeros((1, H)), np.full(1, T))
+    lam = lyapunov_gru(hs[:, 0], gates[:, 0], hgates[:, 0], p["W_hh"], k,
+                       np.random.default_rng(1), transient=20)
+    q, _ = np.linalg.qr(np.random.default_rng(1).standard_normal((H, k)))
+    acc = np.zeros(k)
+    for t in range(T):
+        J = na.gru_jacobian(gates[t, 0], hgates[t, 0, 2 * H:], hs[t, 0], p["W_hh"])
+        q, r = np.linalg.qr(J @ q)
+        if t >= 20:
+            acc += np.log(np.abs(np.diag(r)))
+    np.testing.assert_allclose(lam, np.sort(acc / (T - 20))[::-1], rtol=1e-10, atol=1e-12)
+    assert lam[0] > lam[-1]
+    shut = gates.copy()
+    shut[:, 0, H:2 * H] = 1.0
+    lam1 = lyapunov_gru(hs[:, 0], shut[:, 0], hgates[:, 0], p["W_hh"], k,
+                        np.random.default_rng(1), transient=20)
+    np.testing.assert_allclose(lam1, 0.0, atol=1e-12)
+
+
 # -- measured decay rates against mean-field theory --------------------------------------
 #: N >= 500 input-driven networks (docs/theory.md); ReLU below criticality.
 THEORY_CASES = [(act, init, gain)
@@ -202,8 +256,9 @@ THEORY_N, THEORY_SEEDS = 500, tuple(range(6))
 
 @functools.cache
 def _theory_probe(act: str, init: str, gain: float, seed: int):
-    return probe("rnn", act, init, gain, hidden=THEORY_N, seq_len=200, batch=4,
-                 input_std=1.0, bias_std=0.1, seeds=(seed,), burn_in=100, lyapunov_k=1)
+    return probe(cell="rnn", activation=act, init=init, gain=gain, hidden=THEORY_N,
+                 seq_len=200, batch=4, input_std=1.0, bias_std=0.1, seeds=(seed,), burn_in=100,
+                 lyapunov_k=1)
 
 
 @pytest.mark.parametrize("act, init, gain", THEORY_CASES)
@@ -256,8 +311,8 @@ def test_probe_at_ten_thousand_steps_is_finite_and_agrees_with_a_short_probe():
 
 # -- the lecture's picture ---------------------------------------------------------------
 def _picture(cell, act, init, gain):
-    return probe(cell, act, init, gain, hidden=128, seq_len=200, batch=8, input_std=1.0,
-                 bias_std=0.1, lyapunov_k=1)
+    return probe(cell=cell, activation=act, init=init, gain=gain, hidden=128, seq_len=200,
+                 batch=8, input_std=1.0, bias_std=0.1, lyapunov_k=1)
 
 
 def test_tanh_gaussian_vanishes():
@@ -326,7 +381,8 @@ def test_probe_is_deterministic_and_its_tables_repeat():
 
 
 def test_probe_result_fields():
-    r = probe("rnn", "relu", "orthogonal", 1.0, hidden=16, seq_len=40, batch=2, lyapunov_k=3)
+    r = probe(cell="rnn", activation="relu", init="orthogonal", gain=1.0, hidden=16, seq_len=40,
+              batch=2, lyapunov_k=3)
     assert r.log10_grad_norm.shape == (40,)
     assert r.log10_grad_norm[0] == pytest.approx(0.0, abs=1e-12)  # unit adjoint at lag 0
     assert r.lyapunov.shape == (3,) and (np.diff(r.lyapunov) <= 0).all()
@@ -336,7 +392,7 @@ def test_probe_result_fields():
 
 # -- bad inputs -------------------------------------------------------------------------------
 @pytest.mark.parametrize("kw, name", [
-    ({"cell": "gru"}, "cell"),
+    ({"cell": "transformer"}, "cell"),
     ({"activation": "sigmoid"}, "activation"),
     ({"init": "xavier"}, "init"),
     ({"hidden": 0}, "hidden"),
@@ -356,9 +412,52 @@ def test_bad_probe_arguments_name_the_argument(kw, name):
         probe(**args)
 
 
+@pytest.mark.parametrize("kw, name", [
+    ({"cell": "transformer"}, "cell"),
+    ({"gain": "1"}, "gain"),
+    ({"lyapunov_k": 0}, "lyapunov_k"),
+    ({"transient": -1}, "transient"),
+    ({"seeds": "0"}, "seeds"),
+    ({"seeds": (0, 1.5)}, "seeds"),
+])
+def test_bad_probe_config_raises_naming_the_field(kw, name):
+    with pytest.raises(ValueError, match=rf"^{name}:"):
+        ProbeConfig(**kw)
+
+
+def test_probe_config_is_canonical():
+    """1 and 1.0, numpy and Python integers, a seed and a one-seed tuple: one
+    configuration, one id; a gated cell's activation is recorded as tanh."""
+    a = ProbeConfig(gain=1, hidden=np.int64(16), input_std=1, seeds=3)
+    b = ProbeConfig(gain=1.0, hidden=16, input_std=1.0, seeds=[np.int64(3)])
+    assert a == b and a.run_id == b.run_id
+    assert type(a.gain) is float and type(a.hidden) is int and a.seeds == (3,)
+    assert ProbeConfig(cell="lstm", activation="relu") == ProbeConfig(cell="lstm")
+    assert ProbeConfig(cell="lstm", activation="relu").activation == "tanh"
+    assert "transient" not in a.as_dict()  # ids from before it existed hold
+    assert ProbeConfig(transient=5).run_id != ProbeConfig().run_id
+
+
+def test_probe_takes_a_config_or_its_fields_and_reports_progress():
+    c = ProbeConfig(hidden=8, seq_len=20, batch=2, burn_in=5, seeds=(0, 1), lyapunov_k=2)
+    seen: list[ProbeProgress] = []
+    a = probe(c, progress=seen.append)
+    b = probe(**{k: v for k, v in c.as_dict().items()})
+    np.testing.assert_array_equal(a.log10_grad_norm, b.log10_grad_norm)
+    np.testing.assert_array_equal(a.lyapunov, b.lyapunov)
+    assert a.config == b.config == c.as_dict() and a.probe_config is c
+    assert [p.step for p in seen] == list(range(1, 51))  # 2 seeds x (5 + 20) steps
+    assert {p.steps for p in seen} == {50} and seen[-1].eta_s == 0.0
+    assert all(p.elapsed_s >= 0 and p.eta_s >= 0 for p in seen)
+    with pytest.raises(TypeError, match="ProbeConfig"):
+        probe(c, hidden=16)
+    with pytest.raises(TypeError, match="keywords"):
+        probe("rnn")
+
+
 def test_probe_network_rejects_unknown_cell():
     with pytest.raises(ValueError, match="cell"):
-        probe_network("gru", "tanh", "gaussian", 1.0, 8, 1.0, 0.0, 0)
+        probe_network("transformer", "tanh", "gaussian", 1.0, 8, 1.0, 0.0, 0)
 
 
 def test_probe_drive_is_explicit():

@@ -149,8 +149,11 @@ TRAIN = {**SMALL, "seq_len": 4000, "hidden": 64, "batch": 32, "steps": 2, "eval_
          "cell": "lstm", "dtype": "float32"}
 
 
-@pytest.mark.parametrize("kind,config", [("probe", PROBE), ("train", TRAIN)],
-                         ids=["lstm-probe", "lstm-train-float32"])
+@pytest.mark.parametrize("kind,config", [("probe", PROBE), ("train", TRAIN),
+                                         ("probe", {**PROBE, "cell": "gru"}),
+                                         ("train", {**TRAIN, "cell": "gru"})],
+                         ids=["lstm-probe", "lstm-train-float32", "gru-probe",
+                              "gru-train-float32"])
 def test_memory_estimate_covers_the_measured_peak_without_waste(tmp_path, kind, config):
     """The estimate is at least the measured peak resident memory of the run's
     process, and not more than twice it."""

@@ -4,6 +4,7 @@ overwrite-not-duplicate and the finished marker."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import subprocess
@@ -13,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gradpath import results
-from gradpath.probe import probe
+from gradpath import grid, results, vocab
+from gradpath.probe import ProbeConfig, probe
 from gradpath.results import (
     is_finished,
     probe_tables,
@@ -54,8 +55,8 @@ def train_run():
 
 @pytest.fixture(scope="module")
 def lstm_probe():
-    return probe("lstm", "tanh", "orthogonal", 1.0, hidden=8, seq_len=30, batch=2,
-                 input_std=1.0, bias_std=0.1, lyapunov_k=2)
+    return probe(cell="lstm", activation="tanh", init="orthogonal", gain=1.0, hidden=8,
+                 seq_len=30, batch=2, input_std=1.0, bias_std=0.1, lyapunov_k=2)
 
 
 # -- run ids ---------------------------------------------------------------------------
@@ -118,9 +119,54 @@ def test_lstm_configs_never_differ_by_activation():
 def test_probe_run_id_follows_its_configuration(lstm_probe):
     t = probe_tables(lstm_probe)
     assert t["runs"]["run_id"].iloc[0] == run_id("probe", lstm_probe.config)
-    other = probe("lstm", "tanh", "orthogonal", 1.0, hidden=8, seq_len=30, batch=2,
-                  input_std=1.0, bias_std=0.2, lyapunov_k=2)
+    assert lstm_probe.run_id == lstm_probe.probe_config.run_id == t["runs"]["run_id"].iloc[0]
+    other = probe(cell="lstm", activation="tanh", init="orthogonal", gain=1.0, hidden=8,
+                  seq_len=30, batch=2, input_std=1.0, bias_std=0.2, lyapunov_k=2)
     assert probe_tables(other)["runs"]["run_id"].iloc[0] != t["runs"]["run_id"].iloc[0]
+
+
+# Ids computed by the code before ProbeConfig and TrainConfig.run_id existed (commit
+# 81d3a14): a finished run is found by its id, so a refactor must keep every id.
+PINNED_PROBES = dict(models=["rnn-tanh", "lstm"], inits=["identity", "orthogonal"],
+                     gains=[1, 2.5], seeds=[0, 3], hidden=16, seq_len=30, batch=2,
+                     input_std=1.0, bias_std=0.1, burn_in=20, lyapunov_k=2)
+PINNED_BLOCK = dict(tasks=["adding"], models=["rnn-relu", "lstm"], inits=["identity"],
+                    clips=["none", "norm"], seq_lens=[10], steps=20, seeds=[0, 1], gain=1.0,
+                    clip_threshold=1.0, optimizer="adam", lr=0.001, lrs=[0.001, 0.01],
+                    selection_seeds=[100], sweep_fraction=0.5, hidden=8, batch=4,
+                    eval_every=10, eval_batches=1, ragged=False, dtype="float32")
+
+
+def test_grid_run_ids_are_the_ones_computed_before():
+    runs = (grid.probe_runs(PINNED_PROBES) + grid.train_runs([PINNED_BLOCK])
+            + grid.train_runs([{**PINNED_BLOCK, "lrs": []}]))  # probes, sweeps, reported
+    assert {r.config.get("stage") for r in runs} == {None, "sweep", "report"}
+    assert runs[0].run_id == "30433ae247837ebd" and runs[-1].run_id == "2dfaba82c2a4798e"
+    ids = " ".join(r.run_id for r in runs)
+    assert len(runs) == 40 and hashlib.sha256(ids.encode()).hexdigest()[:16] == "754df7fb62f3f26a"
+
+
+def test_probe_config_id_is_the_one_computed_before():
+    """`gradpath probe --cell lstm --init orthogonal --gain 1.5 --hidden 16 --seq-len 30
+    --batch 2 --bias-std 0.1 --lyapunov-k 2 --seed 1` before ProbeConfig existed."""
+    c = ProbeConfig(cell="lstm", activation="relu", init="orthogonal", gain=1.5, hidden=16,
+                    seq_len=30, batch=2, bias_std=0.1, seeds=(1,), lyapunov_k=2)
+    assert c.run_id == run_id("probe", c.as_dict()) == "96044f4c6f568e7e"
+
+
+def test_a_reported_train_run_has_one_id_wherever_it_is_run(train_run):
+    """The command line's id of a configuration (TrainConfig.run_id, the tables'
+    default) is the grid's for the same run of a block without a sweep."""
+    c = train_run.config
+    block = {**{k + "s": [v] for k, v in c.as_dict().items()
+                if k in ("task", "init", "clip", "seq_len", "seed")},
+             "models": [vocab.model_of(c.cell, c.activation).label], "lrs": [],
+             **{k: getattr(c, k) for k in ("gain", "clip_threshold", "optimizer", "lr",
+                                           "hidden", "batch", "steps", "eval_every",
+                                           "eval_batches", "ragged", "dtype")}}
+    (run,) = grid.train_runs([block])
+    assert run.run_id == c.run_id() == train_tables(train_run)["runs"]["run_id"].iloc[0]
+    assert c.run_id("sweep", "k") != c.run_id()  # the stage is part of a run's id
 
 
 # -- columns -----------------------------------------------------------------------------
@@ -244,3 +290,28 @@ def test_summary_is_strict_json(tmp_path, train_run, lstm_probe):
         assert summary == summary_json(t)
         assert set(summary) == set(RUN_COLUMNS)
     assert summary["theory_slope"] is None  # NaN becomes null
+
+
+def test_probe_summary_marks_what_does_not_apply_as_na():
+    """The report's probe table: theory only for gaussian/orthogonal RNNs, a cell
+    decay rate only for the LSTM, "n/a" elsewhere; every model of the study."""
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "analysis"))
+    try:
+        from summarise import NA, probe_table
+    finally:
+        sys.path.pop(0)
+    kw = dict(init="orthogonal", gain=1.0, hidden=16, seq_len=30, batch=2, burn_in=5,
+              lyapunov_k=2, bias_std=0.1)
+    runs = pd.concat([results.probe_tables(probe(cell=c, activation=a, **kw))["runs"]
+                      for c, a in (("gru", "tanh"), ("rnn", "tanh"), ("lstm", "tanh"))],
+                     ignore_index=True)
+    t = probe_table(runs).set_index("model")
+    assert list(t.index) == ["rnn-tanh", "lstm", "gru"]  # the vocabulary's order
+    assert t.loc["gru", "half_ln_chi"] == NA and t.loc["lstm", "half_ln_chi"] == NA
+    assert isinstance(t.loc["rnn-tanh", "half_ln_chi"], float)
+    assert t.loc["rnn-tanh", "cell_decay_rate"] == NA and t.loc["gru", "cell_decay_rate"] == NA
+    assert isinstance(t.loc["lstm", "cell_decay_rate"], float)
+    for m in t.index:
+        assert math.isfinite(t.loc[m, "decay_rate"]) and math.isfinite(t.loc[m, "lyapunov_1"])

@@ -80,8 +80,8 @@ def test_default_study_shape():
 def test_validate_fills_defaults():
     cfg = {"name": "x"}
     validate(cfg, str(SCHEMA))
-    assert cfg["train"][0]["optimizer"] == "sgd" and cfg["probe"]["hidden"] == 256
-    assert cfg["train"][0]["lrs"] == [] and cfg["train"][0]["dtype"] == "float64"
+    assert cfg["train"][0]["optimizer"] == "adam" and cfg["probe"]["hidden"] == 512
+    assert cfg["train"][0]["lrs"] == [] and cfg["train"][0]["dtype"] == "float32"
 
 
 BAD = [

@@ -277,14 +277,14 @@ FINDINGS: tuple[Claim, ...] = (
           "Poole et al. 2016; Chen, Pennington & Schoenholz 2018",
           "max |measured - 0.5 ln chi| over the gaussian / orthogonal RNN probes", _theory),
     *(Claim(f"{name}-learns-{T}",
-            f"{label} learns the adding problem at T = {T}",
-            "Le et al. 2015" if name == "irnn" else "Hochreiter & Schmidhuber 1997",
+            f"{label} learns the adding problem at T = {T}", source,
             f"seeds with a held-out MSE below {SUCCESS_FRACTION:.0%} of the baseline "
             f"(holds from {LEARNS_SHARE:.0%} of them)", _learning(model, init, T, True))
       for T in (100, 200)
-      for name, label, model, init in (("irnn", "the IRNN (ReLU + identity)", "rnn-relu",
-                                        "identity"),
-                                       ("lstm", "the LSTM", "lstm", "orthogonal"))),
+      for name, label, model, init, source in (
+          ("irnn", "the IRNN (ReLU + identity)", "rnn-relu", "identity", "Le et al. 2015"),
+          ("lstm", "the LSTM", "lstm", "orthogonal", "Hochreiter & Schmidhuber 1997"),
+          ("gru", "the GRU", "gru", "orthogonal", "Cho et al. 2014; Chung et al. 2014"))),
     *(Claim(f"tanh-fails-{T}", f"tanh + gaussian does not learn the adding problem at T = {T}",
             "lecture; Le et al. 2015",
             f"seeds with a held-out MSE below {SUCCESS_FRACTION:.0%} of the baseline "

@@ -7,9 +7,32 @@ import json
 import math
 import sys
 import time
+from typing import TYPE_CHECKING
 
-from . import __version__
+from . import __version__, vocab
 from .checks import integer, number
+
+if TYPE_CHECKING:  # imported where used: `gradpath --help` loads no kernels
+    from .probe import ProbeConfig
+    from .train import TrainConfig
+
+#: The defaults of ``gradpath probe``: the default study's probe settings
+#: (configs/default.yaml), so that a probe with the defaults is one of the
+#: study's (the same run id). tests/test_cli.py holds them to the study.
+PROBE_DEFAULTS: dict = dict(cell="rnn", activation="tanh", init="gaussian", gain=1.0,
+                            hidden=512, seq_len=200, batch=4, input_std=1.0, bias_std=0.1,
+                            burn_in=100, lyapunov_k=8, seed=0)
+#: The defaults of ``gradpath train``: the default study's training settings
+#: (its tanh RNN block at T = 50, and the schema's block defaults), except the
+#: learning rate, which the study selects by a sweep (:data:`TRAIN_NOT_STUDY`).
+TRAIN_DEFAULTS: dict = dict(task="adding", cell="rnn", activation="tanh", init="gaussian",
+                            gain=1.0, hidden=64, seq_len=50, batch=32, clip="norm",
+                            clip_threshold=1.0, optimizer="adam", lr=1e-3, steps=1000,
+                            eval_every=250, dtype="float32", seed=0)
+#: What a ``gradpath train`` run with the defaults does not share with the
+#: study's runs (said in ``--help``).
+TRAIN_NOT_STUDY: str = ("the default study selects the learning rate of each configuration "
+                        "by a sweep (its lrs, around --lr's default) on other seeds")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,25 +65,34 @@ _nonneg_float = _arg(float, number)
 _positive_float = _arg(float, number, positive=True)
 
 
-def _network_flags(p: argparse.ArgumentParser, hidden: int, seq_len: int, batch: int) -> None:
-    p.add_argument("--cell", choices=("rnn", "lstm"), default="rnn",
-                   help="recurrent cell (default: rnn)")
-    p.add_argument("--activation", choices=("tanh", "relu"), default="tanh",
-                   help="RNN activation; ignored by the LSTM (default: tanh)")
-    p.add_argument("--init", choices=("identity", "gaussian", "orthogonal"),
-                   default="gaussian", help="recurrent-weight initialisation (default: gaussian)")
-    p.add_argument("--gain", type=_nonneg_float, default=1.0,
-                   help="recurrent gain: gain*I, N(0, gain^2/H) or gain*Q (default: 1.0)")
-    p.add_argument("--hidden", type=_positive_int, default=hidden,
-                   help=f"hidden size H (default: {hidden})")
-    p.add_argument("--seq-len", type=_positive_int, default=seq_len,
-                   help=f"sequence length T (default: {seq_len})")
-    p.add_argument("--batch", type=_positive_int, default=batch,
-                   help=f"batch size B (default: {batch})")
-    p.add_argument("--seed", type=_nonneg_int, default=0, help="seed (default: 0)")
+def _network_flags(p: argparse.ArgumentParser, d: dict, shown: str) -> None:
+    """The flags ``probe`` and ``train`` share, with the defaults ``d``;
+    ``shown`` is what ``--progress`` shows besides the ETA."""
+    p.add_argument("--cell", choices=vocab.CELLS, default=d["cell"],
+                   help=f"recurrent cell (default: {d['cell']})")
+    p.add_argument("--activation", choices=vocab.ACTIVATIONS, default=d["activation"],
+                   help="activation of the cells that have one "
+                        f"({', '.join(vocab.CELLS_WITH_ACTIVATION)}); ignored by the gated "
+                        f"cells (default: {d['activation']})")
+    p.add_argument("--init", choices=vocab.INITS, default=d["init"],
+                   help=f"recurrent-weight initialisation (default: {d['init']})")
+    p.add_argument("--gain", type=_nonneg_float, default=d["gain"],
+                   help="recurrent gain: gain*I, N(0, gain^2/H) or gain*Q "
+                        f"(default: {d['gain']})")
+    p.add_argument("--hidden", type=_positive_int, default=d["hidden"],
+                   help=f"hidden size H (default: {d['hidden']})")
+    p.add_argument("--seq-len", type=_positive_int, default=d["seq_len"],
+                   help=f"sequence length T (default: {d['seq_len']})")
+    p.add_argument("--batch", type=_positive_int, default=d["batch"],
+                   help=f"batch size B (default: {d['batch']})")
+    p.add_argument("--seed", type=_nonneg_int, default=d["seed"],
+                   help=f"seed (default: {d['seed']})")
     p.add_argument("--out", metavar="DIR",
                    help="write the run's tables (Parquet) and JSON summary to DIR")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"print {shown} and ETA on stderr while running (default: when "
+                        "stderr is a terminal)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,48 +114,52 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--warmup", action="store_true",
                    help="only load (or compile) every kernel and exit")
 
+    dp = PROBE_DEFAULTS
     pr = sub.add_parser(
         "probe", help="measure the gradient-decay curve of a network at initialisation",
         description="Drive a network with Gaussian inputs, propagate a random unit adjoint "
         "back from the last step with per-step renormalisation, and report the decay "
         "curve log10||dL_T/dh_t|| by lag, its fitted slope, the mean-field prediction, the "
-        "top Lyapunov exponent and the gradient horizon.")
-    _network_flags(pr, hidden=256, seq_len=200, batch=8)
-    pr.add_argument("--input-std", type=_nonneg_float, default=1.0,
-                    help="std of each unit's input contribution sigma_u (default: 1.0)")
-    pr.add_argument("--bias-std", type=_nonneg_float, default=0.0,
-                    help="std of the per-unit bias sigma_b (default: 0.0)")
-    pr.add_argument("--burn-in", type=_nonneg_int, default=100,
-                    help="steps run before the measured window (default: 100)")
-    pr.add_argument("--lyapunov-k", type=_positive_int, default=4,
-                    help="number of Lyapunov exponents (default: 4)")
+        "top Lyapunov exponent and the gradient horizon. The defaults are the default "
+        "study's settings (configs/default.yaml): with them, the probe is one of its runs.")
+    _network_flags(pr, dp, "the step of the Lyapunov pass")
+    pr.add_argument("--input-std", type=_nonneg_float, default=dp["input_std"],
+                    help="std of each unit's input contribution sigma_u "
+                         f"(default: {dp['input_std']})")
+    pr.add_argument("--bias-std", type=_nonneg_float, default=dp["bias_std"],
+                    help=f"std of the per-unit bias sigma_b (default: {dp['bias_std']})")
+    pr.add_argument("--burn-in", type=_nonneg_int, default=dp["burn_in"],
+                    help=f"steps run before the measured window (default: {dp['burn_in']})")
+    pr.add_argument("--lyapunov-k", type=_positive_int, default=dp["lyapunov_k"],
+                    help=f"number of Lyapunov exponents (default: {dp['lyapunov_k']})")
 
+    dt = TRAIN_DEFAULTS
     tr = sub.add_parser(
         "train", help="train on a long-memory task with optional gradient clipping",
         description="Train one configuration; a non-finite loss or gradient ends the run "
         "with status 'diverged' (exit status 0). final_loss is the held-out task metric "
-        "(MSE for adding and sine, nats per step for copy), comparable to baseline.")
-    tr.add_argument("--task", choices=("adding", "copy", "sine"), default="adding",
-                    help="task (default: adding)")
-    _network_flags(tr, hidden=64, seq_len=50, batch=32)
-    tr.add_argument("--clip", choices=("none", "norm", "value"), default="norm",
-                    help="gradient clipping (default: norm)")
-    tr.add_argument("--clip-threshold", type=_positive_float, default=1.0,
-                    help="theta for norm clipping, bound for value clipping (default: 1.0)")
-    tr.add_argument("--optimizer", choices=("sgd", "rmsprop", "adam"), default="adam",
-                    help="optimiser (default: adam)")
-    tr.add_argument("--lr", type=_positive_float, default=1e-3,
-                    help="learning rate (default: 0.001)")
-    tr.add_argument("--steps", type=_positive_int, default=500,
-                    help="number of updates (default: 500)")
-    tr.add_argument("--eval-every", type=_positive_int, default=100,
-                    help="updates between held-out evaluations (default: 100)")
+        "(MSE for adding and sine, nats per step for copy), comparable to baseline. The "
+        "defaults are the default study's settings (configs/default.yaml) for the tanh RNN "
+        f"at T = {dt['seq_len']}, but {TRAIN_NOT_STUDY}.")
+    tr.add_argument("--task", choices=vocab.TASKS, default=dt["task"],
+                    help=f"task (default: {dt['task']})")
+    _network_flags(tr, dt, "step, loss, clipped share")
+    tr.add_argument("--clip", choices=vocab.CLIPS, default=dt["clip"],
+                    help=f"gradient clipping (default: {dt['clip']})")
+    tr.add_argument("--clip-threshold", type=_positive_float, default=dt["clip_threshold"],
+                    help="theta for norm clipping, bound for value clipping "
+                         f"(default: {dt['clip_threshold']})")
+    tr.add_argument("--optimizer", choices=vocab.OPTIMIZERS, default=dt["optimizer"],
+                    help=f"optimiser (default: {dt['optimizer']})")
+    tr.add_argument("--lr", type=_positive_float, default=dt["lr"],
+                    help=f"learning rate (default: {dt['lr']:g})")
+    tr.add_argument("--steps", type=_positive_int, default=dt["steps"],
+                    help=f"number of updates (default: {dt['steps']})")
+    tr.add_argument("--eval-every", type=_positive_int, default=dt["eval_every"],
+                    help=f"updates between held-out evaluations (default: {dt['eval_every']})")
     tr.add_argument("--ragged", action="store_true", help="variable-length sequences")
-    tr.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                    help="print step, loss, clipped share and ETA on stderr while training "
-                         "(default: when stderr is a terminal)")
-    tr.add_argument("--dtype", choices=("float64", "float32"), default="float64",
-                    help="precision of parameters, data and kernels (default: float64)")
+    tr.add_argument("--dtype", choices=vocab.DTYPES, default=dt["dtype"],
+                    help=f"precision of parameters, data and kernels (default: {dt['dtype']})")
     return p
 
 
@@ -133,23 +169,48 @@ def _finite(v):
     return v
 
 
+def _show_progress(args: argparse.Namespace):
+    """The progress callback ``--progress`` asks for (by default: at a terminal), or None."""
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+    return _progress_printer(sys.stderr) if show else None
+
+
+def probe_config(args: argparse.Namespace) -> ProbeConfig:
+    """The :class:`~gradpath.probe.ProbeConfig` of parsed ``probe`` arguments."""
+    from .probe import ProbeConfig
+
+    return ProbeConfig(cell=args.cell, activation=args.activation, init=args.init,
+                       gain=args.gain, hidden=args.hidden, seq_len=args.seq_len,
+                       batch=args.batch, input_std=args.input_std, bias_std=args.bias_std,
+                       seeds=(args.seed,), burn_in=args.burn_in, lyapunov_k=args.lyapunov_k)
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`~gradpath.train.TrainConfig` of parsed ``train`` arguments."""
+    from .train import TrainConfig
+
+    return TrainConfig(task=args.task, seq_len=args.seq_len, cell=args.cell,
+                       activation=args.activation, init=args.init, gain=args.gain,
+                       clip=args.clip, clip_threshold=args.clip_threshold,
+                       optimizer=args.optimizer, lr=args.lr, hidden=args.hidden,
+                       batch=args.batch, steps=args.steps, seed=args.seed,
+                       eval_every=args.eval_every, ragged=args.ragged, dtype=args.dtype)
+
+
 def _cmd_probe(args: argparse.Namespace) -> int:
     from .probe import probe
     from .resources import check_fits, physical_memory_mb
     from .results import probe_tables, write_run
 
-    check_fits("probe", {"cell": args.cell, "seq_len": args.seq_len, "burn_in": args.burn_in,
-                         "batch": args.batch, "hidden": args.hidden,
-                         "lyapunov_k": args.lyapunov_k}, physical_memory_mb())
+    cfg = probe_config(args)
+    check_fits("probe", cfg.as_dict(), physical_memory_mb())
     t0 = time.perf_counter()
-    res = probe(args.cell, args.activation, args.init, args.gain, args.hidden, args.seq_len,
-                args.batch, args.input_std, args.bias_std, (args.seed,), args.burn_in,
-                args.lyapunov_k)
+    res = probe(cfg, progress=_show_progress(args))
     tables = probe_tables(res, time.perf_counter() - t0)
     if args.out:
         write_run(args.out, tables)
     out = {
-        "run_id": tables["runs"]["run_id"].iloc[0],
+        "run_id": cfg.run_id,
         "config": res.config,
         "decay_rate": _finite(res.decay_rate),
         "cell_decay_rate": _finite(res.cell_decay_rate),
@@ -182,8 +243,10 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
 
 def _progress_printer(stream, every_s: float = 1.0):
-    """A train() progress callback: one line at most every ``every_s`` seconds,
-    and the last update's; rewritten in place on a terminal."""
+    """A train() or probe() progress callback: one line at most every
+    ``every_s`` seconds, and the last step's; rewritten in place on a
+    terminal. Loss and clipped share are shown where the progress has them
+    (training)."""
     tty = stream.isatty()
     last = [-math.inf]
 
@@ -192,9 +255,10 @@ def _progress_printer(stream, every_s: float = 1.0):
         if now - last[0] < every_s and p.step < p.steps:
             return
         last[0] = now
-        line = (f"step {p.step}/{p.steps}  loss {p.loss:.4g}  clipped "
-                f"{100 * p.clipped_fraction:.0f}%  elapsed {p.elapsed_s:.0f} s  "
-                f"ETA {p.eta_s:.0f} s")
+        parts = [f"step {p.step}/{p.steps}"]
+        if hasattr(p, "loss"):
+            parts += [f"loss {p.loss:.4g}", f"clipped {100 * p.clipped_fraction:.0f}%"]
+        line = "  ".join([*parts, f"elapsed {p.elapsed_s:.0f} s", f"ETA {p.eta_s:.0f} s"])
         if tty:  # rewrite the line in place; a newline after the last update
             line = "\r" + line + ("  \n" if p.step == p.steps else "  ")
         else:
@@ -208,22 +272,17 @@ def _progress_printer(stream, every_s: float = 1.0):
 def _cmd_train(args: argparse.Namespace) -> int:
     from .resources import check_fits, physical_memory_mb
     from .results import train_tables, write_run
-    from .train import TrainConfig, train
+    from .train import train
 
-    cfg = TrainConfig(task=args.task, seq_len=args.seq_len, cell=args.cell,
-                      activation=args.activation, init=args.init, gain=args.gain,
-                      clip=args.clip, clip_threshold=args.clip_threshold,
-                      optimizer=args.optimizer, lr=args.lr, hidden=args.hidden,
-                      batch=args.batch, steps=args.steps, seed=args.seed,
-                      eval_every=args.eval_every, ragged=args.ragged, dtype=args.dtype)
+    cfg = train_config(args)
     check_fits("train", cfg.as_dict(), physical_memory_mb())
-    show = sys.stderr.isatty() if args.progress is None else args.progress
-    res = train(cfg, _progress_printer(sys.stderr) if show else None)
-    tables = train_tables(res)
+    rid = cfg.run_id()  # a reported run: the id of the same run in a study
+    res = train(cfg, _show_progress(args))
+    tables = train_tables(res, rid)
     if args.out:
         write_run(args.out, tables)
     out = {
-        "run_id": tables["runs"]["run_id"].iloc[0],
+        "run_id": rid,
         "config": cfg.as_dict(),
         "status": res.status,
         "diverged_at": res.diverged_at,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import vocab
 from .claims import DEMO_VANISHES, IRNN_KEEPS
 from .models import RNN
 from .tasks import make_task
@@ -40,8 +41,8 @@ def decay_table(hidden: int = 128, seq_len: int = 101, batch: int = 32, gain: fl
     task = make_task("adding", seq_len)
     data = task.batch(batch, seed)
     rows = []
-    for activation in ("tanh", "relu"):
-        for init in ("identity", "gaussian", "orthogonal"):
+    for activation in vocab.ACTIVATIONS:
+        for init in vocab.INITS:
             model = RNN(task.input_size, hidden, task.output_size, activation)
             params = model.init_params(init, gain=gain, seed=seed)
             res = model.loss_and_grads(params, data.x, data.target)

@@ -2,9 +2,11 @@
 
 The workflow (Snakefile) reads and validates a YAML config and hands the
 ``probe`` and ``train`` sections here as plain dicts; this module turns them
-into one configuration per run, each with its stable run id
-(:func:`gradpath.results.run_id`), and groups runs into batches so that a
-job pays process start-up and Numba cache loading once per batch.
+into one configuration per run, each with its stable run id (computed once,
+by :class:`gradpath.probe.ProbeConfig` and
+:meth:`gradpath.train.TrainConfig.run_id`, and carried by :class:`Run`), and
+groups runs into batches so that a job pays process start-up and Numba
+cache loading once per batch.
 
 Running a batch skips every run whose files already exist, so an interrupted
 grid resumes without redoing or losing finished runs.
@@ -21,18 +23,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .probe import probe
+from .probe import ProbeConfig, probe
 from .provenance import code_id
 from .resources import check_fits, estimate
-from .results import finished_summary, probe_tables, run_id, train_tables, write_run
-from .train import TrainConfig, train
-
-#: "model" labels of the grid and the (cell, activation) they stand for.
-MODELS: dict[str, tuple[str, str]] = {
-    "rnn-tanh": ("rnn", "tanh"),
-    "rnn-relu": ("rnn", "relu"),
-    "lstm": ("lstm", "tanh"),
-}
+from .results import finished_summary, probe_tables, train_tables, write_run
+from .runid import run_id
+from .train import REPORT, SWEEP, TrainConfig, train
+from .vocab import MODELS
 
 
 @dataclass(frozen=True)
@@ -49,25 +46,21 @@ class Run:
 def probe_runs(spec: dict) -> list[Run]:
     """Expand a probe section: models x inits x gains x seeds.
 
-    ``spec`` keys: models, inits, gains, seeds, hidden, seq_len, batch,
-    input_std, bias_std, burn_in, lyapunov_k.
+    ``spec`` keys: models (labels of :data:`gradpath.vocab.MODELS`), inits,
+    gains, seeds, hidden, seq_len, batch, input_std, bias_std, burn_in,
+    lyapunov_k. Each run's config is its :class:`ProbeConfig`'s ``as_dict``.
     """
+    # JSON Schema's integers include 512.0: as ints, as train_runs passes them
+    fixed = {k: int(spec[k]) for k in ("hidden", "seq_len", "batch", "burn_in", "lyapunov_k")}
     runs = []
     for model, init, gain, seed in itertools.product(
             spec["models"], spec["inits"], spec["gains"], spec["seeds"]):
-        cell, activation = MODELS[model]
-        cfg = dict(cell=cell, activation=activation, init=init, gain=float(gain),
-                   hidden=int(spec["hidden"]), seq_len=int(spec["seq_len"]),
-                   batch=int(spec["batch"]), input_std=float(spec["input_std"]),
-                   bias_std=float(spec["bias_std"]), seeds=[int(seed)],
-                   burn_in=int(spec["burn_in"]), lyapunov_k=int(spec["lyapunov_k"]))
-        runs.append(Run("probe", run_id("probe", cfg), cfg, "probe"))
+        m = MODELS[model]
+        c = ProbeConfig(cell=m.cell, activation=m.activation, init=init, gain=gain,
+                        input_std=spec["input_std"], bias_std=spec["bias_std"],
+                        seeds=(int(seed),), **fixed)
+        runs.append(Run("probe", c.run_id, c.as_dict(), "probe"))
     return runs
-
-
-#: Stages of a training run: a learning-rate sweep run (on a selection seed)
-#: or a reported run (on a reported seed, at the selected rate).
-SWEEP, REPORT = "sweep", "report"
 
 
 def train_blocks(section) -> list[dict]:
@@ -117,10 +110,10 @@ def train_runs(section) -> list[Run]:
         for task, model, init, clip, seq_len in itertools.product(
                 block["tasks"], block["models"], block["inits"], block["clips"],
                 block["seq_lens"]):
-            cell, activation = MODELS[model]
+            m = MODELS[model]
             thr = thresholds[clip] if isinstance(thresholds, dict) else thresholds
             steps = steps_for[int(seq_len)]
-            fixed = dict(task=task, seq_len=int(seq_len), cell=cell, activation=activation,
+            fixed = dict(task=task, seq_len=int(seq_len), cell=m.cell, activation=m.activation,
                          init=init, gain=float(block["gain"]), clip=clip,
                          clip_threshold=float(thr if clip != "none" else 1.0),
                          optimizer=block["optimizer"], hidden=int(block["hidden"]),
@@ -131,7 +124,7 @@ def train_runs(section) -> list[Run]:
                 for seed in block["seeds"]:
                     c = TrainConfig(**fixed, lr=lrs[0], steps=steps, seed=int(seed))
                     cfg = {**c.as_dict(), "stage": REPORT, "selection": ""}
-                    runs.append(Run("train", run_id("train", cfg), cfg, source))
+                    runs.append(Run("train", c.run_id(REPORT), cfg, source))
                 continue
             sweep_steps = max(1, round(steps * float(block["sweep_fraction"])))
             check = TrainConfig(**fixed, lr=lrs[0], steps=steps, seed=0)  # validates fixed
@@ -141,8 +134,9 @@ def train_runs(section) -> list[Run]:
                 for seed in block["selection_seeds"]:
                     c = TrainConfig(**fixed, lr=lr, steps=sweep_steps, seed=int(seed))
                     cfg = {**c.as_dict(), "stage": SWEEP, "selection": key}
-                    runs.append(Run("train", run_id("train", cfg), cfg, source))
+                    runs.append(Run("train", c.run_id(SWEEP, key), cfg, source))
             for seed in block["seeds"]:
+                # no TrainConfig yet (its rate awaits the sweep): the id covers the candidates
                 cfg = {**check.as_dict(), "lr": None, "seed": int(seed), "stage": REPORT,
                        "selection": key, "lr_candidates": lrs}
                 runs.append(Run("train", run_id("train", cfg), cfg, source))
@@ -311,10 +305,8 @@ def execute(run: Run, out_dir: str | Path, rates: dict[str, float] | None = None
             log.warning("%s: recomputing it", why)
     c = dict(run.config)
     t0 = time.perf_counter()
-    if run.kind == "probe":
-        res = probe(c["cell"], c["activation"], c["init"], c["gain"], c["hidden"], c["seq_len"],
-                    c["batch"], c["input_std"], c["bias_std"], c["seeds"], c["burn_in"],
-                    c["lyapunov_k"])
+    if run.kind == "probe":  # the id is the run's, carried from the grid's expansion
+        res = probe(ProbeConfig(**c))
         tables = probe_tables(res, time.perf_counter() - t0, run.run_id)
     else:
         stage, selection = c.pop("stage"), c.pop("selection")

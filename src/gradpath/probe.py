@@ -17,23 +17,158 @@ overflows.
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from . import vocab
 from .checks import choice, integer, number
-from .kernels.adjoint import lstm_adjoint_lognorms, rnn_adjoint_lognorms
+from .kernels.adjoint import gru_adjoint_lognorms, lstm_adjoint_lognorms, rnn_adjoint_lognorms
+from .kernels.gru import gru_states
 from .kernels.lstm import lstm_states
 from .kernels.rnn import rnn_states
-from .models import ACTIVATIONS, INITS, LSTM, RNN
+from .models import ACTIVATIONS, CELL_TYPES, make_model
 from .rng import stream
+from .runid import run_id
 from .theory import theory_slope
 
-CELLS: tuple[str, ...] = ("rnn", "lstm")
+#: The probed cells: the vocabulary's (re-exported for compatibility).
+CELLS: tuple[str, ...] = vocab.CELLS
 #: Horizon threshold: the lag at which ||delta|| first falls below this
 #: fraction of its value at the scored step (docs/theory.md, section 6).
 HORIZON_FRACTION = 1e-6
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """Everything that defines a probe run (its run id hashes these fields).
+
+    The fields are also :func:`probe`'s keyword arguments.
+
+    Attributes
+    ----------
+    cell : str
+        One of :data:`gradpath.vocab.CELLS`.
+    activation : str
+        One of :data:`gradpath.vocab.ACTIVATIONS`; a gated cell's
+        nonlinearities are fixed, so its config always records "tanh" (two
+        LSTM configs never differ by it).
+    init : str
+        One of :data:`gradpath.vocab.INITS`.
+    gain : float
+    hidden : int
+    seq_len : int
+        Number of lags T measured (at least 3: the fit needs 3 points).
+    batch : int
+        Input sequences per seed.
+    input_std, bias_std : float
+        Per-unit std of the input contribution and of the bias.
+    seeds : tuple of int
+        Each seed draws its own network, inputs and probe vectors; the curve
+        averages ||delta||^2 over batch and seeds. A single int is one seed.
+    burn_in : int
+        Steps run before the measured window.
+    lyapunov_k : int
+        Number of Lyapunov exponents requested (at most ``hidden`` are
+        computed; the config records the request).
+    transient : int or None
+        Lags skipped by the fit (None: :func:`default_transient`). Part of the
+        id only when set, so the ids of runs from before it existed hold.
+    """
+
+    cell: str = "rnn"
+    activation: str = "tanh"
+    init: str = "gaussian"
+    gain: float = 1.0
+    hidden: int = 128
+    seq_len: int = 200
+    batch: int = 8
+    input_std: float = 1.0
+    bias_std: float = 0.0
+    seeds: tuple[int, ...] = (0,)
+    burn_in: int = 100
+    lyapunov_k: int = 4
+    transient: int | None = None
+
+    def __post_init__(self) -> None:
+        seeds = self.seeds
+        if isinstance(seeds, int | np.integer) and not isinstance(seeds, bool):
+            seeds = (seeds,)
+        elif isinstance(seeds, Iterable) and not isinstance(seeds, str):
+            seeds = tuple(seeds)
+        else:
+            raise ValueError(f"seeds: expected a seed or a sequence of seeds, got {seeds!r}")
+        object.__setattr__(self, "seeds", seeds)
+        validate_probe_config(self)
+        set_ = functools.partial(object.__setattr__, self)
+        for name in ("gain", "input_std", "bias_std"):
+            set_(name, float(getattr(self, name)))  # gain=1 and gain=1.0: one configuration
+        for name in ("hidden", "seq_len", "batch", "burn_in", "lyapunov_k"):
+            set_(name, int(getattr(self, name)))  # numpy integers hash and print as ints
+        set_("seeds", tuple(int(s) for s in self.seeds))
+        if self.transient is not None:
+            set_("transient", int(self.transient))
+        if self.cell not in vocab.CELLS_WITH_ACTIVATION:
+            set_("activation", "tanh")
+
+    def as_dict(self) -> dict:
+        """The fields as :attr:`ProbeResult.config` and the tables record them:
+        ``seeds`` a list, ``transient`` only when set."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["seeds"] = list(self.seeds)
+        if d["transient"] is None:
+            del d["transient"]
+        return d
+
+    @functools.cached_property
+    def run_id(self) -> str:
+        """The run's id (:func:`gradpath.runid.run_id` of :meth:`as_dict`),
+        computed once and carried by the result and the grid's run."""
+        return run_id("probe", self.as_dict())
+
+
+def validate_probe_config(c: ProbeConfig) -> None:
+    """Raise ValueError naming the first bad field of a :class:`ProbeConfig`."""
+    for name, allowed in (("cell", vocab.CELLS), ("activation", vocab.ACTIVATIONS),
+                          ("init", vocab.INITS)):
+        choice(getattr(c, name), name, allowed)
+    for name in ("gain", "input_std", "bias_std"):
+        number(getattr(c, name), name)
+    for name in ("hidden", "batch", "lyapunov_k"):
+        integer(getattr(c, name), name)
+    integer(c.seq_len, "seq_len", minimum=3)  # a fit needs at least 3 lags
+    integer(c.burn_in, "burn_in", minimum=0)
+    if c.transient is not None:
+        integer(c.transient, "transient", minimum=0)
+    if not c.seeds:
+        raise ValueError("seeds: expected at least one seed")
+    for s in c.seeds:
+        integer(s, "seeds", minimum=0)
+
+
+@dataclass(frozen=True)
+class ProbeProgress:
+    """Where a probe is, as passed to :func:`probe`'s ``progress`` callback.
+
+    A step is one time step of the Lyapunov (QR) pass, the probe's slow part;
+    the states and the adjoint of each seed are computed before its steps.
+
+    Attributes
+    ----------
+    step, steps : int
+        Steps done, and in all: ``len(seeds) * (burn_in + seq_len)``.
+    elapsed_s, eta_s : float
+        Seconds since the probe started, and the estimated seconds left.
+    """
+
+    step: int
+    steps: int
+    elapsed_s: float
+    eta_s: float
 
 
 @dataclass
@@ -46,7 +181,8 @@ class ProbeResult:
         log10 of the root-mean-square ||dL_T/dh_t|| over batch and seeds, by
         lag T-1-t (lag 0 is the scored step, where the norm is 1).
     log10_cell_grad_norm : ndarray or None
-        The same for ||dL_T/dc_t|| (LSTM).
+        The same for ||dL_T/dc_t||; None for a cell without a cell state
+        (all but the LSTM).
     decay_rate : float
         Least-squares slope of ln||delta|| against lag, per step.
     cell_decay_rate : float or None
@@ -58,6 +194,10 @@ class ProbeResult:
         Top-k Lyapunov exponents (per step, natural log), descending.
     fit_start : int
         First lag used by the fit (the skipped transient).
+    config : dict
+        :meth:`ProbeConfig.as_dict` of the probe's configuration.
+    probe_config : ProbeConfig
+        The configuration itself (its :attr:`~ProbeConfig.run_id` is the run's).
     """
 
     log10_grad_norm: np.ndarray
@@ -69,6 +209,14 @@ class ProbeResult:
     lyapunov: np.ndarray
     fit_start: int
     config: dict = field(default_factory=dict)
+    probe_config: ProbeConfig | None = field(default=None, repr=False)
+
+    @property
+    def run_id(self) -> str:
+        """The run's id (:attr:`ProbeConfig.run_id`, computed once)."""
+        if self.probe_config is None:
+            raise ValueError("run_id: this ProbeResult carries no ProbeConfig")
+        return self.probe_config.run_id
 
 
 def default_transient(T: int) -> int:
@@ -114,111 +262,108 @@ def _rms_log(lognorms: np.ndarray) -> np.ndarray:
 def probe_network(cell: str, activation: str, init: str, gain: float, hidden: int,
                   input_std: float, bias_std: float, seed: int, dtype=np.float64):
     """The probed model and its parameters (see the module docstring)."""
-    choice(cell, "cell", CELLS)
-    G = 4 if cell == "lstm" else 1
-    model = LSTM(G * hidden, hidden, 1) if cell == "lstm" else \
-        RNN(hidden, hidden, 1, activation)
+    G = CELL_TYPES[choice(cell, "cell", CELL_TYPES)].gates  # gate blocks: inputs per unit
+    model = make_model(cell, G * hidden, hidden, 1, activation)
     params = model.init_params(init, gain=gain, seed=seed, dtype=np.float64)
     params["W_ih"] = input_std * np.eye(G * hidden)
     params["b"] = params["b"] + bias_std * stream(seed, "weights", 1).standard_normal(G * hidden)
     return model, {k: np.ascontiguousarray(v, dtype=dtype) for k, v in params.items()}
 
 
-def probe(cell: str = "rnn", activation: str = "tanh", init: str = "gaussian",
-          gain: float = 1.0, hidden: int = 128, seq_len: int = 200, batch: int = 8,
-          input_std: float = 1.0, bias_std: float = 0.0, seeds=(0,), burn_in: int = 100,
-          lyapunov_k: int = 4, transient: int | None = None) -> ProbeResult:
+def probe(config: ProbeConfig | None = None, *,
+          progress: Callable[[ProbeProgress], None] | None = None, **kwargs) -> ProbeResult:
     """Measure the gradient-decay curve of a network at initialisation.
+
+    Called with a :class:`ProbeConfig`, or with its fields as keywords
+    (``probe(cell="lstm", init="orthogonal", hidden=64)``), not both.
 
     Parameters
     ----------
-    cell : {"rnn", "lstm"}
-    activation : {"tanh", "relu"}
-        RNN only (the LSTM's nonlinearities are fixed).
-    init : {"identity", "gaussian", "orthogonal"}
-    gain : float
-    hidden : int
-    seq_len : int
-        Number of lags T measured.
-    batch : int
-        Input sequences per seed.
-    input_std, bias_std : float
-        Per-unit std of the input contribution and of the bias.
-    seeds : sequence of int
-        Each seed draws its own network, inputs and probe vectors; the curve
-        averages ||delta||^2 over batch and seeds.
-    burn_in : int
-        Steps run before the measured window.
-    lyapunov_k : int
-        Number of Lyapunov exponents (QR method on the first sequence of
-        each seed, averaged over seeds).
-    transient : int, optional
-        Lags skipped by the fit (default :func:`default_transient`).
+    config : ProbeConfig, optional
+        What to probe; see :class:`ProbeConfig` for every field.
+    progress : callable, optional
+        Called with a :class:`ProbeProgress` after every step of the
+        Lyapunov pass (the caller decides how often to show it); it cannot
+        change the result.
+    **kwargs
+        :class:`ProbeConfig`'s fields, when ``config`` is not given.
 
     Returns
     -------
     ProbeResult
     """
-    choice(activation, "activation", sorted(ACTIVATIONS))
-    choice(init, "init", INITS)
-    integer(hidden, "hidden")
-    integer(batch, "batch")
-    integer(seq_len, "seq_len", minimum=3)  # a fit needs at least 3 lags
-    for name, v in (("gain", gain), ("input_std", input_std), ("bias_std", bias_std)):
-        number(v, name)
-    integer(burn_in, "burn_in", minimum=0)
-    seeds = [int(s) for s in np.atleast_1d(seeds)]
-    if not seeds:
-        raise ValueError("seeds: expected at least one seed")
-    requested_k = int(lyapunov_k)
-    lyapunov_k = int(min(max(lyapunov_k, 1), hidden))
-    total = seq_len + burn_in
+    if config is None:
+        config = ProbeConfig(**kwargs)
+    elif not isinstance(config, ProbeConfig) or kwargs:
+        raise TypeError("probe: pass a ProbeConfig or its fields as keywords "
+                        f"(probe(cell=..., init=...)), got {config!r}"
+                        + (f" and {sorted(kwargs)}" if kwargs else ""))
+    c = config
+    lyapunov_k = min(c.lyapunov_k, c.hidden)
+    total = c.seq_len + c.burn_in
+    t0, done = time.perf_counter(), [0]
+    steps = len(c.seeds) * total
+
+    def on_step() -> None:
+        done[0] += 1
+        elapsed = time.perf_counter() - t0
+        progress(ProbeProgress(done[0], steps, elapsed, elapsed / done[0] * (steps - done[0])))
+
+    tick = None if progress is None else on_step
     logs_h, logs_c, lyap = [], [], []
-    for seed in seeds:
-        model, p = probe_network(cell, activation, init, gain, hidden, input_std, bias_std, seed)
+    for seed in c.seeds:
+        model, p = probe_network(c.cell, c.activation, c.init, c.gain, c.hidden, c.input_std,
+                                 c.bias_std, seed)
         D = p["W_ih"].shape[1]
-        x = stream(seed, "data").standard_normal((total, batch, D))
-        h0 = np.zeros((batch, hidden))
-        lengths = np.full(batch, total, np.int64)
-        delta = stream(seed, "probe").standard_normal((batch, hidden))
+        x = stream(seed, "data").standard_normal((total, c.batch, D))
+        h0 = np.zeros((c.batch, c.hidden))
+        lengths = np.full(c.batch, total, np.int64)
+        delta = stream(seed, "probe").standard_normal((c.batch, c.hidden))
         delta /= np.linalg.norm(delta, axis=1, keepdims=True)
         q0 = stream(seed, "lyapunov")
-        if cell == "rnn":
-            act = ACTIVATIONS[activation]
+        if c.cell == "rnn":
+            act = ACTIVATIONS[c.activation]
             hs = rnn_states(x, p["W_ih"], p["W_hh"], p["b"], h0, lengths, act)
-            logs_h.append(rnn_adjoint_lognorms(hs, p["W_hh"], act, delta)[burn_in:][::-1])
-            lyap.append(lyapunov_rnn(hs[:, 0], p["W_hh"], activation, lyapunov_k,
-                                     q0, burn_in))
-        else:
+            logs_h.append(rnn_adjoint_lognorms(hs, p["W_hh"], act, delta)[c.burn_in:][::-1])
+            lyap.append(lyapunov_rnn(hs[:, 0], p["W_hh"], c.activation, lyapunov_k,
+                                     q0, c.burn_in, on_step=tick))
+        elif c.cell == "lstm":
             hs, cs, gates, tcs = lstm_states(x, p["W_ih"], p["W_hh"], p["b"], h0, h0, lengths)
             lh, lc = lstm_adjoint_lognorms(hs, cs, gates, tcs, p["W_hh"], delta,
                                            np.zeros_like(delta))
-            logs_h.append(lh[burn_in:][::-1])
-            logs_c.append(lc[burn_in:][::-1])
+            logs_h.append(lh[c.burn_in:][::-1])
+            logs_c.append(lc[c.burn_in:][::-1])
             lyap.append(lyapunov_lstm(cs[:, 0], gates[:, 0], tcs[:, 0], p["W_hh"],
-                                      lyapunov_k, q0, burn_in))
+                                      lyapunov_k, q0, c.burn_in, on_step=tick))
+        elif c.cell == "gru":
+            hs, gates, hgates = gru_states(x, p["W_ih"], p["W_hh"], p["b"], p["b_hn"], h0,
+                                           lengths)
+            logs_h.append(gru_adjoint_lognorms(hs, gates, hgates, p["W_hh"],
+                                               delta)[c.burn_in:][::-1])
+            lyap.append(lyapunov_gru(hs[:, 0], gates[:, 0], hgates[:, 0], p["W_hh"],
+                                     lyapunov_k, q0, c.burn_in, on_step=tick))
+        else:  # each cell has its own adjoint and Jacobian: never another cell's
+            raise NotImplementedError(f"cell {c.cell!r}: no probe yet")
     ln_h = _rms_log(np.concatenate(logs_h, axis=1))
-    skip = default_transient(seq_len) if transient is None else int(transient)
+    skip = default_transient(c.seq_len) if c.transient is None else c.transient
     rate = fit_decay_rate(ln_h, skip)
     ln_c, cell_rate = None, None
     if logs_c:
         ln_c = _rms_log(np.concatenate(logs_c, axis=1))
         cell_rate = fit_decay_rate(ln_c, skip)
     log10_h = ln_h / math.log(10.0)
-    config = dict(cell=cell, activation=activation if cell == "rnn" else "tanh", init=init,
-                  gain=float(gain), hidden=int(hidden), seq_len=int(seq_len), batch=int(batch),
-                  input_std=float(input_std), bias_std=float(bias_std), seeds=seeds,
-                  burn_in=int(burn_in), lyapunov_k=requested_k)
     return ProbeResult(
         log10_grad_norm=log10_h,
         log10_cell_grad_norm=None if ln_c is None else ln_c / math.log(10.0),
         decay_rate=rate,
         cell_decay_rate=cell_rate,
-        theory_slope=theory_slope(cell, activation, init, gain, input_std, bias_std),
+        theory_slope=theory_slope(c.cell, c.activation, c.init, c.gain, c.input_std,
+                                  c.bias_std),
         horizon=horizon(log10_h),
         lyapunov=np.mean(lyap, axis=0),
         fit_start=skip,
-        config=config,
+        config=c.as_dict(),
+        probe_config=c,
     )
 
 
@@ -230,12 +375,14 @@ def _qr_step(M: np.ndarray):
 
 
 def lyapunov_rnn(hs: np.ndarray, W_hh: np.ndarray, activation: str, k: int,
-                 rng: np.random.Generator, transient: int = 0) -> np.ndarray:
+                 rng: np.random.Generator, transient: int = 0,
+                 on_step: Callable[[], None] | None = None) -> np.ndarray:
     """Top-k Lyapunov exponents of an RNN trajectory by the QR method.
 
     ``hs`` is (T+1, H) with hs[t+1] = h_t; J_t = diag(phi'(a_t)) W_hh;
     Q_t R_t = J_t Q_{t-1}; lambda_i = mean of ln|R_t[i, i]| after
-    ``transient`` steps (Engelken, Wolf & Abbott 2020).
+    ``transient`` steps (Engelken, Wolf & Abbott 2020). ``on_step`` is
+    called after every step (the probe's progress).
     """
     H = W_hh.shape[0]
     q, _ = np.linalg.qr(rng.standard_normal((H, k)))
@@ -248,15 +395,18 @@ def lyapunov_rnn(hs: np.ndarray, W_hh: np.ndarray, activation: str, k: int,
         if t > transient:
             acc += lr
             n += 1
+        if on_step is not None:
+            on_step()
     return np.sort(acc / max(n, 1))[::-1]
 
 
 def lyapunov_lstm(cs: np.ndarray, gates: np.ndarray, tcs: np.ndarray, W_hh: np.ndarray,
-                  k: int, rng: np.random.Generator, transient: int = 0) -> np.ndarray:
+                  k: int, rng: np.random.Generator, transient: int = 0,
+                  on_step: Callable[[], None] | None = None) -> np.ndarray:
     """Top-k Lyapunov exponents of an LSTM trajectory (state (h, c), 2H-dim).
 
     ``cs`` (T+1, H), ``gates`` (T, 4H) activations and ``tcs`` (T, H) of one
-    sequence from :func:`lstm_states`.
+    sequence from :func:`lstm_states`; ``on_step`` as for :func:`lyapunov_rnn`.
     """
     H = W_hh.shape[1]
     Wi, Wf, Wg, Wo = (W_hh[j * H:(j + 1) * H] for j in range(4))
@@ -274,4 +424,36 @@ def lyapunov_lstm(cs: np.ndarray, gates: np.ndarray, tcs: np.ndarray, W_hh: np.n
         if t >= transient:
             acc += lr
             n += 1
+        if on_step is not None:
+            on_step()
     return np.sort(acc / max(n, 1))[::-1]
+
+
+def lyapunov_gru(hs: np.ndarray, gates: np.ndarray, hgates: np.ndarray, W_hh: np.ndarray,
+                 k: int, rng: np.random.Generator, transient: int = 0,
+                 on_step: Callable[[], None] | None = None) -> np.ndarray:
+    """Top-k Lyapunov exponents of a GRU trajectory.
+
+    ``hs`` (T+1, H), ``gates`` (T, 3H) activations (r, z, n) and ``hgates``
+    (T, 3H; n block W_hn h_{t-1} + b_hn) of one sequence from
+    :func:`gradpath.kernels.gru.gru_states`. The step Jacobian is
+    diag(z) + diag((1 - z)(1 - n^2)) [diag(r) W_hn + diag(hn r (1 - r)) W_hr]
+    + diag((h_{t-1} - n) z (1 - z)) W_hz; ``on_step`` as for :func:`lyapunov_rnn`.
+    """
+    H = W_hh.shape[1]
+    Wr, Wz, Wn = (W_hh[j * H:(j + 1) * H] for j in range(3))
+    q, _ = np.linalg.qr(rng.standard_normal((H, k)))
+    acc = np.zeros(k)
+    n_acc = 0
+    for t in range(gates.shape[0]):
+        r, z, n = (gates[t, j * H:(j + 1) * H] for j in range(3))
+        hn, hp = hgates[t, 2 * H:], hs[t]
+        dn = ((1 - z) * (1 - n * n))[:, None] * (r[:, None] * (Wn @ q)
+                                                 + (hn * r * (1 - r))[:, None] * (Wr @ q))
+        q, lr = _qr_step(z[:, None] * q + dn + ((hp - n) * z * (1 - z))[:, None] * (Wz @ q))
+        if t >= transient:
+            acc += lr
+            n_acc += 1
+        if on_step is not None:
+            on_step()
+    return np.sort(acc / max(n_acc, 1))[::-1]

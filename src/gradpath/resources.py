@@ -38,8 +38,8 @@ from dataclasses import dataclass
 BASE_MB: float = 400.0
 #: Peak memory per ``seq_len x batch x hidden x itemsize``, by (kind, cell).
 MEMORY_UNITS: dict[tuple[str, str], float] = {
-    ("train", "rnn"): 1.1, ("train", "lstm"): 6.9,
-    ("probe", "rnn"): 1.9, ("probe", "lstm"): 10.9,
+    ("train", "rnn"): 1.1, ("train", "lstm"): 6.9, ("train", "gru"): 6.9,
+    ("probe", "rnn"): 1.9, ("probe", "lstm"): 10.9, ("probe", "gru"): 9.5,
 }
 #: Head-room on the measured coefficients (allocator slack, temporaries).
 MEMORY_MARGIN: float = 1.25
@@ -52,11 +52,12 @@ ELEMENT_FLOPS: float = 50.0
 #: Fixed cost of a run (set-up, tables, writing Parquet), seconds.
 RUN_OVERHEAD_S: float = 0.2
 #: Measured time over the flop count's, where the count misses the work: the
-#: LSTM probe's Lyapunov QR steps run per time step on a 2N-dimensional state
-#: (the default study's 15 LSTM probes at N = 512 took 4.3x the count's time).
-TIME_FACTOR: dict[tuple[str, str], float] = {("probe", "lstm"): 4.5}
+#: gated probes' Lyapunov QR steps run per time step, on a 2N-dimensional state
+#: for the LSTM (the default study's 15 LSTM probes at N = 512 took 4.3x the
+#: count's time); a GRU probe at N = 512 took 0.83x an LSTM probe's factor.
+TIME_FACTOR: dict[tuple[str, str], float] = {("probe", "lstm"): 4.5, ("probe", "gru"): 3.8}
 
-_GATES = {"rnn": 1, "lstm": 4}
+_GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 _INPUTS = {"adding": 2, "copy": 10, "sine": 1}
 
 
@@ -97,6 +98,9 @@ def estimate(kind: str, config: dict) -> Estimate:
     if kind not in ("probe", "train"):
         raise ValueError(f"kind: expected 'probe' or 'train', got {kind!r}")
     cell = config["cell"]
+    if (kind, cell) not in MEMORY_UNITS:  # a cell of the vocabulary not measured yet
+        raise ValueError(f"cell: no memory estimate for a {cell} {kind} run yet "
+                         "(gradpath.resources.MEMORY_UNITS)")
     T, B, H, item, D = _shape(kind, config)
     G = _GATES[cell]
     mem = BASE_MB + MEMORY_MARGIN * MEMORY_UNITS[kind, cell] * T * B * H * item / 2**20

@@ -3,8 +3,8 @@
 Three long tables, one row per observation:
 
 ``runs`` (one row per run)
-    run_id, kind ("probe" | "train"), model ("rnn-tanh" | "rnn-relu" |
-    "lstm"), every configuration field (task, cell, activation, init, gain,
+    run_id, kind ("probe" | "train"), model (a label of
+    :data:`gradpath.vocab.MODELS`), every configuration field (task, cell, activation, init, gain,
     clip, clip_threshold, optimizer, lr, momentum, hidden, batch, seq_len,
     steps, eval_every, eval_batches, seed, input_std, bias_std, burn_in,
     lyapunov_k, ragged; NaN / -1 / "none" where a field does not apply to
@@ -25,7 +25,8 @@ Three long tables, one row per observation:
     machine_os.
 ``curves`` (one row per run, phase and lag)
     run_id, phase ("init" | "checkpoint" | "final"), step, lag,
-    log10_grad_norm, log10_cell_grad_norm (NaN for the RNN).
+    log10_grad_norm, log10_cell_grad_norm (NaN for a cell without a cell state:
+    all but the LSTM).
 ``training`` (one row per run and update)
     run_id, step, loss (the objective), metric (task units),
     grad_norm_before, grad_norm_after, clipped, eval_metric (NaN between
@@ -35,15 +36,17 @@ Only ``wall_time_s`` depends on anything but the configuration, the code
 and the machine: same configuration, seed and code, identical tables
 otherwise (the machine columns aside, on another machine).
 
-A run id is a stable hash of the kind and the configuration, so a rerun
-overwrites its files and never duplicates a run. Each run is written as
+A run id is a stable hash of the kind and the configuration
+(:func:`gradpath.runid.run_id`), computed once by whoever defines the run
+(:attr:`gradpath.probe.ProbeConfig.run_id`,
+:meth:`gradpath.train.TrainConfig.run_id`, the grid) and carried here, so a
+rerun overwrites its files and never duplicates a run. Each run is written as
 ``<run_id>.{runs,curves,training}.parquet`` plus ``<run_id>.json``, the
 summary, written last: its presence marks a finished run.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -54,7 +57,9 @@ import pandas as pd
 
 from .probe import ProbeResult, fit_decay_rate, horizon
 from .provenance import code_id, machine, versions
+from .runid import run_id  # noqa: F401 - re-exported: the tables' ids
 from .train import TrainResult
+from .vocab import model_of
 
 TABLES: tuple[str, ...] = ("runs", "curves", "training")
 #: Columns that record wall time: the only ones that differ between reruns.
@@ -80,33 +85,6 @@ TRAINING_COLUMNS: tuple[str, ...] = ("run_id", "step", "loss", "metric", "grad_n
                                      "grad_norm_after", "clipped", "eval_metric")
 
 
-def run_id(kind: str, config: dict) -> str:
-    """Stable 16-hex-digit id of a run: SHA-256 of its kind and canonical config JSON."""
-    canon = json.dumps({"kind": kind, **_canonical(config)}, sort_keys=True,
-                       separators=(",", ":"))
-    return hashlib.sha256(canon.encode()).hexdigest()[:16]
-
-
-def _canonical(config: dict) -> dict:
-    out = {}
-    for k, v in config.items():
-        if isinstance(v, bool | str) or v is None:
-            out[k] = v
-        elif isinstance(v, int | np.integer | float | np.floating):
-            f = float(v)  # 1 and 1.0 hash alike: integral numbers are written as ints
-            out[k] = int(f) if f.is_integer() else f
-        elif isinstance(v, list | tuple):
-            out[k] = [_canonical({"v": x})["v"] for x in v]
-        else:
-            raise ValueError(f"config[{k!r}]: cannot hash a {type(v).__name__}")
-    return out
-
-
-def model_label(cell: str, activation: str) -> str:
-    """"rnn-tanh", "rnn-relu" or "lstm" (the LSTM's nonlinearities are fixed)."""
-    return "lstm" if cell == "lstm" else f"{cell}-{activation}"
-
-
 def _provenance() -> dict:
     """The code id, the versions it covers, and the machine (:mod:`gradpath.provenance`)."""
     return {**{f"version_{k}": v for k, v in versions().items()}, "code_id": code_id(),
@@ -130,12 +108,12 @@ def _curve_frame(rid: str, phase: str, step: int, log10_h, log10_c) -> pd.DataFr
 def probe_tables(res: ProbeResult, wall_time_s: float = 0.0,
                  rid: str | None = None) -> dict[str, pd.DataFrame]:
     """The three tables of one probe run (``training`` is empty); ``rid`` is
-    the run's id (default: the hash of its configuration)."""
+    the run's id (default: the one its config computed, :attr:`ProbeResult.run_id`)."""
     cfg = res.config
-    rid = run_id("probe", cfg) if rid is None else rid
+    rid = res.run_id if rid is None else rid
     row = dict.fromkeys(RUN_COLUMNS)
     row.update(
-        run_id=rid, kind="probe", model=model_label(cfg["cell"], cfg["activation"]),
+        run_id=rid, kind="probe", model=model_of(cfg["cell"], cfg["activation"]).label,
         task="probe", cell=cfg["cell"], activation=cfg["activation"],
         init=cfg["init"], gain=cfg["gain"], clip="none", clip_threshold=math.nan,
         optimizer="none", lr=math.nan, momentum=math.nan, hidden=cfg["hidden"],
@@ -158,15 +136,16 @@ def train_tables(res: TrainResult, rid: str | None = None, stage: str = "report"
                  selection: str = "") -> dict[str, pd.DataFrame]:
     """The three tables of one training run.
 
-    ``rid`` is the run's id (default: the hash of its configuration);
-    ``stage`` ("report" or "sweep") and ``selection`` (the key of the
-    learning-rate sweep it belongs to) are recorded in the runs row.
+    ``rid`` is the run's id (default: :meth:`TrainConfig.run_id` of its
+    config, stage and selection); ``stage`` ("report" or "sweep") and
+    ``selection`` (the key of the learning-rate sweep it belongs to) are
+    recorded in the runs row.
     """
     c = res.config.as_dict()
-    rid = run_id("train", c) if rid is None else rid
+    rid = res.config.run_id(stage, selection) if rid is None else rid
     row = dict.fromkeys(RUN_COLUMNS)
     row.update(c)
-    row["model"] = model_label(c["cell"], c["activation"])
+    row["model"] = model_of(c["cell"], c["activation"]).label
     horizon_lag = horizon(np.asarray(res.curves[0]["log10_grad_norm"]))
     row.update(
         run_id=rid, kind="train", input_std=math.nan, bias_std=math.nan, burn_in=-1,

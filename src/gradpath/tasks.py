@@ -17,10 +17,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import vocab
 from .checks import integer
 from .rng import stream
 
-TASKS: tuple[str, ...] = ("adding", "copy", "sine")
+#: The tasks: the vocabulary's (re-exported for compatibility).
+TASKS: tuple[str, ...] = vocab.TASKS
 
 
 @dataclass
@@ -235,7 +237,7 @@ _REGISTRY = {cls.name: cls for cls in (Adding, Copy, Sine)}
 
 
 def make_task(name: str, seq_len: int, ragged: bool = False) -> Task:
-    """Build a task by name: ``"adding"``, ``"copy"`` or ``"sine"``."""
+    """Build a task by name, one of :data:`gradpath.vocab.TASKS`."""
     if name not in _REGISTRY:
-        raise ValueError(f"task: unknown value {name!r}; expected one of {sorted(_REGISTRY)}")
+        raise ValueError(f"task: unknown value {name!r}; expected one of {list(TASKS)}")
     return _REGISTRY[name](seq_len, ragged)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import vocab
 from .checks import choice, number
 
 #: Gauss-Hermite nodes for expectations over z ~ N(0, 1).
@@ -192,6 +193,6 @@ def critical_gain(activation: str, input_std: float = 0.0, bias_std: float = 0.0
 
 
 def _check(activation, gain, input_std, bias_std) -> None:
-    choice(activation, "activation", ("relu", "tanh"))
+    choice(activation, "activation", vocab.ACTIVATIONS)
     for name, v in (("gain", gain), ("input_std", input_std), ("bias_std", bias_std)):
         number(v, name)

@@ -19,17 +19,22 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from . import vocab
 from .checks import choice, integer, number
 from .clipping import clip_by_norm, clip_by_value, global_norm
 from .kernels.optim import adam_update, rmsprop_update, sgd_update
-from .models import ACTIVATIONS, INITS, LSTM, RNN
-from .probe import CELLS, fit_decay_rate, lyapunov_lstm, lyapunov_rnn
+from .models import make_model
+from .probe import fit_decay_rate, lyapunov_gru, lyapunov_lstm, lyapunov_rnn
 from .rng import stream
-from .tasks import TASKS, Task, make_task
+from .runid import run_id
+from .tasks import Task, make_task
 
-OPTIMIZERS: tuple[str, ...] = ("sgd", "rmsprop", "adam")
-CLIPS: tuple[str, ...] = ("none", "norm", "value")
-DTYPES: tuple[str, ...] = ("float64", "float32")
+# The vocabulary's names, re-exported for compatibility.
+OPTIMIZERS: tuple[str, ...] = vocab.OPTIMIZERS
+CLIPS: tuple[str, ...] = vocab.CLIPS
+DTYPES: tuple[str, ...] = vocab.DTYPES
+#: Stages of a training run: a run of a learning-rate sweep, or a reported run.
+SWEEP, REPORT = "sweep", "report"
 
 
 @dataclass(frozen=True)
@@ -38,18 +43,25 @@ class TrainConfig:
 
     Attributes
     ----------
-    task : {"adding", "copy", "sine"}
+    task : str
+        One of :data:`gradpath.vocab.TASKS`.
     seq_len : int
-    cell : {"rnn", "lstm"}
-    activation : {"tanh", "relu"}
-        RNN only; the LSTM's nonlinearities are fixed, so an LSTM config
-        always records "tanh" (two LSTM configs never differ by it).
-    init : {"identity", "gaussian", "orthogonal"}
+    cell : str
+        One of :data:`gradpath.vocab.CELLS`.
+    activation : str
+        One of :data:`gradpath.vocab.ACTIVATIONS`, for the cells of
+        :data:`gradpath.vocab.CELLS_WITH_ACTIVATION`; a gated cell's
+        nonlinearities are fixed, so its config always records "tanh" (two
+        LSTM configs never differ by it).
+    init : str
+        One of :data:`gradpath.vocab.INITS`.
     gain : float
-    clip : {"none", "norm", "value"}
+    clip : str
+        One of :data:`gradpath.vocab.CLIPS`.
     clip_threshold : float
         theta for norm clipping, the bound for value clipping.
-    optimizer : {"sgd", "rmsprop", "adam"}
+    optimizer : str
+        One of :data:`gradpath.vocab.OPTIMIZERS`.
     lr : float
     momentum : float
         SGD momentum (heavy ball).
@@ -60,8 +72,9 @@ class TrainConfig:
         Held-out batches per evaluation.
     ragged : bool
         Variable-length sequences.
-    dtype : {"float64", "float32"}
-        Precision of parameters, data and kernels (the optimiser's state too).
+    dtype : str
+        One of :data:`gradpath.vocab.DTYPES`: precision of parameters, data
+        and kernels (the optimiser's state too).
     """
 
     task: str = "adding"
@@ -89,18 +102,31 @@ class TrainConfig:
         for name in ("gain", "clip_threshold", "lr", "momentum"):
             # gain=1 and gain=1.0 are one configuration: one run id
             object.__setattr__(self, name, float(getattr(self, name)))
-        if self.cell == "lstm":
+        if self.cell not in vocab.CELLS_WITH_ACTIVATION:
             object.__setattr__(self, "activation", "tanh")
 
     def as_dict(self) -> dict:
         """The fields as a plain dict."""
         return asdict(self)
 
+    def run_id(self, stage: str = REPORT, selection: str = "") -> str:
+        """The id of this configuration's run: a reported run (default), or a
+        run of stage ``stage`` of the learning-rate sweep ``selection``.
+
+        Whoever defines the run (the grid, the command line) computes it once
+        and carries it to the tables. The stage and selection are part of it
+        because the runs row records them: the same configuration reported
+        from the command line and from a study's block without a sweep is
+        one run.
+        """
+        return run_id("train", {**self.as_dict(), "stage": stage, "selection": selection})
+
 
 def validate_config(c: TrainConfig) -> None:
     """Raise ValueError naming the first bad field of a :class:`TrainConfig`."""
-    choices = {"task": TASKS, "cell": CELLS, "activation": tuple(ACTIVATIONS), "init": INITS,
-               "clip": CLIPS, "optimizer": OPTIMIZERS, "dtype": DTYPES}
+    choices = {"task": vocab.TASKS, "cell": vocab.CELLS, "activation": vocab.ACTIVATIONS,
+               "init": vocab.INITS, "clip": vocab.CLIPS, "optimizer": vocab.OPTIMIZERS,
+               "dtype": vocab.DTYPES}
     for name, allowed in choices.items():
         choice(getattr(c, name), name, allowed)
     for name in ("hidden", "batch", "steps", "eval_every", "eval_batches"):
@@ -256,9 +282,7 @@ class TrainResult:
 
 def build_model(c: TrainConfig, task: Task):
     """The model a config trains."""
-    if c.cell == "lstm":
-        return LSTM(task.input_size, c.hidden, task.output_size)
-    return RNN(task.input_size, c.hidden, task.output_size, c.activation)
+    return make_model(c.cell, task.input_size, c.hidden, task.output_size, c.activation)
 
 
 @dataclass
@@ -401,9 +425,20 @@ def _lyapunov_init(model, params, task: Task, c: TrainConfig) -> float:
         _, cs, gates, tcs = lstm_states(b.x, p["W_ih"], p["W_hh"], p["b"], z, z,
                                          np.full(1, full_len(full), np.int64))
         return float(lyapunov_lstm(cs[:, 0], gates[:, 0], tcs[:, 0], p["W_hh"], 1, rng)[0])
-    fw = model.forward(params, b.x)
-    hs = np.concatenate([np.zeros((1, c.hidden)), fw.h[:, 0].astype(np.float64)])
-    return float(lyapunov_rnn(hs, params["W_hh"], c.activation, 1, rng)[0])
+    if c.cell == "gru":
+        from .kernels.gru import gru_states
+
+        p = model.check_params(params)
+        hs, gates, hgates = gru_states(b.x, p["W_ih"], p["W_hh"], p["b"], p["b_hn"],
+                                       np.zeros((1, c.hidden), c.dtype),
+                                       np.full(1, full_len(full), np.int64))
+        return float(lyapunov_gru(hs[:, 0], gates[:, 0], hgates[:, 0], p["W_hh"], 1, rng)[0])
+    if c.cell == "rnn":
+        fw = model.forward(params, b.x)
+        hs = np.concatenate([np.zeros((1, c.hidden)), fw.h[:, 0].astype(np.float64)])
+        return float(lyapunov_rnn(hs, params["W_hh"], c.activation, 1, rng)[0])
+    # each cell has its own Jacobian: never apply another cell's formula silently
+    raise NotImplementedError(f"cell {c.cell!r}: no Lyapunov exponent at initialisation yet")
 
 
 def full_len(task: Task) -> int:

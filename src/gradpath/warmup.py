@@ -24,5 +24,5 @@ def warmup() -> None:
             model.loss_and_grads(p, x, np.zeros(1, np.int64), loss="xent")
             model.forward(p, x)
             clip_by_norm(res.grads, 1.0)
-            for name in ("sgd", "rmsprop", "adam"):
+            for name in vocab.OPTIMIZERS:
                 make_optimizer(name, p, 1e-3).step(p, res.grads)
