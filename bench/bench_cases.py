@@ -7,7 +7,30 @@ sizes, the case keys and the targets are written down once.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+def _gradpath_vocab():
+    """``gradpath.vocab`` (the one list of cell names), loaded from its file
+    without the package: ``import gradpath`` loads Numba and every kernel (about
+    a second), which the gate's controller, the target check and the peers'
+    PyTorch and JAX workers must not carry."""
+    if "gradpath.vocab" in sys.modules:
+        return sys.modules["gradpath.vocab"]
+    pkg = importlib.util.find_spec("gradpath")
+    if pkg is None or not pkg.submodule_search_locations:
+        raise ImportError("bench/ needs gradpath installed (make setup)")
+    name = "_gradpath_vocab_for_bench"
+    if name not in sys.modules:
+        path = Path(list(pkg.submodule_search_locations)[0]) / "vocab.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        sys.modules[name] = importlib.util.module_from_spec(spec)  # dataclasses look it up
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
 
 #: Benchmark sizes (B, H, D, T) by name. ``small`` is per-step-overhead bound,
 #: ``large`` is GEMM bound.
@@ -16,12 +39,13 @@ SIZES: dict[str, tuple[int, int, int, int]] = {
     "medium": (32, 128, 2, 200),
     "large": (64, 256, 2, 1000),
 }
-CELLS: tuple[str, ...] = ("rnn", "lstm")
+#: Every cell with a kernel (``gradpath.vocab.CELLS``): rnn, lstm, gru.
+CELLS: tuple[str, ...] = tuple(_gradpath_vocab().CELLS)
 DTYPES: tuple[str, ...] = ("float32", "float64")
 
 # -- kernel against its numpy twin (pytest-benchmark suite) ------------------
 #: Minimum speed-up (twin median / kernel median) of the Numba kernel over the
-#: plain-numpy twin, by size name, both cells and dtypes. Absolute: they must
+#: plain-numpy twin, by size name, every cell and dtype. Absolute: they must
 #: hold on any machine, and no noise tolerance scales them.
 MIN_SPEEDUP: dict[str, float] = {"small": 8.0, "medium": 1.0, "large": 1.0}
 
@@ -71,13 +95,19 @@ def parse_sizes(spec: str | None) -> tuple[str, ...]:
 #: range within T = 1000 steps); the others keep them at normal magnitude:
 #: ReLU with identity weights, tanh with identity weights (slower decay, same
 #: activation cost), an LSTM whose forget gates start near 1 (forget bias 4).
+#: The GRU's vanishing case keeps the model's default update bias (1.0);
+#: ``forget_bias`` None: the worker passes none.
 REGIMES: dict[tuple[str, str], dict] = {
     ("rnn", "vanishing"): {"activation": "tanh", "init": "orthogonal", "forget_bias": None},
     ("rnn", "relu-identity"): {"activation": "relu", "init": "identity", "forget_bias": None},
     ("rnn", "tanh-identity"): {"activation": "tanh", "init": "identity", "forget_bias": None},
     ("lstm", "vanishing"): {"activation": None, "init": "orthogonal", "forget_bias": 1.0},
     ("lstm", "forget-bias-4"): {"activation": None, "init": "orthogonal", "forget_bias": 4.0},
+    ("gru", "vanishing"): {"activation": None, "init": "orthogonal", "forget_bias": None},
 }
+_unbenched = [c for c in CELLS if (c, "vanishing") not in REGIMES]
+if _unbenched:  # a new cell in gradpath.vocab: give it its regime here (and a worker build)
+    raise RuntimeError(f"bench_cases.REGIMES has no ('{_unbenched[0]}', 'vanishing') case")
 
 #: A vanishing case may cost at most this many times its steady twin (same
 #: cell, size and dtype), and float32 must beat float64 at these sizes.

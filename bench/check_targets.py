@@ -202,7 +202,7 @@ def markdown_table(rows: list[dict]) -> str:
                           f"**{m['median_s']:.2f} s**; target < {CACHE_LOAD_TARGET_S} s.")
             continue
         lines.append(
-            f"| {m['cell'].upper() if m['cell'] == 'rnn' else 'LSTM'} | {m['B']} | {m['H']} | "
+            f"| {m['cell'].upper()} | {m['B']} | {m['H']} | "
             f"{m['D']} | {m['T']} | {m['dtype']} | {fmt_ms(m['kernel_ms'])} | "
             f"{fmt_ms(m['twin_ms'])} | {fmt_x(m['speedup'])} | ≥ {MIN_SPEEDUP[m['size']]:g} |")
     return "\n".join(lines) + "\n" + cache_line

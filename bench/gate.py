@@ -21,11 +21,13 @@ costs at most 1.3x its steady twin (``bench_cases.SUBNORMAL_CHECKS``), and
 float32 beats float64 at the large size, each as the median of per-round
 ratios.
 
-When the base cannot be built (a shallow clone, no parent, an unknown
-revision), or its timed code (``TIMED_SOURCES``: the kernels, the models and
-the timing worker) is the same as head's, the gate says so and runs the
-head-only checks alone. Exit status
-0 on PASS, 1 on FAIL, 2 on bad usage.
+A case the base cannot run (a cell added by head, such as the GRU against a
+base from before it: the base worker reports the case as an error) is timed
+in head alone and listed as NEW: not compared, never a failure. When the base
+cannot be built (a shallow clone, no parent, an unknown revision), or its
+timed code (``TIMED_SOURCES``: the kernels, the models and the timing worker)
+is the same as head's, the gate says so and runs the head-only checks alone.
+Exit status 0 on PASS, 1 on FAIL, 2 on bad usage.
 """
 
 from __future__ import annotations
@@ -179,12 +181,14 @@ def base_worktree(rev: str, tmp: Path) -> tuple[Path | None, str]:
 # the measurement
 # ---------------------------------------------------------------------------
 class Rounds:
-    """Interleaved timing rounds over head (all cases) and base (gate cases)."""
+    """Interleaved timing rounds over head (all cases) and base (the gate cases
+    it can run: ``base_keys``)."""
 
     def __init__(self, head: Worker, base: Worker | None, gated: list[Case],
-                 head_only: list[Case], seed: int = 0) -> None:
+                 head_only: list[Case], base_keys: set[str], seed: int = 0) -> None:
         self.head, self.base = head, base
         self.gated, self.head_only = gated, head_only
+        self.base_keys = base_keys if base is not None else set()
         self.rng = np.random.default_rng(seed)
         self.calls: dict[str, int] = {}
         self.t: dict[tuple[str, str], list[float]] = {}
@@ -195,12 +199,11 @@ class Rounds:
             self.calls[case.key] = max(1, math.ceil(SAMPLE_S / max(one, 1e-6)))
 
     def run(self, cases: list[Case], rounds: int) -> None:
-        gated = {c.key for c in self.gated}
         for _ in range(rounds):
             for i in self.rng.permutation(len(cases)):
                 case = cases[i]
                 sides = [("head", self.head)]
-                if self.base is not None and case.key in gated:
+                if case.key in self.base_keys:
                     sides.append(("base", self.base))
                     if self.rng.random() < 0.5:
                         sides.reverse()
@@ -228,6 +231,14 @@ def gate_row(r: Rounds, case: Case, tol: float, rng) -> dict:
     return {"case": case.key, "base_ms": 1e3 * float(np.median(b[:n])),
             "head_ms": 1e3 * float(np.median(h[:n])), "ratio": med, "ci": [lo, hi],
             "pairs": n, "verdict": verdict, "cases": [case], "bound": 1 + tol}
+
+
+def new_row(r: Rounds, case: Case, why: str) -> dict:
+    """A case head runs and base cannot (a new cell): head's time, no verdict."""
+    h = r.samples("head", case.key)
+    return {"case": case.key, "base_ms": None, "head_ms": 1e3 * float(np.median(h)),
+            "ratio": None, "ci": None, "pairs": 0, "verdict": "NEW", "base_error": why,
+            "cases": [case], "bound": None}
 
 
 def head_checks(r: Rounds, rng) -> list[dict]:
@@ -279,12 +290,22 @@ def print_tables(gate: list[dict], checks: list[dict], tol: float) -> str:
         md += ["| case | base ms | head ms | head/base | 95 % CI | pairs | verdict |",
                "|---|--:|--:|--:|--:|--:|---|"]
         for g in gate:
-            ci = f"{g['ci'][0]:.2f}-{g['ci'][1]:.2f}"
-            print(f"{g['case']:<36} {fmt_ms(g['base_ms']):>9} {fmt_ms(g['head_ms']):>9} "
-                  f"{g['ratio']:>9.3f} {ci:>13} {g['pairs']:>5}  {g['verdict']}")
-            md.append(f"| {g['case']} | {fmt_ms(g['base_ms'])} | {fmt_ms(g['head_ms'])} | "
-                      f"{g['ratio']:.3f} | {ci} | {g['pairs']} | {g['verdict']} |")
-        print(f"(FAIL: the interval's lower end above 1 + {tol:g}; WARN: the median above it)\n")
+            new = g["verdict"] == "NEW"
+            ci = "–" if new else f"{g['ci'][0]:.2f}-{g['ci'][1]:.2f}"
+            base_ms = "–" if new else fmt_ms(g["base_ms"])
+            ratio = "–" if new else f"{g['ratio']:.3f}"
+            print(f"{g['case']:<36} {base_ms:>9} {fmt_ms(g['head_ms']):>9} "
+                  f"{ratio:>9} {ci:>13} {g['pairs']:>5}  {g['verdict']}")
+            md.append(f"| {g['case']} | {base_ms} | {fmt_ms(g['head_ms'])} | "
+                      f"{ratio} | {ci} | {g['pairs']} | {g['verdict']} |")
+        print(f"(FAIL: the interval's lower end above 1 + {tol:g}; WARN: the median above it)")
+        new = {g["base_error"] for g in gate if g["verdict"] == "NEW"}
+        if new:
+            note = (f"NEW: head only, not compared: the base cannot run these cases "
+                    f"({'; '.join(sorted(new))})")
+            print(note)
+            md += ["", note]
+        print()
         md.append("")
     head = f"{'head-only check':<44} {'ratio':>7} {'95% CI':>13} {'limit':>7} {'pairs':>5}  verdict"
     print(head + "\n" + "-" * len(head))
@@ -347,18 +368,22 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: head cannot run {setup['errors']}", file=sys.stderr)
             return 1
         print(f"head ready in {time.perf_counter() - t0:.0f} s")
-        missing: set[str] = set()
+        missing: dict[str, str] = {}
         if base_src is not None:
             t0 = time.perf_counter()
             base = Worker("base", base_src / "src",
                           {"NUMBA_CACHE_DIR": str(tmp / "numba-cache")})
             setup = base.request(cmd="setup", cases=[c.spec() for c in gated])
-            for key, err in setup["errors"].items():
-                print(f"note: base cannot run {key} ({err}); not compared")
-            missing = set(setup["errors"])
+            missing = dict(setup["errors"])
+            if missing:
+                print(f"note: base cannot run {len(missing)} case(s), timed in head only and "
+                      f"listed as NEW (not compared): {', '.join(sorted(missing))}")
+                for err in sorted(set(missing.values())):
+                    print(f"  base: {err}")
             print(f"base built and ready in {time.perf_counter() - t0:.0f} s (compiles its "
                   "kernels into its own Numba cache)")
-        rounds = Rounds(head, base, gated, head_only)
+        rounds = Rounds(head, base, gated, head_only,
+                        {c.key for c in gated if c.key not in missing})
         rounds.calibrate()
         t0 = time.perf_counter()
         rounds.run(gated + head_only, args.min_pairs)
@@ -374,7 +399,9 @@ def main(argv: list[str] | None = None) -> int:
                 break
             rounds.run([c for c in gated + head_only if c in unclear], 1)
         print(f"timed in {time.perf_counter() - t0:.0f} s\n")
-        gate = [gate_row(rounds, c, args.tolerance, rng) for c in compared]
+        gate = [gate_row(rounds, c, args.tolerance, rng) if c in compared else
+                new_row(rounds, c, missing[c.key]) for c in gated
+                if c in compared or c.key in missing]
         checks = head_checks(rounds, rng)
     finally:
         for w in (head, base):

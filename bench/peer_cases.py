@@ -7,17 +7,22 @@ so their losses and gradients can be compared before anything is timed.
 Two kinds of case:
 
 * ``kernel``: forward + full BPTT of loss = mean over (t, b) of
-  0.5 ||W_out h_t + b_out - y_t||^2 (score all), tanh RNN or LSTM, weights
-  uniform in +-1/sqrt(H) (PyTorch's default), x and y standard normal;
+  0.5 ||W_out h_t + b_out - y_t||^2 (score all), tanh RNN, LSTM or GRU,
+  weights uniform in +-1/sqrt(H) (PyTorch's default), x and y standard normal;
 * ``train``: one training update on the adding problem (mse at the last
-  step), ReLU RNN or LSTM with a linear read-out, global-norm clipping at 1
-  and Adam (lr 1e-3), from the same weights and batch.
+  step), ReLU RNN, LSTM or GRU with a linear read-out, global-norm clipping at
+  1 and Adam (lr 1e-3), from the same weights and batch.
+
+The cells are ``bench_cases.CELLS`` (``gradpath.vocab.CELLS``). The GRU is
+PyTorch's (``torch.nn.GRU``): its n gate's recurrent bias ``b_hn`` sits inside
+the reset product, so it is a parameter of its own (PyTorch's ``bias_hh`` is
+``[0, 0, b_hn]``).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from bench_cases import SIZES
+from bench_cases import CELLS, SIZES
 
 #: (B, H, D, T) of the kernel cases: the benchmark sizes, plus a wide one.
 KERNEL_SIZES: dict[str, tuple[int, int, int, int]] = {**SIZES, "wide": (16, 512, 8, 100)}
@@ -29,33 +34,42 @@ TRAIN_LR = 1e-3
 TRAIN_CLIP = 1.0
 IMPLS = ("gradpath", "torch", "jax")
 DTYPES = ("float32", "float64")
+#: Gate blocks per hidden unit (rows of W_ih and W_hh per hidden unit).
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+#: Activations kept per step for the backward pass, in units of B x H: the RNN
+#: h_t; the LSTM h_t, c_t and its four gates; the GRU h_t, its three gates
+#: r, z, n and the n block's recurrent term W_hn h_{t-1} + b_hn (r multiplies
+#: it, so dL/dr needs it).
+KEPT_PER_STEP = {"rnn": 1, "lstm": 6, "gru": 5}
 
 
 def kernel_specs() -> list[dict]:
     return [{"kind": "kernel", "cell": cell, "size": name, "B": B, "H": H, "D": D, "T": T,
              "O": 1, "activation": "tanh", "dtype": dt,
              "key": f"kernel-{cell}-{B}x{H}x{D}x{T}-{dt}"}
-            for cell in ("rnn", "lstm") for name, (B, H, D, T) in KERNEL_SIZES.items()
+            for cell in CELLS for name, (B, H, D, T) in KERNEL_SIZES.items()
             for dt in DTYPES]
 
 
 def train_specs() -> list[dict]:
+    # the activation is the RNN's; the gated cells' are fixed (tanh)
     return [{"kind": "train", "cell": cell, "B": B, "H": H, "D": 2, "T": T, "O": 1,
-             "activation": "relu", "dtype": dt,
+             "activation": "relu" if cell == "rnn" else "tanh", "dtype": dt,
              "key": f"train-{cell}-B{B}-H{H}-T{T}-{dt}"}
-            for cell in ("rnn", "lstm") for B in TRAIN_B for H in TRAIN_H for T in TRAIN_T
+            for cell in CELLS for B in TRAIN_B for H in TRAIN_H for T in TRAIN_T
             for dt in DTYPES]
 
 
 def weights(spec: dict) -> dict[str, np.ndarray]:
     """gradpath-layout parameters (float64): W_ih (G H, D), W_hh (G H, H), b (G H,),
-    W_out (O, H), b_out (O,); uniform in +-1/sqrt(H)."""
-    G = 4 if spec["cell"] == "lstm" else 1
+    for the GRU b_hn (H,), W_out (O, H), b_out (O,); uniform in +-1/sqrt(H)."""
+    G = GATES[spec["cell"]]
     H, D, O = spec["H"], spec["D"], spec["O"]
     rng = np.random.default_rng([H, D, G, 7])
     k = 1.0 / np.sqrt(H)
-    shapes = {"W_ih": (G * H, D), "W_hh": (G * H, H), "b": (G * H,), "W_out": (O, H),
-              "b_out": (O,)}
+    shapes = {"W_ih": (G * H, D), "W_hh": (G * H, H), "b": (G * H,),
+              **({"b_hn": (H,)} if spec["cell"] == "gru" else {}),
+              "W_out": (O, H), "b_out": (O,)}
     return {name: rng.uniform(-k, k, shape) for name, shape in shapes.items()}
 
 
@@ -78,18 +92,19 @@ def data(spec: dict) -> tuple[np.ndarray, np.ndarray]:
 
 def flops(spec: dict) -> float:
     """Forward + backward FLOPs of the recurrent and input products:
-    6 B T (H^2 + H D) per gate block."""
-    G = 4 if spec["cell"] == "lstm" else 1
+    6 B T (H^2 + H D) per gate block (G = 1, 4, 3 for the RNN, LSTM, GRU)."""
+    G = GATES[spec["cell"]]
     B, H, D, T = spec["B"], spec["H"], spec["D"], spec["T"]
     return 6.0 * G * B * T * (H * H + H * D)
 
 
 def memory_floor(spec: dict) -> int:
     """Bytes a reverse-mode implementation cannot avoid keeping: activations
-    for the backward pass (RNN: h_t; LSTM: h_t, c_t and the four gates),
-    parameters and their gradients."""
-    G = 4 if spec["cell"] == "lstm" else 1
+    for the backward pass (:data:`KEPT_PER_STEP`: RNN h_t; LSTM h_t, c_t and
+    the four gates; GRU h_t, r, z, n and W_hn h_{t-1} + b_hn), parameters and
+    their gradients."""
+    G = GATES[spec["cell"]]
     B, H, D, T, O = spec["B"], spec["H"], spec["D"], spec["T"], spec["O"]
-    per_step = (6 if spec["cell"] == "lstm" else 1) * B * H
-    params = G * H * (D + H + 1) + O * (H + 1)
+    per_step = KEPT_PER_STEP[spec["cell"]] * B * H
+    params = G * H * (D + H + 1) + (H if spec["cell"] == "gru" else 0) + O * (H + 1)
     return (T * per_step + 2 * params) * np.dtype(spec["dtype"]).itemsize

@@ -44,7 +44,7 @@ class Batch:
 
 def gradpath_case(spec: dict):
     """(call, check) for one case."""
-    import gradpath as gp
+    from gradpath.models import make_model
     from gradpath.train import TrainConfig, Trainer
 
     dt = np.dtype(spec["dtype"])
@@ -52,8 +52,7 @@ def gradpath_case(spec: dict):
     x, target = (a.astype(dt) for a in data(spec))
     B, H, D, T, O = spec["B"], spec["H"], spec["D"], spec["T"], spec["O"]
     if spec["kind"] == "kernel":
-        model = gp.LSTM(D, H, O) if spec["cell"] == "lstm" else \
-            gp.RNN(D, H, O, spec["activation"])
+        model = make_model(spec["cell"], D, H, O, spec["activation"])  # RNN, LSTM, GRU
 
         def call():
             return model.loss_and_grads(w, x, target, loss="mse", score="all")
@@ -90,7 +89,8 @@ def gradpath_case(spec: dict):
 
 
 # ---------------------------------------------------------------------------
-# PyTorch: nn.RNN / nn.LSTM + nn.Linear, autograd, torch.optim.Adam, clip_grad_norm_
+# PyTorch: nn.RNN / nn.LSTM / nn.GRU + nn.Linear, autograd, torch.optim.Adam,
+# clip_grad_norm_
 # ---------------------------------------------------------------------------
 def torch_case(spec: dict):
     import torch
@@ -100,10 +100,13 @@ def torch_case(spec: dict):
     w = weights(spec)
     xn, tn = data(spec)
     H, D, O = spec["H"], spec["D"], spec["O"]
+    gru = spec["cell"] == "gru"
 
     def build():
         if spec["cell"] == "lstm":
             net = torch.nn.LSTM(D, H)
+        elif gru:
+            net = torch.nn.GRU(D, H)
         else:
             net = torch.nn.RNN(D, H, nonlinearity=spec["activation"])
         head = torch.nn.Linear(H, O)
@@ -113,10 +116,21 @@ def torch_case(spec: dict):
             net.weight_hh_l0.copy_(torch.from_numpy(w["W_hh"]))
             net.bias_ih_l0.copy_(torch.from_numpy(w["b"]))
             net.bias_hh_l0.zero_()
+            if gru:
+                net.bias_hh_l0[2 * H:].copy_(torch.from_numpy(w["b_hn"]))
             head.weight.copy_(torch.from_numpy(w["W_out"]))
             head.bias.copy_(torch.from_numpy(w["b_out"]))
-        # gradpath has one bias vector per gate block; the second stays 0
-        net.bias_hh_l0.requires_grad_(False)
+        if gru:
+            # bias_hh = [0, 0, b_hn]: the n block is gradpath's b_hn (inside the
+            # reset product, not a duplicate of b); the r and z blocks would
+            # duplicate b and stay 0: their gradient is masked to 0, so neither
+            # the clipping norm nor Adam (zero moments: a zero step) sees them
+            mask = torch.zeros(3 * H, dtype=dt)
+            mask[2 * H:] = 1
+            net.bias_hh_l0.register_hook(lambda g: g * mask)
+        else:
+            # gradpath has one bias vector per gate block; the second stays 0
+            net.bias_hh_l0.requires_grad_(False)
         return net, head
 
     x = torch.from_numpy(xn).to(dt)
@@ -130,10 +144,13 @@ def torch_case(spec: dict):
 
     def grads_of(net, head):
         return {"W_ih": net.weight_ih_l0.grad, "W_hh": net.weight_hh_l0.grad,
-                "b": net.bias_ih_l0.grad, "W_out": head.weight.grad, "b_out": head.bias.grad}
+                "b": net.bias_ih_l0.grad,
+                **({"b_hn": net.bias_hh_l0.grad[2 * H:]} if gru else {}),
+                "W_out": head.weight.grad, "b_out": head.bias.grad}
 
     def named(net, head):
         return {"W_ih": net.weight_ih_l0, "W_hh": net.weight_hh_l0, "b": net.bias_ih_l0,
+                **({"b_hn": net.bias_hh_l0[2 * H:]} if gru else {}),
                 "W_out": head.weight, "b_out": head.bias}
 
     if spec["kind"] == "kernel":
@@ -196,12 +213,12 @@ def jax_case(spec: dict, ahead: bool = False):
     xn, tn = data(spec)
     x, target = jnp.asarray(xn, dt), jnp.asarray(tn, dt)
     B, H = spec["B"], spec["H"]
-    lstm = spec["cell"] == "lstm"
+    cell = spec["cell"]
     act = jnp.tanh if spec["activation"] == "tanh" else jax.nn.relu
 
     def loss_fn(p, x, target):
         xw = x @ p["W_ih"].T + p["b"]  # the input projection, outside the scan
-        if lstm:
+        if cell == "lstm":
             def step(carry, xt):
                 h, c = carry
                 i, f, g, o = jnp.split(xt + h @ p["W_hh"].T, 4, axis=-1)
@@ -210,6 +227,16 @@ def jax_case(spec: dict, ahead: bool = False):
                 return (h, c), h
             z = jnp.zeros((B, H), dt)
             _, hs = lax.scan(step, (z, z), xw)
+        elif cell == "gru":  # torch.nn.GRU's convention: b_hn inside the reset product
+            def step(h, xt):
+                xr, xz, xn = jnp.split(xt, 3, axis=-1)
+                hr, hz, hn = jnp.split(h @ p["W_hh"].T, 3, axis=-1)
+                r = jax.nn.sigmoid(xr + hr)
+                z = jax.nn.sigmoid(xz + hz)
+                n = jnp.tanh(xn + r * (hn + p["b_hn"]))
+                h = (1.0 - z) * n + z * h
+                return h, h
+            _, hs = lax.scan(step, jnp.zeros((B, H), dt), xw)
         else:
             def step(h, xt):
                 h = act(xt + h @ p["W_hh"].T)

@@ -2,13 +2,15 @@
 
 ``make bench-peers`` (needs the ``[peers]`` extra, see README). For every
 case of ``peer_cases.py`` (forward + BPTT at every bench size, and one
-training update of the adding problem), in both precisions:
+training update of the adding problem), for every cell (RNN, LSTM, GRU;
+``--cells`` to choose), in both precisions:
 
 1. each implementation runs in its own fresh process (``peer_worker.py``),
    its threads pinned (``--threads``: PyTorch intra-op threads, XLA's Eigen
    pool, gradpath's row blocks; CPU affinity on the same cores);
 2. each peer is checked against gradpath in float64 before it is timed: the
-   loss and every gradient within 1e-9 relative (of the largest entry), and
+   loss and every gradpath gradient (the GRU's b_hn included) within 1e-9
+   relative (of the largest entry), and
    for training updates the parameters after one update too (1e-9 for JAX;
    1e-6 for PyTorch, whose clip_grad_norm_ adds 1e-6 to the norm);
 3. timing as in the gate: rounds over the cases in shuffled order, every
@@ -39,6 +41,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_cases import CELLS
 from gate import cpu_model
 from peer_cases import IMPLS, flops, kernel_specs, memory_floor, train_specs
 
@@ -182,11 +185,11 @@ def fmt(v: float, digits: int = 3) -> str:
     return f"{v:.{digits}g}" if v < 1000 else f"{v:.0f}"
 
 
-def scaling(workers: dict, threads: int, out: Path, rng) -> dict:
+def scaling(workers: dict, threads: int, out: Path, rng, cells: list[str]) -> dict:
     """Time against T (H = 128) and against H (T = 100), B = 16, float32."""
     base = {"kind": "kernel", "O": 1, "activation": "tanh", "dtype": "float32", "B": 16}
     specs = []
-    for cell in ("rnn", "lstm"):
+    for cell in cells:
         for T in (100, 316, 1000, 3162, 10000):
             specs.append({**base, "cell": cell, "H": 128, "D": 2, "T": T, "axis": "T",
                           "key": f"scale-{cell}-T{T}"})
@@ -238,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
                     help="threads (and cores) per implementation (default: all available)")
     ap.add_argument("--kinds", default="kernel,train", help="kernel, train (default: both)")
+    ap.add_argument("--cells", default=",".join(CELLS),
+                    help=f"comma-separated cells: {', '.join(CELLS)} (default: all)")
     ap.add_argument("--rounds", type=int, default=7, help="timing rounds (default: 7)")
     ap.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
     ap.add_argument("--scaling", action="store_true", help="also time against T and H")
@@ -248,9 +253,12 @@ def main(argv: list[str] | None = None) -> int:
     if impls[0] != "gradpath" or set(impls) - set(IMPLS):
         ap.error(f"--impls: gradpath first, then any of {IMPLS[1:]}")
     kinds = set(args.kinds.split(","))
+    cells = [c for c in args.cells.split(",") if c]
+    if not cells or set(cells) - set(CELLS):
+        ap.error(f"--cells: any of {', '.join(CELLS)}")
     specs = (kernel_specs() if "kernel" in kinds else []) + \
         (train_specs() if "train" in kinds else [])
-    specs = [s for s in specs if args.only in s["key"]]
+    specs = [s for s in specs if s["cell"] in cells and args.only in s["key"]]
     args.out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     cpu = cpu_model()
@@ -293,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         times = run_rounds(workers, specs, args.rounds, rng)
         print(f"timed in {time.perf_counter() - t0:.0f} s", flush=True)
-        scale = scaling(workers, args.threads, args.out, rng) if args.scaling else None
+        scale = scaling(workers, args.threads, args.out, rng, cells) if args.scaling else None
     finally:
         for w in workers.values():
             w.close()

@@ -33,9 +33,12 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 import gradpath as gp
+from gradpath.models import make_model
+from gradpath.vocab import CELLS
 
 DEFAULT_CASES = ("lstm:32,128,2,200", "lstm:64,256,2,1000", "lstm:16,512,8,100",
-                 "rnn:16,512,8,100", "rnn:64,256,2,1000")
+                 "rnn:16,512,8,100", "rnn:64,256,2,1000", "gru:32,128,2,200",
+                 "gru:64,256,2,1000", "gru:16,512,8,100")
 
 
 def _median(fn, repeat: int) -> float:
@@ -51,10 +54,10 @@ def _median(fn, repeat: int) -> float:
 def profile(case: str, dtype: str, repeat: int) -> dict:
     cell, dims = case.split(":")
     B, H, D, T = (int(v) for v in dims.split(","))
-    G = 4 if cell == "lstm" else 1
     dt = np.dtype(dtype)
     rng = np.random.default_rng(0)
-    model = gp.LSTM(D, H, 1) if cell == "lstm" else gp.RNN(D, H, 1, "tanh")
+    model = make_model(cell, D, H, 1, "tanh")
+    G = model.gates  # gate blocks: rows of W_hh per hidden unit
     params = model.init_params(seed=0, dtype=dt)
     x = rng.uniform(size=(T, B, D)).astype(dt)
     target = np.zeros((T, B, 1), dt)
@@ -111,7 +114,7 @@ def main(argv=None) -> None:
         return
     print("\n| update case | dtype | kernel ms | update ms | overhead | batch ms |")
     print("|---|---|--:|--:|--:|--:|")
-    for cell in ("rnn", "lstm"):
+    for cell in CELLS:
         for B, H, T in ((16, 64, 100), (16, 128, 400), (64, 128, 100)):
             r = update_overhead(cell, B, H, T, args.dtype, args.repeat)
             over = (r["update"] - r["kernel"]) / r["kernel"]

@@ -1,9 +1,10 @@
 """Forward + backward speed of the Numba kernels against their numpy twin.
 
 Every (cell, size, dtype) entry is timed twice in the same run on the same
-inputs: ``model.loss_and_grads`` (the Numba kernel behind the public API) and
-the plain-numpy twin from ``tests/naive.py``. Both land in one benchmark group,
-so pytest-benchmark prints them side by side, and ``check_targets.py`` turns
+inputs, for every cell (``bench_cases.CELLS``: rnn, lstm, gru):
+``model.loss_and_grads`` (the Numba kernel behind the public API) and the
+plain-numpy twin from ``tests/naive.py``. Both land in one benchmark group, so
+pytest-benchmark prints them side by side, and ``check_targets.py`` turns
 each pair into a speed-up (twin median / kernel median) held to absolute
 targets. The twin runs in the kernels' floating-point environment
 (``gradpath.kernels.fpenv.flushed``: subnormals flushed, one BLAS thread), so
@@ -23,8 +24,8 @@ import numpy as np
 import pytest
 from bench_cases import CELLS, DTYPES, SIZES, SIZES_ENV, entry_key, parse_sizes
 
-import gradpath as gp
 from gradpath.kernels.fpenv import flushed
+from gradpath.models import make_model
 
 #: How each size is timed. Small and medium sizes are calibrated by
 #: pytest-benchmark but bounded (max_time per benchmark, at least min_rounds);
@@ -32,7 +33,7 @@ from gradpath.kernels.fpenv import flushed
 TIMING = {
     "small": {"min_rounds": 10, "max_time": 1.0},
     "medium": {"min_rounds": 5, "max_time": 1.0},
-    "large": {"rnn": 3, "lstm": 3},  # pedantic rounds, one iteration each
+    "large": {"rnn": 3, "lstm": 3, "gru": 3},  # pedantic rounds, one iteration each
 }
 IMPLS = ("kernel", "twin")
 
@@ -60,7 +61,7 @@ def problem(cell: str, name: str, dtype: str):
     """Model, parameters, input and target of one entry (shared by kernel and twin)."""
     B, H, D, T = SIZES[name]
     dt = np.dtype(dtype)
-    model = gp.RNN(D, H, 1, activation="tanh") if cell == "rnn" else gp.LSTM(D, H, 1)
+    model = make_model(cell, D, H, 1, activation="tanh")  # gp.RNN (tanh), gp.LSTM, gp.GRU
     params = model.init_params("orthogonal", gain=1.0, seed=0, dtype=dt)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((T, B, D)).astype(dt)
@@ -79,12 +80,10 @@ def make_call(cell, name, dtype, impl):
         def call():
             return model.loss_and_grads(params, x, target, loss="mse", score="last").loss
     else:
-        twin = naive.rnn_loss_and_grads if cell == "rnn" else naive.lstm_loss_and_grads
-        kwargs = {"activation": "tanh"} if cell == "rnn" else {}
-
-        def call():
+        def call():  # the activation applies to the RNN only
             with flushed():
-                return twin(params, x, target, loss="mse", score="last", **kwargs)["loss"]
+                return naive.loss_and_grads(cell, params, x, target, activation="tanh",
+                                            loss="mse", score="last")["loss"]
     return call
 
 

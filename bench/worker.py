@@ -11,10 +11,12 @@ object per line:
   over ``n`` back-to-back calls;
 * ``{"cmd": "quit"}``.
 
-Only the public API (``gp.RNN``, ``gp.LSTM``, ``init_params``,
-``loss_and_grads``) is used, so the same worker times any revision. Its
-first line is ``{"gradpath": path}``: the controller checks it imported the
-revision it meant to.
+Only the public API (``gp.RNN``, ``gp.LSTM``, ``gp.GRU``, ``init_params``,
+``loss_and_grads``) is used, so the same worker times any revision; a case
+the revision cannot run (a cell it does not have yet: no ``gp.GRU`` before
+the GRU's commit) comes back in ``errors``, and the gate times it in head
+alone. Its first line is ``{"gradpath": path}``: the controller checks it
+imported the revision it meant to.
 """
 
 from __future__ import annotations
@@ -33,7 +35,10 @@ def build(spec: dict, gp):
     if spec["cell"] == "rnn":
         model = gp.RNN(D, H, 1, activation=spec["activation"])
     else:
-        model = gp.LSTM(D, H, 1)
+        name = {"lstm": "LSTM", "gru": "GRU"}[spec["cell"]]
+        if not hasattr(gp, name):
+            raise NotImplementedError(f"this revision has no gp.{name}")
+        model = getattr(gp, name)(D, H, 1)
     kwargs = {} if spec["forget_bias"] is None else {"forget_bias": spec["forget_bias"]}
     params = model.init_params(spec["init"], gain=1.0, seed=0, dtype=dt, **kwargs)
     rng = np.random.default_rng(0)
