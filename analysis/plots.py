@@ -328,8 +328,8 @@ def fig_checkpoints(runs: pd.DataFrame, curves: pd.DataFrame, path: str) -> None
     tr = tr[(tr["status"] == "finished")]
     if tr.empty:
         return _empty(path, "no finished reported training runs in this study")
-    wanted = [("rnn-relu", "identity"), ("lstm", "orthogonal"), ("rnn-tanh", "orthogonal"),
-              ("rnn-tanh", "gaussian")]
+    wanted = [("rnn-relu", "identity"), ("lstm", "orthogonal"), ("gru", "orthogonal"),
+              ("rnn-tanh", "orthogonal"), ("rnn-tanh", "gaussian")]
     picks = []
     for task in sorted(set(tr["task"])):
         t_ = tr[tr["task"] == task]

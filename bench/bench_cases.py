@@ -41,6 +41,8 @@ SIZES: dict[str, tuple[int, int, int, int]] = {
 }
 #: Every cell with a kernel (``gradpath.vocab.CELLS``): rnn, lstm, gru.
 CELLS: tuple[str, ...] = tuple(_gradpath_vocab().CELLS)
+#: Gate blocks per cell (``gradpath.vocab.GATE_BLOCKS``).
+GATE_BLOCKS: dict[str, int] = dict(_gradpath_vocab().GATE_BLOCKS)
 DTYPES: tuple[str, ...] = ("float32", "float64")
 
 # -- kernel against its numpy twin (pytest-benchmark suite) ------------------

@@ -22,7 +22,7 @@ the reset product, so it is a parameter of its own (PyTorch's ``bias_hh`` is
 from __future__ import annotations
 
 import numpy as np
-from bench_cases import CELLS, SIZES
+from bench_cases import CELLS, GATE_BLOCKS, SIZES
 
 #: (B, H, D, T) of the kernel cases: the benchmark sizes, plus a wide one.
 KERNEL_SIZES: dict[str, tuple[int, int, int, int]] = {**SIZES, "wide": (16, 512, 8, 100)}
@@ -35,7 +35,7 @@ TRAIN_CLIP = 1.0
 IMPLS = ("gradpath", "torch", "jax")
 DTYPES = ("float32", "float64")
 #: Gate blocks per hidden unit (rows of W_ih and W_hh per hidden unit).
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+GATES = GATE_BLOCKS
 #: Activations kept per step for the backward pass, in units of B x H: the RNN
 #: h_t; the LSTM h_t, c_t and its four gates; the GRU h_t, its three gates
 #: r, z, n and the n block's recurrent term W_hn h_{t-1} + b_hn (r multiplies

@@ -21,7 +21,7 @@ import pytest
 from numba.core import event
 
 from gradpath.kernels import fpenv, jit
-from gradpath.kernels.jit import NOTICE, QUIET_ENV, CompileNotice, say
+from gradpath.kernels.jit import NOTICE, NOTICE_AGAIN, QUIET_ENV, CompileNotice, say
 
 #: One small kernel (the RNN adjoint: about 5 s to compile), then a marker on
 #: stderr once the call has returned, and the process's compile time on stdout.
@@ -86,9 +86,9 @@ def closing(line: str) -> bool:
     return re.fullmatch(r"compiled in \d+ s", line) is not None
 
 
-def _notice(delay: float = 0.05) -> tuple[CompileNotice, Recorder]:
+def _notice(delay: float = 0.05, package: str = "gradpath") -> tuple[CompileNotice, Recorder]:
     said = Recorder()
-    return CompileNotice(delay=delay, emit=said), said
+    return CompileNotice(delay=delay, emit=said, package=package), said
 
 
 def test_a_short_compile_says_nothing():
@@ -101,7 +101,7 @@ def test_a_short_compile_says_nothing():
     assert said.lines == []
 
 
-def test_a_long_compile_is_said_once_and_closed_with_its_time():
+def test_a_long_compile_is_said_and_closed_with_its_time_then_rearmed():
     notice, said = _notice()
     notice.on_start(None)
     notice.on_start(None)  # a nested compile (a callee) counts once
@@ -113,11 +113,11 @@ def test_a_long_compile_is_said_once_and_closed_with_its_time():
     notice.on_end(None)
     notice.finish()
     assert said.lines[0] == NOTICE and closing(said.lines[1]) and not notice.open
-    notice.on_start(None)  # a later compile: the process was told already
-    time.sleep(0.2)
+    notice.on_start(None)  # a later long compile (another kernel): said again
+    assert said.wait_for(3)[2] == NOTICE_AGAIN
     notice.on_end(None)
     notice.finish()
-    assert len(said.lines) == 2
+    assert len(said.lines) == 4 and closing(said.lines[3]) and not notice.open
 
 
 def test_compile_time_adds_up_across_short_compiles():
@@ -172,18 +172,21 @@ def test_entry_points_close_the_notice(monkeypatch):
 
 def test_numba_compile_events_reach_the_listener():
     """Numba broadcasts "numba:compile" around a real compilation only."""
-    notice, said = _notice(delay=60.0)
+    notice, said = _notice(delay=60.0, package=__name__)
+    others, _ = _notice(delay=60.0)  # listens for gradpath's kernels only
 
     @numba.njit(cache=False)
     def add_one(x):
         return x + 1
 
-    with event.install_listener("numba:compile", notice):
+    with event.install_listener("numba:compile", notice), \
+            event.install_listener("numba:compile", others):
         assert add_one(1) == 2  # compiles
         first = notice.compile_seconds()
         assert add_one(2) == 3  # compiled already
     assert first > 0.0 and notice.compile_seconds() == first
     assert said.lines == []
+    assert others.compile_seconds() == 0.0  # a user's own Numba code is not ours
 
 
 def test_the_process_listens():

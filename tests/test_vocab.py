@@ -129,6 +129,11 @@ def test_the_library_speaks_the_vocabulary():
     assert models.INITS == vocab.INITS
     assert tuple(models.LOSSES) == vocab.LOSSES and tuple(models.SCORES) == vocab.SCORES
     assert tasks.TASKS == vocab.TASKS
+    assert tuple(models.CELL_TYPES) == vocab.CELLS
+    for cell, cls in models.CELL_TYPES.items():
+        assert cls.gates == vocab.GATE_BLOCKS[cell], cell
+        m = models.make_model(cell, 2, 3, 1)
+        assert m.param_shapes()["W_hh"] == (vocab.GATE_BLOCKS[cell] * 3, 3)
     for name in vocab.TASKS:
         assert tasks.make_task(name, 10).name == name
     params = {"w": np.zeros(2)}

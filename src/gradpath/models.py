@@ -52,7 +52,7 @@ class LossGrads:
     grad_norms : ndarray, shape (T, B)
         ||dL/dh_t|| for sequence b; 0 at and past its length.
     cell_grad_norms : ndarray or None, shape (T, B)
-        ||dL/dc_t|| (LSTM only; None for the RNN).
+        ||dL/dc_t|| (LSTM only; None for the RNN and the GRU).
     h0_grad : ndarray, shape (B, H)
         dL/dh_0, the gradient with respect to the initial state.
     c0_grad : ndarray or None, shape (B, H)
@@ -76,7 +76,7 @@ class Forward:
     h : ndarray, shape (T, B, H)
         Hidden state h_t.
     c : ndarray or None, shape (T, B, H)
-        LSTM cell state c_t (None for the RNN).
+        LSTM cell state c_t (None for the RNN and the GRU).
     y : ndarray, shape (T, B, O)
         Read-out W_out h_t + b_out at every step.
     """
@@ -500,6 +500,6 @@ def make_model(cell: str, input_size: int, hidden_size: int, output_size: int,
     """A model of the given cell; ``activation`` applies to the RNN only (the
     gated cells' nonlinearities are fixed)."""
     cls = CELL_TYPES[_choice(cell, "cell", tuple(CELL_TYPES))]
-    if cell == "rnn":
+    if cell in vocab.CELLS_WITH_ACTIVATION:
         return cls(input_size, hidden_size, output_size, activation)
     return cls(input_size, hidden_size, output_size)

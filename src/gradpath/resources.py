@@ -32,6 +32,8 @@ import math
 import os
 from dataclasses import dataclass
 
+from .vocab import GATE_BLOCKS
+
 #: Resident memory of a job around its runs: the interpreter, numpy, numba
 #: with the cached kernels, pandas, pyarrow, BLAS buffers (a tiny run's job
 #: peaked at 250-300 MB on 2-core Intel Xeons).
@@ -57,7 +59,6 @@ RUN_OVERHEAD_S: float = 0.2
 #: count's time); a GRU probe at N = 512 took 0.83x an LSTM probe's factor.
 TIME_FACTOR: dict[tuple[str, str], float] = {("probe", "lstm"): 4.5, ("probe", "gru"): 3.8}
 
-_GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 _INPUTS = {"adding": 2, "copy": 10, "sine": 1}
 
 
@@ -102,7 +103,7 @@ def estimate(kind: str, config: dict) -> Estimate:
         raise ValueError(f"cell: no memory estimate for a {cell} {kind} run yet "
                          "(gradpath.resources.MEMORY_UNITS)")
     T, B, H, item, D = _shape(kind, config)
-    G = _GATES[cell]
+    G = GATE_BLOCKS[cell]
     mem = BASE_MB + MEMORY_MARGIN * MEMORY_UNITS[kind, cell] * T * B * H * item / 2**20
     per_pass = 6.0 * G * T * B * (H * H + H * D) + ELEMENT_FLOPS * G * T * B * H
     if kind == "probe":

@@ -4,8 +4,11 @@ figure may use, defined once.
 The library modules validate against these tuples, ``configs/schema.yaml``
 and the CLI's choices are held equal to them by a test
 (``tests/test_vocab.py``), and the analysis takes its orders and labels from
-here. Adding a cell means adding it to :data:`CELLS` and :data:`MODELS` (and
-writing its kernel); nothing else retypes the names.
+here. Adding a cell means adding its name to :data:`CELLS` and :data:`MODELS`;
+what is the cell's own (its kernel, its model class in
+``gradpath.models.CELL_TYPES``, its Jacobian for the probes' adjoint and
+Lyapunov exponents, its measured memory in ``gradpath.resources``) is written
+once for it, but no list of names is retyped anywhere.
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ from dataclasses import dataclass
 
 #: Recurrent cells with a kernel (:mod:`gradpath.models`).
 CELLS: tuple[str, ...] = ("rnn", "lstm", "gru")
+#: H-row gate blocks of each cell's W_ih, W_hh and b (held equal to the
+#: model classes' ``gates`` by tests/test_vocab.py).
+GATE_BLOCKS: dict[str, int] = {"rnn": 1, "lstm": 4, "gru": 3}
 #: Cells whose nonlinearity is a choice (the gated cells' are fixed: tanh).
 CELLS_WITH_ACTIVATION: tuple[str, ...] = ("rnn",)
 #: Activations of the vanilla RNN.

@@ -473,7 +473,8 @@ def weight_grads_block(dpre, dpre_h, hs, x, dW_ih, dW_hh, db, g0, g1):
     """Rows ``g0 <= g < g1`` of dW_ih, dW_hh and db from dL/d(pre-activation)
     after the loop: ``dpre`` (T, B, G) of the input product W_ih x_t + b and
     ``dpre_h`` of the recurrent product W_hh h_{t-1} (the same array for the
-    RNN and the LSTM, whose cells sum the two; not for the GRU).
+    LSTM, whose cell sums the two; not for the GRU, whose reset gate scales
+    the recurrent product's n block).
 
     dW_hh is one GEMM over all (t, b) (``hs`` (T+1, B, H) holds h_{t-1} at
     index t); its row block is a strided sub-matrix, so BLAS is called

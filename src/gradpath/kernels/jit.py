@@ -74,6 +74,8 @@ NOTICE_DELAY_S = 1.0
 NOTICE = ("compiling the Numba kernels for this machine (first use after an install or an "
           "update: about 30 s per model and dtype, cached afterwards)...")
 
+NOTICE_AGAIN = "compiling more Numba kernels for this machine (cached afterwards)..."
+
 log = logging.getLogger("gradpath")
 
 
@@ -102,9 +104,10 @@ class CompileNotice(event.Listener):
     compilation only: a signature already compiled in the process, or loaded
     from the on-disk cache, broadcasts nothing. Once a process has spent
     ``delay`` seconds compiling and is still at it, a timer thread prints
-    :data:`NOTICE` (once per process); the next kernel entry point to return
-    (:func:`gradpath.kernels.fpenv.entry`) then prints the compile time so
-    far and closes the notice. Entry points test only :attr:`open` (a bool)
+    :data:`NOTICE` (:data:`NOTICE_AGAIN` after the first); the next kernel
+    entry point to return (:func:`gradpath.kernels.fpenv.entry`) then prints
+    the compile time and closes the notice, which re-arms it. Compiles of
+    Numba code outside gradpath are ignored. Entry points test only :attr:`open` (a bool)
     after each call; the listener itself runs only while Numba compiles.
 
     Thread-safe: compiles may start on any thread (Numba serialises them
@@ -113,14 +116,17 @@ class CompileNotice(event.Listener):
     """
 
     def __init__(self, delay: float = NOTICE_DELAY_S,
-                 emit: Callable[[str], None] = say) -> None:
+                 emit: Callable[[str], None] = say, package: str = "gradpath") -> None:
         #: notice shown and its closing line not yet: what entry points test
         self.open = False
         self.delay = delay
         self._emit = emit
         self._lock = threading.Lock()
         self._depth = threading.local()  # nested compiles on this thread
+        self._package = package  # compiles of functions from other modules are ignored
         self._shown = False
+        self._notices = 0  # notices said so far
+        self._closed_at = 0.0  # compile seconds when the last notice closed
         self._active = 0  # threads inside a top-level compile
         self._since = 0.0  # perf_counter when _active last became nonzero
         self._seconds = 0.0  # compiling time before _since
@@ -136,7 +142,15 @@ class CompileNotice(event.Listener):
         running = time.perf_counter() - self._since if self._active else 0.0
         return self._seconds + running
 
+    def _ours(self, event) -> bool:
+        """Whether the compile is of a gradpath kernel (not the user's own Numba code)."""
+        disp = (event.data or {}).get("dispatcher") if hasattr(event, "data") else None
+        func = getattr(disp, "py_func", None)
+        return func is None or getattr(func, "__module__", "").startswith(self._package)
+
     def on_start(self, event) -> None:
+        if not self._ours(event):
+            return
         depth = getattr(self._depth, "n", 0)
         self._depth.n = depth + 1
         if depth:
@@ -148,12 +162,14 @@ class CompileNotice(event.Listener):
             self._since = time.perf_counter()
             self._epoch += 1
             if not self._shown:
-                wait = max(0.0, self.delay - self._seconds)
+                wait = max(0.0, self.delay - (self._seconds - self._closed_at))
                 self._timer = threading.Timer(wait, self._announce, (self._epoch,))
                 self._timer.daemon = True  # never holds up the interpreter's exit
                 self._timer.start()
 
     def on_end(self, event) -> None:
+        if not self._ours(event):
+            return
         self._depth.n -= 1
         if self._depth.n:
             return
@@ -167,12 +183,14 @@ class CompileNotice(event.Listener):
                 self._timer = None
 
     def _announce(self, epoch: int) -> None:
+        # emitted under the lock, so the closing line can never come first
         with self._lock:
             if self._shown or not self._active or epoch != self._epoch:
                 return  # the compile ended (or another began) meanwhile
             self._shown = True
             self.open = True
-        self._emit(NOTICE)
+            self._emit(NOTICE if self._notices == 0 else NOTICE_AGAIN)
+            self._notices += 1
 
     def finish(self) -> None:
         """Print the compile time and close the notice, unless a compile is
@@ -181,8 +199,11 @@ class CompileNotice(event.Listener):
             if not self.open or self._active:
                 return
             self.open = False
-            seconds = self._seconds
-        self._emit(f"compiled in {seconds:.0f} s")
+            # re-armed: a later compile in this process (another kernel, dtype
+            # or shape class) that runs long is announced again, timed afresh
+            self._shown = False
+            seconds, self._closed_at = self._seconds - self._closed_at, self._seconds
+            self._emit(f"compiled in {seconds:.0f} s")
 
 
 #: The process's notice, listening from the import of this module on.
