@@ -5,15 +5,14 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
-from problems import compare_results, make_problem
+from problems import CELLS, compare_results, make_problem
 
 RTOL = 1e-12
 
 
 @st.composite
 def problems(draw):
-    cell, activation = draw(st.sampled_from([("rnn", "tanh"), ("rnn", "relu"),
-                                             ("lstm", "tanh")]))
+    cell, activation = draw(st.sampled_from(CELLS))
     T = draw(st.integers(1, 8))
     B = draw(st.integers(1, 4))
     D = draw(st.integers(1, 3))

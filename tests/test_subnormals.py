@@ -194,8 +194,10 @@ def test_every_kernel_the_library_calls_is_flushed():
         raw += [f"{info.name}.{name}" for name, v in vars(module).items()
                 if isinstance(v, numba.core.dispatcher.Dispatcher)]
     assert not raw, f"kernels called without the flush-to-zero environment: {raw}"
-    from gradpath.kernels import adjoint, lstm, rnn
+    from gradpath.kernels import adjoint, gru, lstm, rnn
 
     for fn in (rnn.rnn_loss_and_grads, rnn.rnn_states, lstm.lstm_loss_and_grads,
-               lstm.lstm_states, adjoint.rnn_adjoint_lognorms, adjoint.lstm_adjoint_lognorms):
+               lstm.lstm_states, gru.gru_loss_and_grads, gru.gru_states,
+               adjoint.rnn_adjoint_lognorms, adjoint.lstm_adjoint_lognorms,
+               adjoint.gru_adjoint_lognorms):
         assert hasattr(fn, "kernel"), f"{fn.__name__} is not an fpenv entry point"
