@@ -120,6 +120,19 @@ def test_a_long_compile_is_said_and_closed_with_its_time_then_rearmed():
     assert len(said.lines) == 4 and closing(said.lines[3]) and not notice.open
 
 
+def test_a_grouped_block_says_it_once_for_all_its_compiles():
+    notice, said = _notice()
+    with notice.grouped():
+        for _ in range(3):  # three entry points, each compiling for a while
+            notice.on_start(None)
+            time.sleep(0.15)
+            notice.on_end(None)
+            notice.finish()  # an entry point returning inside the block
+        assert said.lines == [NOTICE] and notice.open
+    assert said.lines[0] == NOTICE and closing(said.lines[1]) and len(said.lines) == 2
+    assert not notice.open
+
+
 def test_compile_time_adds_up_across_short_compiles():
     notice, said = _notice(delay=0.3)
     notice.on_start(None)

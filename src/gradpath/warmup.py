@@ -6,6 +6,7 @@ import numpy as np
 
 from . import vocab
 from .clipping import clip_by_norm
+from .kernels.jit import COMPILE_NOTICE
 from .models import make_model
 from .train import make_optimizer
 
@@ -14,8 +15,14 @@ def warmup() -> None:
     """Call every kernel once on tiny inputs, in float32 and float64.
 
     In a process that hits Numba's on-disk cache this only loads the
-    compiled code; in a fresh checkout it compiles and fills the cache.
+    compiled code; in a fresh checkout it compiles and fills the cache,
+    saying so once on stderr (:class:`gradpath.kernels.jit.CompileNotice`).
     """
+    with COMPILE_NOTICE.grouped():
+        _call_every_kernel()
+
+
+def _call_every_kernel() -> None:
     for dt in (np.float64, np.float32):
         x = np.zeros((2, 1, 1), dt)
         for model in (make_model(cell, 1, 2, 1) for cell in vocab.CELLS):

@@ -15,6 +15,7 @@ so on stderr while it happens (see there; ``GRADPATH_QUIET=1`` silences it).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -72,7 +73,7 @@ QUIET_ENV = "GRADPATH_QUIET"
 #: (well under a second) is not worth a word.
 NOTICE_DELAY_S = 1.0
 NOTICE = ("compiling the Numba kernels for this machine (first use after an install or an "
-          "update: about 30 s per model and dtype, cached afterwards)...")
+          "update: 15-30 s per model and dtype, cached afterwards)...")
 
 NOTICE_AGAIN = "compiling more Numba kernels for this machine (cached afterwards)..."
 
@@ -128,6 +129,7 @@ class CompileNotice(event.Listener):
         self._notices = 0  # notices said so far
         self._closed_at = 0.0  # compile seconds when the last notice closed
         self._active = 0  # threads inside a top-level compile
+        self._grouped = 0  # open grouped() blocks: one notice for all their compiles
         self._since = 0.0  # perf_counter when _active last became nonzero
         self._seconds = 0.0  # compiling time before _since
         self._epoch = 0  # counts the 0 -> 1 transitions of _active
@@ -192,11 +194,25 @@ class CompileNotice(event.Listener):
             self._emit(NOTICE if self._notices == 0 else NOTICE_AGAIN)
             self._notices += 1
 
+    @contextlib.contextmanager
+    def grouped(self):
+        """Within the block, all compiles share one notice, closed (with their
+        total time) when the block ends, instead of one per entry point
+        (:func:`gradpath.warmup` compiles a dozen of them in a row)."""
+        with self._lock:
+            self._grouped += 1
+        try:
+            yield self
+        finally:
+            with self._lock:
+                self._grouped -= 1
+            self.finish()
+
     def finish(self) -> None:
         """Print the compile time and close the notice, unless a compile is
         still running (on another thread): a later return closes it then."""
         with self._lock:
-            if not self.open or self._active:
+            if not self.open or self._active or self._grouped:
                 return
             self.open = False
             # re-armed: a later compile in this process (another kernel, dtype
