@@ -316,34 +316,15 @@ def probe(config: ProbeConfig | None = None, *,
                                  c.bias_std, seed)
         D = p["W_ih"].shape[1]
         x = stream(seed, "data").standard_normal((total, c.batch, D))
-        h0 = np.zeros((c.batch, c.hidden))
-        lengths = np.full(c.batch, total, np.int64)
         delta = stream(seed, "probe").standard_normal((c.batch, c.hidden))
         delta /= np.linalg.norm(delta, axis=1, keepdims=True)
-        q0 = stream(seed, "lyapunov")
-        if c.cell == "rnn":
-            act = ACTIVATIONS[c.activation]
-            hs = rnn_states(x, p["W_ih"], p["W_hh"], p["b"], h0, lengths, act)
-            logs_h.append(rnn_adjoint_lognorms(hs, p["W_hh"], act, delta)[c.burn_in:][::-1])
-            lyap.append(lyapunov_rnn(hs[:, 0], p["W_hh"], c.activation, lyapunov_k,
-                                     q0, c.burn_in, on_step=tick))
-        elif c.cell == "lstm":
-            hs, cs, gates, tcs = lstm_states(x, p["W_ih"], p["W_hh"], p["b"], h0, h0, lengths)
-            lh, lc = lstm_adjoint_lognorms(hs, cs, gates, tcs, p["W_hh"], delta,
-                                           np.zeros_like(delta))
-            logs_h.append(lh[c.burn_in:][::-1])
+        states = cell_states(c.cell, c.activation, p, x)
+        lh, lc = adjoint_lognorms(c.cell, c.activation, states, p["W_hh"], delta)
+        logs_h.append(lh[c.burn_in:][::-1])
+        if lc is not None:
             logs_c.append(lc[c.burn_in:][::-1])
-            lyap.append(lyapunov_lstm(cs[:, 0], gates[:, 0], tcs[:, 0], p["W_hh"],
-                                      lyapunov_k, q0, c.burn_in, on_step=tick))
-        elif c.cell == "gru":
-            hs, gates, hgates = gru_states(x, p["W_ih"], p["W_hh"], p["b"], p["b_hn"], h0,
-                                           lengths)
-            logs_h.append(gru_adjoint_lognorms(hs, gates, hgates, p["W_hh"],
-                                               delta)[c.burn_in:][::-1])
-            lyap.append(lyapunov_gru(hs[:, 0], gates[:, 0], hgates[:, 0], p["W_hh"],
-                                     lyapunov_k, q0, c.burn_in, on_step=tick))
-        else:  # each cell has its own adjoint and Jacobian: never another cell's
-            raise NotImplementedError(f"cell {c.cell!r}: no probe yet")
+        lyap.append(lyapunov(c.cell, c.activation, states, p["W_hh"], lyapunov_k,
+                             stream(seed, "lyapunov"), c.burn_in, on_step=tick))
     ln_h = _rms_log(np.concatenate(logs_h, axis=1))
     skip = default_transient(c.seq_len) if c.transient is None else c.transient
     rate = fit_decay_rate(ln_h, skip)
@@ -365,6 +346,60 @@ def probe(config: ProbeConfig | None = None, *,
         config=c.as_dict(),
         probe_config=c,
     )
+
+
+# -- per cell: the forward states, the adjoint and the Jacobian's exponents --------------
+# The one place that dispatches on the cell: the probe and training's lambda_1 at
+# initialisation both go through these three functions.
+def cell_states(cell: str, activation: str, p: dict, x: np.ndarray) -> tuple:
+    """The forward states of a cell from zero initial state (every sequence T
+    long), as its kernel returns them: ``(hs,)`` for the RNN, ``(hs, cs,
+    gates, tcs)`` for the LSTM, ``(hs, gates, hgates)`` for the GRU; ``p``
+    C-contiguous parameters of x's dtype."""
+    T, B, _ = x.shape
+    h0 = np.zeros((B, p["W_hh"].shape[1]), x.dtype)
+    lengths = np.full(B, T, np.int64)
+    if cell == "rnn":
+        return (rnn_states(x, p["W_ih"], p["W_hh"], p["b"], h0, lengths,
+                           ACTIVATIONS[activation]),)
+    if cell == "lstm":
+        return lstm_states(x, p["W_ih"], p["W_hh"], p["b"], h0, h0, lengths)
+    if cell == "gru":
+        return gru_states(x, p["W_ih"], p["W_hh"], p["b"], p["b_hn"], h0, lengths)
+    # each cell has its own adjoint and Jacobian: never another cell's
+    raise NotImplementedError(f"cell {cell!r}: no probe yet")
+
+
+def adjoint_lognorms(cell: str, activation: str, states: tuple, W_hh: np.ndarray,
+                     delta: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """ln||dL/dh_t|| (T, B) from dL/dh_{T-1} = ``delta`` along :func:`cell_states`'
+    trajectory, and ln||dL/dc_t|| for the LSTM (None for the other cells)."""
+    if cell == "rnn":
+        return rnn_adjoint_lognorms(states[0], W_hh, ACTIVATIONS[activation], delta), None
+    if cell == "lstm":
+        return lstm_adjoint_lognorms(*states, W_hh, delta, np.zeros_like(delta))
+    if cell == "gru":
+        return gru_adjoint_lognorms(*states, W_hh, delta), None
+    raise NotImplementedError(f"cell {cell!r}: no probe yet")
+
+
+def lyapunov(cell: str, activation: str, states: tuple, W_hh: np.ndarray, k: int,
+             rng: np.random.Generator, transient: int = 0,
+             on_step: Callable[[], None] | None = None) -> np.ndarray:
+    """Top-k Lyapunov exponents along the first sequence of :func:`cell_states`'
+    trajectory (:func:`lyapunov_rnn`, :func:`lyapunov_lstm`, :func:`lyapunov_gru`)."""
+    if cell == "rnn":
+        # the RNN's derivative taken in float64 from its (possibly float32) states
+        hs = states[0][:, 0].astype(np.float64)
+        return lyapunov_rnn(hs, W_hh, activation, k, rng, transient, on_step)
+    if cell == "lstm":
+        _, cs, gates, tcs = states
+        return lyapunov_lstm(cs[:, 0], gates[:, 0], tcs[:, 0], W_hh, k, rng, transient, on_step)
+    if cell == "gru":
+        hs, gates, hgates = states
+        return lyapunov_gru(hs[:, 0], gates[:, 0], hgates[:, 0], W_hh, k, rng, transient,
+                            on_step)
+    raise NotImplementedError(f"cell {cell!r}: no probe yet")
 
 
 def _qr_step(M: np.ndarray):

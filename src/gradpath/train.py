@@ -24,7 +24,7 @@ from .checks import choice, integer, number
 from .clipping import clip_by_norm, clip_by_value, global_norm
 from .kernels.optim import adam_update, rmsprop_update, sgd_update
 from .models import make_model
-from .probe import fit_decay_rate, lyapunov_gru, lyapunov_lstm, lyapunov_rnn
+from .probe import cell_states, fit_decay_rate, lyapunov
 from .rng import stream
 from .runid import run_id
 from .tasks import Task, make_task
@@ -416,29 +416,10 @@ def decay_curve(model, params, task: Task, c: TrainConfig) -> dict:
 def _lyapunov_init(model, params, task: Task, c: TrainConfig) -> float:
     full = make_task(task.name, task.seq_len, ragged=False)
     b = full.batch(1, c.seed, 0, held_out=True, dtype=c.dtype)
-    rng = stream(c.seed, "lyapunov")
-    if c.cell == "lstm":
-        from .kernels.lstm import lstm_states
-
-        p = model.check_params(params)
-        z = np.zeros((1, c.hidden), c.dtype)
-        _, cs, gates, tcs = lstm_states(b.x, p["W_ih"], p["W_hh"], p["b"], z, z,
-                                         np.full(1, full_len(full), np.int64))
-        return float(lyapunov_lstm(cs[:, 0], gates[:, 0], tcs[:, 0], p["W_hh"], 1, rng)[0])
-    if c.cell == "gru":
-        from .kernels.gru import gru_states
-
-        p = model.check_params(params)
-        hs, gates, hgates = gru_states(b.x, p["W_ih"], p["W_hh"], p["b"], p["b_hn"],
-                                       np.zeros((1, c.hidden), c.dtype),
-                                       np.full(1, full_len(full), np.int64))
-        return float(lyapunov_gru(hs[:, 0], gates[:, 0], hgates[:, 0], p["W_hh"], 1, rng)[0])
-    if c.cell == "rnn":
-        fw = model.forward(params, b.x)
-        hs = np.concatenate([np.zeros((1, c.hidden)), fw.h[:, 0].astype(np.float64)])
-        return float(lyapunov_rnn(hs, params["W_hh"], c.activation, 1, rng)[0])
-    # each cell has its own Jacobian: never apply another cell's formula silently
-    raise NotImplementedError(f"cell {c.cell!r}: no Lyapunov exponent at initialisation yet")
+    p = model.check_params(params)
+    states = cell_states(c.cell, c.activation, p, b.x)
+    return float(lyapunov(c.cell, c.activation, states, p["W_hh"], 1,
+                          stream(c.seed, "lyapunov"))[0])
 
 
 def full_len(task: Task) -> int:
