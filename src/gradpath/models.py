@@ -8,6 +8,7 @@ a wrong shape, dtype, or non-finite input.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,7 +115,15 @@ class _Model:
         self.input_size = _positive_int(input_size, "input_size")
         self.hidden_size = _positive_int(hidden_size, "hidden_size")
         self.output_size = _positive_int(output_size, "output_size")
-        self._scratch: dict = {}
+        self._scratch = threading.local()
+
+    # The scratch arrays are per thread and never pickled or copied.
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_scratch"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._scratch = threading.local()
 
     def _workspace(self, T: int, B: int, dtype: np.dtype) -> dict[str, np.ndarray]:
         """Scratch arrays of the kernels, kept between calls of the same shape.
@@ -122,19 +131,25 @@ class _Model:
         Large fresh arrays cost a page fault per 4 KiB on first touch (about
         a fifth of a large call's time here); training calls the kernel with
         one shape thousands of times. Only the last shape is kept, so the
-        memory held is one call's worth. Not thread-safe: use one model
-        object per thread.
+        memory held is one call's worth per thread.
+
+        The kernels release the GIL, so two threads calling one model at once
+        run side by side: each thread has its own scratch arrays
+        (``threading.local``), and a shared model object gives every thread
+        the same results as a serial run.
         """
         key = (T, B, np.dtype(dtype))
-        if self._scratch.get("key") != key:
+        ws = getattr(self._scratch, "arrays", None)
+        if ws is None or ws["key"] != key:
             H, G = self.hidden_size, self.gates
             shapes = {"hs": (T + 1, B, H), "dy": (T, B, self.output_size)}
             if G == 4:
                 shapes.update(cs=(T + 1, B, H), gates=(T, B, G * H), tcs=(T, B, H))
             if G == 3:
                 shapes.update(gates=(T, B, G * H), hgates=(T, B, G * H))
-            self._scratch = {"key": key, **{k: np.empty(s, dtype) for k, s in shapes.items()}}
-        return self._scratch
+            ws = {"key": key, **{k: np.empty(s, dtype) for k, s in shapes.items()}}
+            self._scratch.arrays = ws
+        return ws
 
     # -- parameters --------------------------------------------------------
     def param_shapes(self) -> dict[str, tuple[int, ...]]:

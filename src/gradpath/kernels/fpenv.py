@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import functools
 import platform
+import threading
 from collections.abc import Callable
 
 from llvmlite import ir as llvm_ir
@@ -129,7 +130,14 @@ def _enter_flush():
 
 
 class _BlasThreads:
-    """Limits every loaded BLAS library to one thread, and restores it.
+    """Limits every loaded BLAS library to one thread while any kernel call
+    runs, and restores it after the last one.
+
+    BLAS thread counts are process-wide, and kernels release the GIL: with
+    calls on two Python threads, the first to finish must not give BLAS its
+    threads back while the other still computes (its GEMMs would then run on
+    workers without FTZ). A count of the calls inside, under a lock, makes the
+    first call in limit and the last call out restore.
 
     The controller is built on first use, after Numba's BLAS (scipy's) is
     loaded; only libraries not already at one thread are touched, so the
@@ -138,6 +146,9 @@ class _BlasThreads:
 
     def __init__(self) -> None:
         self._libs: list | None = None
+        self._lock = threading.Lock()
+        self._inside = 0
+        self._changed: list[tuple] = []
 
     def libs(self) -> list:
         if self._libs is None:
@@ -148,19 +159,25 @@ class _BlasThreads:
                           if lib.user_api == "blas"]
         return self._libs
 
-    def limit(self) -> list[tuple]:
-        changed = []
-        for lib in self.libs():
-            n = lib.get_num_threads()
-            if n is not None and n != 1:
-                lib.set_num_threads(1)
-                changed.append((lib, n))
-        return changed
+    def enter(self) -> None:
+        with self._lock:
+            if self._inside == 0:
+                changed = []
+                for lib in self.libs():
+                    n = lib.get_num_threads()
+                    if n is not None and n != 1:
+                        lib.set_num_threads(1)
+                        changed.append((lib, n))
+                self._changed = changed
+            self._inside += 1
 
-    @staticmethod
-    def restore(changed: list[tuple]) -> None:
-        for lib, n in changed:
-            lib.set_num_threads(n)
+    def exit(self) -> None:
+        with self._lock:
+            self._inside -= 1
+            if self._inside == 0:
+                for lib, n in self._changed:
+                    lib.set_num_threads(n)
+                self._changed = []
 
 
 _BLAS = _BlasThreads()
@@ -175,14 +192,15 @@ class flushed:
     :func:`keep_subnormals` is active.
     """
 
-    __slots__ = ("_old", "_blas", "_limit")
+    __slots__ = ("_old", "_limit")
 
     def __init__(self, blas: bool = True) -> None:
         self._limit = blas
 
     def __enter__(self) -> flushed:
         self._old = None
-        self._blas = _BLAS.limit() if self._limit else []
+        if self._limit:
+            _BLAS.enter()
         if X86 and _state["enabled"]:
             self._old = _enter_flush()
         return self
@@ -190,7 +208,8 @@ class flushed:
     def __exit__(self, *exc) -> None:
         if self._old is not None:
             write_mxcsr(self._old)
-        _BLAS.restore(self._blas)
+        if self._limit:
+            _BLAS.exit()
 
 
 class keep_subnormals:
