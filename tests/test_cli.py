@@ -261,3 +261,48 @@ def test_train_defaults_are_the_default_studys():
             gradpath("train", "--help").stdout.split())
     else:  # the same run
         assert cfg.lr == run.config["lr"] and cfg.run_id() == run.run_id
+
+
+# -- --out: checked before any work; a finished run is never lost (issue 17, D4) ------------
+TINY_TRAIN = ("train", "--task", "adding", "--hidden", "8", "--seq-len", "6", "--batch", "4",
+              "--eval-every", "2")
+
+
+@pytest.mark.parametrize("kind", ["file", "under-a-file"])
+@pytest.mark.parametrize("command", ["train", "probe"])
+def test_an_out_path_that_cannot_take_the_run_fails_before_any_work(tmp_path, capsys, kind,
+                                                                    command):
+    existing = tmp_path / "results.txt"
+    existing.write_text("not a folder")
+    out = existing if kind == "file" else existing / "runs"
+    # a run that would take minutes: refused at once, before it starts
+    args = [*TINY_TRAIN, "--steps", "10000000"] if command == "train" else [
+        "probe", "--hidden", "8", "--seq-len", "10000000"]
+    assert main([*args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--out" in err[0] and str(existing) in err[0], err
+    assert existing.read_text() == "not a folder"
+
+
+def test_a_run_whose_files_cannot_be_written_at_the_end_is_not_lost(tmp_path, capsys,
+                                                                   monkeypatch):
+    from gradpath import results
+
+    write_run = results.write_run
+    target = tmp_path / "out"
+
+    def disk_full(out_dir, tables):
+        if Path(out_dir) == target:
+            raise OSError(28, "No space left on device")
+        return write_run(out_dir, tables)
+
+    monkeypatch.setattr(results, "write_run", disk_full)
+    assert main([*TINY_TRAIN, "--steps", "4", "--out", str(target), "--json"]) == 1
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)  # the result still reaches stdout
+    assert out["status"] == "finished" and out["steps"] == 4
+    line = captured.err.strip().splitlines()[-1]
+    assert "No space left on device" in line and "its files are in" in line
+    fallback = Path(line.rsplit("its files are in ", 1)[1])
+    assert (fallback / f"{out['run_id']}.json").exists()
+    assert results.is_finished(fallback, out["run_id"])

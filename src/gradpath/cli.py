@@ -88,7 +88,9 @@ def _network_flags(p: argparse.ArgumentParser, d: dict, shown: str) -> None:
     p.add_argument("--seed", type=_nonneg_int, default=d["seed"],
                    help=f"seed (default: {d['seed']})")
     p.add_argument("--out", metavar="DIR",
-                   help="write the run's tables (Parquet) and JSON summary to DIR")
+                   help="write the run's tables (Parquet) and JSON summary to DIR (checked "
+                        "before the run; if writing fails at the end, they go to a "
+                        "temporary folder named on stderr, exit status 1)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help=f"print {shown} and ETA on stderr while running (default: when "
@@ -197,18 +199,59 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
                        eval_every=args.eval_every, ragged=args.ragged, dtype=args.dtype)
 
 
+def _check_out(out: str | None) -> None:
+    """Refuse an ``--out`` folder that cannot take the run's files, before any
+    work: an existing file, or a folder that cannot be created or written."""
+    if not out:
+        return
+    import tempfile
+    from pathlib import Path
+
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out: {out} exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".gradpath-write-check-"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"--out: cannot write run files to {out} "
+                         f"({exc.strerror or exc})") from exc
+
+
+def _write_out(out: str | None, tables: dict) -> bool:
+    """Write the run's files to ``--out``; if that fails after the run (the
+    folder vanished, the disk filled), write them to a fresh temporary folder
+    instead and say where on stderr. Returns whether ``--out`` got them."""
+    if not out:
+        return True
+    import tempfile
+
+    from .results import write_run
+
+    try:
+        write_run(out, tables)
+        return True
+    except OSError as exc:
+        fallback = tempfile.mkdtemp(prefix="gradpath-run-")
+        write_run(fallback, tables)
+        sys.stderr.write(f"gradpath: error: could not write the run to {out} "
+                         f"({exc.strerror or exc}); its files are in {fallback}\n")
+        return False
+
+
 def _cmd_probe(args: argparse.Namespace) -> int:
     from .probe import probe
     from .resources import check_fits, physical_memory_mb
-    from .results import probe_tables, write_run
+    from .results import probe_tables
 
     cfg = probe_config(args)
     check_fits("probe", cfg.as_dict(), physical_memory_mb())
+    _check_out(args.out)
     t0 = time.perf_counter()
     res = probe(cfg, progress=_show_progress(args))
     tables = probe_tables(res, time.perf_counter() - t0)
-    if args.out:
-        write_run(args.out, tables)
+    written = _write_out(args.out, tables)
     out = {
         "run_id": cfg.run_id,
         "config": res.config,
@@ -225,7 +268,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         out["log10_cell_grad_norm"] = [_finite(float(v)) for v in res.log10_cell_grad_norm]
     if args.json:
         print(json.dumps(out))
-        return 0
+        return 0 if written else 1
     th = "n/a" if res.theory_slope is None else f"{res.theory_slope:+.4f}"
     print(f"probe {res.config['cell']} {res.config['activation']} {res.config['init']} "
           f"gain {args.gain}: H={args.hidden}, T={args.seq_len}, B={args.batch}, "
@@ -239,7 +282,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     lags = [k for k in (0, 10, 50, 100, 200, 500, 1000, 5000, 10000) if k < args.seq_len]
     print("  log10||dL_T/dh_t|| at lag " + ", ".join(
         f"{k}: {res.log10_grad_norm[k]:.2f}" for k in lags))
-    return 0
+    return 0 if written else 1
 
 
 def _progress_printer(stream, every_s: float = 1.0):
@@ -271,16 +314,16 @@ def _progress_printer(stream, every_s: float = 1.0):
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .resources import check_fits, physical_memory_mb
-    from .results import train_tables, write_run
+    from .results import train_tables
     from .train import train
 
     cfg = train_config(args)
     check_fits("train", cfg.as_dict(), physical_memory_mb())
+    _check_out(args.out)
     rid = cfg.run_id()  # a reported run: the id of the same run in a study
     res = train(cfg, _show_progress(args))
     tables = train_tables(res, rid)
-    if args.out:
-        write_run(args.out, tables)
+    written = _write_out(args.out, tables)
     out = {
         "run_id": rid,
         "config": cfg.as_dict(),
@@ -297,14 +340,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     }
     if args.json:
         print(json.dumps(out))
-        return 0
+        return 0 if written else 1
     print(f"train {cfg.task} T={cfg.seq_len} {cfg.cell} {cfg.activation} {cfg.init} "
           f"gain {cfg.gain} clip {cfg.clip} {cfg.optimizer} lr {cfg.lr}: {res.status}"
           + (f" at step {res.diverged_at} ({res.cause})" if res.diverged_at else ""))
     print(f"  held-out metric {res.final_metric:.4g} (baseline {res.baseline:.4g}), "
           f"success {res.success}, clipped {100 * res.clipped_fraction:.0f}% of "
           f"{out['steps']} updates")
-    return 0
+    return 0 if written else 1
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
