@@ -30,10 +30,17 @@ localrules:
     reproductions,
 
 
+# Every file the report is built from, and every batch's marker: Snakemake
+# does not remake a missing file that only feeds newer outputs, so a table or
+# figure deleted after the study finished (or never written by a failed job),
+# or the marker of a batch whose run files were damaged, is named here to be
+# made again.
 rule all:
     input:
-        FIGURES,
-        f"{RESULTS}/tables/summary.csv",
-        f"{RESULTS}/tables/findings.csv",
-        f"{RESULTS}/tables/reproductions.csv",
+        batch_outputs,
+        rules.aggregate.output,
+        rules.summarise.output,
+        rules.figures.output,
+        rules.reproductions.output,
+        report_selection_outputs,
     default_target: True

@@ -253,7 +253,7 @@ def fig_clipping(runs: pd.DataFrame, training: pd.DataFrame, path: str) -> None:
     """(e) gradient norm over training by clip mode (clipping events marked,
     divergences crossed), its distribution over all updates, and the diverged
     runs, in the configurations trained with several clip modes."""
-    tr = report_runs(runs)
+    tr = primary(report_runs(runs))
     keys = ["task", "model", "init", "gain", "seq_len"]
     multi = tr.groupby(keys)["clip"].transform("nunique") > 1
     tr = tr[multi]

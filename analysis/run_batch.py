@@ -1,9 +1,11 @@
 """Snakemake job: run one batch of the grid (called by rules/runs.smk).
 
 Each run writes its own files as soon as it finishes; a run whose files
-exist is skipped, so a killed job loses at most the run in progress. A
-finished run computed by other code (another ``code_id``) is recomputed, and
-the log says why.
+read back is skipped, so a killed job loses at most the run in progress, and
+a damaged run file is recomputed. A finished run computed by other code
+(another ``code_id``) is recomputed, and the log says why. The batch's
+marker, written last, records the size of every file of its runs
+(:func:`gradpath.grid.batch_marker`), which the workflow checks at start-up.
 """
 
 import json
@@ -19,8 +21,9 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
              "GRADPATH_NUM_THREADS"):
     os.environ[_var] = "1"
 
-from gradpath.grid import Run, execute  # noqa: E402
+from gradpath.grid import Run, batch_marker, execute  # noqa: E402
 from gradpath.provenance import code_id, machine  # noqa: E402
+from gradpath.results import atomic_write  # noqa: E402
 
 
 def main(runs: list[dict], runs_dir: str, out: str, log: str, inputs: list[str],
@@ -40,7 +43,8 @@ def main(runs: list[dict], runs_dir: str, out: str, log: str, inputs: list[str],
         logging.info("%d/%d %s %s %s (%.1f s)", i, len(runs), run.kind, run.run_id, status,
                      time.perf_counter() - t)
     logging.info("batch done in %.1f s", time.perf_counter() - t0)
-    Path(out).write_text(json.dumps({"runs": statuses}, indent=1, sort_keys=True))
+    marker = json.dumps(batch_marker(statuses, runs_dir), indent=1, sort_keys=True)
+    atomic_write(Path(out), lambda p: p.write_text(marker))
 
 
 if "snakemake" in globals():

@@ -21,11 +21,12 @@ import math
 import pandas as pd
 
 from gradpath import vocab
-from gradpath.claims import FINDINGS, judge, report_runs, successes
+from gradpath.claims import FINDINGS, judge, primary, report_runs, successes
+from gradpath.grid import REPORT_KEYS
 from gradpath.provenance import code_id
 from gradpath.results import PROVENANCE_COLUMNS
 
-KEYS = ["task", "model", "init", "gain", "clip", "seq_len", "dtype"]
+KEYS = list(REPORT_KEYS)
 PROBE_KEYS = ["model", "init", "gain"]
 #: Shown where a quantity does not exist for a network (no mean-field theory
 #: for a gated cell, no cell state in an RNN or a GRU).
@@ -33,8 +34,9 @@ NA = "n/a"
 
 
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per trained configuration, aggregated over its reported seeds."""
-    tr = report_runs(runs).copy()
+    """Per trained configuration, aggregated over its reported seeds (the
+    sweep-selected ones where a configuration also has fixed-rate twins)."""
+    tr = primary(report_runs(runs), KEYS).copy()
     if tr.empty:
         return pd.DataFrame()
     tr["final_over_baseline"] = tr["final_metric"] / tr["baseline"]

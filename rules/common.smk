@@ -1,7 +1,9 @@
 # Helpers shared by the rules: config validation, grid expansion, batches.
 
 import sys
+from pathlib import Path
 
+import yaml
 from snakemake.utils import validate
 
 from gradpath import grid as gpgrid
@@ -14,6 +16,42 @@ if not config:
         "(configs/smoke.yaml, configs/full.yaml)"
     )
 
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML that refuses a key given twice in one mapping (PyYAML keeps the
+    last one silently)."""
+
+
+def _no_duplicate_keys(loader, node, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise ValueError(f"{key_node.start_mark.name}, line {key_node.start_mark.line + 1}: "
+                             f"key {key!r} is given twice in one mapping")
+        seen.add(key)
+    return loader.construct_mapping(node, deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicate_keys)
+
+
+def check_config_files(paths):
+    """Refuse config files with a duplicate key, or that ask for Snakemake's YTE
+    templating (Python code in the config; gradpath configs are plain data)."""
+    for path in paths:
+        with open(path) as f:  # the stream's name is the path the messages give
+            data = yaml.load(f, Loader=_StrictLoader)
+        if isinstance(data, dict) and "__use_yte__" in data:
+            raise ValueError(f"{path}: __use_yte__ is not allowed in a gradpath config "
+                             "(a config is plain data, not a template)")
+
+
+check_config_files(workflow.configfiles)
+# Settings of a training block that the schema's defaults would hide (lr and
+# lrs given together), before they are filled in.
+gpgrid.check_raw_train(config.get("train"))
 # Checks every key and value against the JSON Schema and fills in defaults,
 # before any job runs.
 validate(config, "../configs/schema.yaml")
@@ -22,7 +60,7 @@ PYTHON = sys.executable
 # Which code computes the runs: a batch reruns when it changes (a params
 # change), and its runs computed by other code are recomputed.
 CODE_ID = code_id()
-RESULTS = f"results/{config['name']}"
+RESULTS = gpgrid.study_dir(config["name"])
 RUNS_DIR = f"{RESULTS}/runs"
 
 PROBE_RUNS = gpgrid.probe_runs(config["probe"])
@@ -45,6 +83,26 @@ SWEEP_BATCHES = sorted(
     b for b, runs in BATCHES.items() if any(r.config.get("stage") == gpgrid.SWEEP for r in runs)
 )
 SELECTION = f"{RESULTS}/tables/selection.json"
+
+
+
+def drop_stale_markers(batch_ids):
+    """Remove the completion marker of every batch whose runs' files changed
+    since it finished (a truncated or deleted run file), saying why, so that
+    Snakemake runs that batch again: its intact runs are skipped, the damaged
+    ones recomputed, and the tables rebuilt from them. A dry run removes it
+    too: the marker is false, and without it the plan shows the batch."""
+    for b in batch_ids:
+        marker = Path(f"{RESULTS}/batches/{b}.json")
+        if not marker.exists():
+            continue
+        why = gpgrid.marker_problem(marker, RUNS_DIR)
+        if why:
+            print(f"gradpath: batch {b} runs again: {why}", file=sys.stderr)
+            marker.unlink()
+
+
+drop_stale_markers(sorted(ALL_BATCHES))
 
 FIGURE_NAMES = [
     "a_decay_curves",
@@ -99,6 +157,13 @@ def batch_inputs(wildcards):
 def sweep_outputs(wildcards=None):
     """The completion markers of the batches that hold sweep runs."""
     return [f"{RESULTS}/batches/{b}.json" for b in SWEEP_BATCHES]
+
+
+def report_selection_outputs(wildcards=None):
+    """The learning-rate selection's tables, in a study with sweeps."""
+    if not SWEEP_RUNS:
+        return []
+    return [SELECTION, f"{RESULTS}/tables/selection.csv", f"{RESULTS}/tables/selection.html"]
 
 
 def batch_outputs(wildcards=None):

@@ -91,6 +91,20 @@ class SlurmRun:
             self.cluster.stop()
 
 
+@pytest.fixture(scope="session")
+def smoke_study(tmp_path_factory):
+    """The smoke study and its report, once per test session (< 3 minutes)."""
+    import time
+
+    from studies import snakemake
+
+    work = tmp_path_factory.mktemp("smoke")
+    t0 = time.perf_counter()
+    snakemake(work)
+    snakemake(work, "--report", str(work / "report.html"))
+    return work, time.perf_counter() - t0
+
+
 @pytest.fixture(scope="session", autouse=True)
 def slurm_smoke_run(request, tmp_path_factory):
     """Start the cluster test's SLURM run when the session starts, if the session

@@ -17,6 +17,9 @@ import pytest
 from gradpath import grid, results, vocab
 from gradpath.probe import ProbeConfig, probe
 from gradpath.results import (
+    FILES_KEY,
+    TABLES,
+    check_run,
     is_finished,
     probe_tables,
     read_tables,
@@ -287,8 +290,10 @@ def test_summary_is_strict_json(tmp_path, train_run, lstm_probe):
             raise AssertionError(f"non-standard JSON constant {name}")
 
         summary = json.loads(path.read_text(), parse_constant=no_nan)
+        files = summary.pop(FILES_KEY)
         assert summary == summary_json(t)
         assert set(summary) == set(RUN_COLUMNS)
+        assert set(files) == set(TABLES)
     assert summary["theory_slope"] is None  # NaN becomes null
 
 
@@ -315,3 +320,82 @@ def test_probe_summary_marks_what_does_not_apply_as_na():
     assert isinstance(t.loc["lstm", "cell_decay_rate"], float)
     for m in t.index:
         assert math.isfinite(t.loc[m, "decay_rate"]) and math.isfinite(t.loc[m, "lyapunov_1"])
+
+
+# -- damaged run files are recomputed, never read (issue 17, D5) --------------------------
+def _truncate(path, keep: float = 0.5) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+@pytest.mark.parametrize("name", TABLES)
+def test_a_truncated_table_file_is_not_a_finished_run(tmp_path, train_run, name):
+    t = train_tables(train_run)
+    write_run(tmp_path, t)
+    rid = t["runs"]["run_id"].iloc[0]
+    assert check_run(tmp_path, rid)[1] == "" and is_finished(tmp_path, rid)
+    _truncate(tmp_path / f"{rid}.{name}.parquet")
+    summary, why = check_run(tmp_path, rid)
+    assert summary is None and f"{name}.parquet" in why and "truncated" in why
+    with pytest.raises(ValueError, match=f"run {rid}.*{name}.parquet"):
+        read_tables(tmp_path, [rid])
+
+
+def test_a_truncated_summary_or_an_old_damaged_run_is_not_finished(tmp_path, train_run):
+    t = train_tables(train_run)
+    path = write_run(tmp_path, t)
+    rid = t["runs"]["run_id"].iloc[0]
+    _truncate(path)
+    assert check_run(tmp_path, rid)[0] is None and "does not read back" in check_run(
+        tmp_path, rid)[1]
+    # a run written before the files were recorded: its Parquet footers are read
+    write_run(tmp_path, t)
+    summary = json.loads(path.read_text())
+    del summary[FILES_KEY]
+    path.write_text(json.dumps(summary))
+    assert is_finished(tmp_path, rid)
+    _truncate(tmp_path / f"{rid}.training.parquet")
+    assert "training.parquet does not read back" in check_run(tmp_path, rid)[1]
+    assert check_run(tmp_path, "0123456789abcdef") == (None, "")  # never started
+
+
+def test_execute_recomputes_a_truncated_run_and_logs_why(tmp_path, caplog):
+    cfg = TrainConfig(task="adding", seq_len=6, cell="rnn", activation="tanh",
+                      init="orthogonal", hidden=6, batch=4, steps=4, eval_every=2, seed=0)
+    run = grid.Run("train", cfg.run_id(), {**cfg.as_dict(), "stage": "report",
+                                           "selection": ""})
+    assert grid.execute(run, tmp_path) == "finished"
+    before = read_tables(tmp_path)
+    assert grid.execute(run, tmp_path) == "skipped"
+    _truncate(tmp_path / f"{run.run_id}.training.parquet")
+    (tmp_path / f".{run.run_id}.runs.parquet.tmp-1-2").write_bytes(b"half")  # a killed write
+    with caplog.at_level("WARNING", logger="gradpath.grid"):
+        assert grid.execute(run, tmp_path) == "finished"
+    assert "training.parquet" in caplog.text and "recomputing" in caplog.text
+    assert not list(tmp_path.glob(".*tmp-*"))
+    after = read_tables(tmp_path)
+    for name in TABLES:
+        pd.testing.assert_frame_equal(after[name].drop(columns=["wall_time_s"], errors="ignore"),
+                                      before[name].drop(columns=["wall_time_s"],
+                                                        errors="ignore"))
+
+
+def test_a_run_counted_twice_is_refused(tmp_path, train_run):
+    t = train_tables(train_run)
+    write_run(tmp_path, t)
+    rid = t["runs"]["run_id"].iloc[0]
+    with pytest.raises(ValueError, match=f"more than once: {rid}"):
+        read_tables(tmp_path, [rid, rid])
+
+
+def test_an_interrupted_write_leaves_the_old_file_whole(tmp_path):
+    path = tmp_path / "x.txt"
+    results.atomic_write(path, lambda p: p.write_text("old"))
+
+    def fails(p):
+        p.write_text("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        results.atomic_write(path, fails)
+    assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["x.txt"]

@@ -20,13 +20,11 @@ import pytest
 import yaml
 from conftest import CLUSTER_COMMAND
 from snakemake.utils import validate
+from studies import ROOT, SNAKEMAKE, assert_same_tables, snakemake, tables
 
 from gradpath import grid as gpgrid
-from gradpath.results import WALL_TIME_COLUMNS
 
-ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "configs" / "schema.yaml"
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 #: report categories and what each holds
@@ -311,42 +309,6 @@ def _code_copy(tmp_path: Path) -> Path:
 
 
 # -- the smoke study end to end ------------------------------------------------------------
-def _sigint_as_at_a_terminal() -> None:
-    """A shell that starts a job in the background (``make test &``, nohup, some
-    CI runners) sets SIGINT to ignored, and children inherit that: Ctrl-C would
-    then never reach Snakemake. Restore the default, as at a terminal."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def snakemake(workdir: Path, *extra: str, config: str = "smoke", check=True, env=None, **kw):
-    """Snakemake as `make run` calls it (the local profile), on ``workdir``."""
-    cmd = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--profile",
-           str(ROOT / "profiles" / "local"), "--configfile",
-           str(ROOT / "configs" / f"{config}.yaml"), "--cores", "2", *extra]
-    if kw.pop("popen", False):
-        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True, preexec_fn=_sigint_as_at_a_terminal)
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
-    if check:
-        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return out
-
-
-@pytest.fixture(scope="session")
-def smoke_study(tmp_path_factory):
-    """The smoke study and its report, once per test session (< 3 minutes)."""
-    work = tmp_path_factory.mktemp("smoke")
-    t0 = time.perf_counter()
-    snakemake(work)
-    snakemake(work, "--report", str(work / "report.html"))
-    return work, time.perf_counter() - t0
-
-
-def tables(work: Path, name: str = "smoke") -> dict[str, pd.DataFrame]:
-    res = work / "results" / name / "tables"
-    return {n: pd.read_parquet(res / f"{n}.parquet") for n in ("runs", "curves", "training")}
-
-
 @pytest.mark.slow
 def test_smoke_study_end_to_end(smoke_study):
     work, seconds = smoke_study
@@ -427,15 +389,6 @@ def _unlock_if_stale(work: Path) -> None:
                              str(ROOT / "configs" / "smoke.yaml")],
                             cwd=work, capture_output=True, text=True, timeout=120)
     assert unlock.returncode == 0, unlock.stderr
-
-
-def assert_same_tables(ref: Path, work: Path, name: str = "smoke") -> None:
-    """The run tables of two executions agree exactly, wall-time columns aside."""
-    a, b = tables(ref, name), tables(work, name)
-    for t in a:
-        x = a[t].drop(columns=[c for c in WALL_TIME_COLUMNS if c in a[t]])
-        y = b[t].drop(columns=[c for c in WALL_TIME_COLUMNS if c in b[t]])
-        pd.testing.assert_frame_equal(x, y, check_exact=True, obj=t)
 
 
 @pytest.mark.slow

@@ -158,14 +158,17 @@ def report_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[(runs["kind"] == "train") & (runs["stage"] == "report")]
 
 
-def primary(tr: pd.DataFrame) -> pd.DataFrame:
-    """Reported runs, one set per configuration: where a configuration was also
-    trained outside its learning-rate sweep (e.g. the float64 twins of a
-    precision check), the sweep-selected runs stand for it."""
+def primary(tr: pd.DataFrame, keys: list[str] | None = None) -> pd.DataFrame:
+    """Reported runs, one set per configuration (``keys``, default
+    :data:`CONFIG_KEYS`): where a configuration was also trained outside its
+    learning-rate sweep (e.g. the float64 twins of a precision check), the
+    sweep-selected runs stand for it. The grid allows at most one
+    sweep-selected and one fixed-rate run per configuration and seed
+    (:func:`gradpath.grid.train_runs`)."""
     if tr.empty:
         return tr
     swept = tr["selection"].fillna("") != ""
-    has_sweep = swept.groupby([tr[k] for k in CONFIG_KEYS]).transform("any")
+    has_sweep = swept.groupby([tr[k] for k in keys or CONFIG_KEYS]).transform("any")
     return tr[swept | ~has_sweep]
 
 
@@ -202,7 +205,7 @@ def _learning(model: str, init: str, seq_len: int, learns: bool) -> Callable:
 
 def _exploding(tables: dict) -> Verdict:
     runs = tables["runs"]
-    tr = report_runs(runs)
+    tr = primary(report_runs(runs))
     tr = tr[(tr["model"] == "rnn-relu") & (tr["init"] == "gaussian") & (tr["gain"] > RELU_EDGE)]
     none, norm = tr[tr["clip"] == "none"], tr[tr["clip"] == "norm"]
     if none.empty or norm.empty:

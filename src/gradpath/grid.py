@@ -8,28 +8,37 @@ by :class:`gradpath.probe.ProbeConfig` and
 groups runs into batches so that a job pays process start-up and Numba
 cache loading once per batch.
 
-Running a batch skips every run whose files already exist, so an interrupted
-grid resumes without redoing or losing finished runs.
+Running a batch skips every run whose files read back as written, so an
+interrupted grid resumes without redoing or losing finished runs, and a
+damaged run file is recomputed, not read.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import logging
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from .probe import ProbeConfig, probe
 from .provenance import code_id
 from .resources import check_fits, estimate
-from .results import finished_summary, probe_tables, train_tables, write_run
+from .results import (
+    check_run,
+    probe_tables,
+    remove_partial,
+    run_files,
+    train_tables,
+    write_run,
+)
 from .runid import run_id
 from .train import REPORT, SWEEP, TrainConfig, train
-from .vocab import MODELS
+from .vocab import MODELS, model_of
 
 
 @dataclass(frozen=True)
@@ -63,9 +72,107 @@ def probe_runs(spec: dict) -> list[Run]:
     return runs
 
 
+#: Where studies write: ``<RESULTS_ROOT>/<study name>/``.
+RESULTS_ROOT = "results"
+
+
+def study_dir(name: str, root: str = RESULTS_ROOT) -> str:
+    """The folder of study ``name``: ``<root>/<name>``, refused (ValueError)
+    unless the name is one plain folder name inside ``root``: not empty, no
+    leading dot (``.``, ``..``, hidden folders), no path separator, not
+    absolute.
+    """
+    bad = (not isinstance(name, str) or not name or name.startswith(".")
+           or "/" in name or "\\" in name or PurePosixPath(name).is_absolute()
+           or PureWindowsPath(name).is_absolute() or name != name.strip())
+    if not bad:
+        inside = (Path(root) / name).resolve()
+        bad = inside.parent != Path(root).resolve()
+    if bad:
+        raise ValueError(f"name: expected a plain folder name for {root}/<name> (letters, "
+                         f"digits, '_', '.', '-', not starting with '.'), got {name!r}")
+    return f"{root}/{name}"
+
+
 def train_blocks(section) -> list[dict]:
     """A config's ``train`` section as a list of blocks (one dict = one block)."""
     return [section] if isinstance(section, dict) else list(section)
+
+
+def _block_name(i: int, block: dict) -> str:
+    """How messages name a training block: ``train[i]`` and its name, if any."""
+    return f"train[{i}]" + (f" ({block['name']})" if block.get("name") else "")
+
+
+def check_raw_train(section) -> None:
+    """Checks of a ``train`` section as written, before the schema fills in
+    its defaults (after which a default ``lr`` cannot be told from a given one).
+
+    Raises ValueError naming the block that gives both ``lr`` and a non-empty
+    ``lrs``: one would silently override the other.
+    """
+    if section is None:
+        return
+    for i, block in enumerate(train_blocks(section)):
+        if isinstance(block, dict) and "lr" in block and block.get("lrs"):
+            raise ValueError(
+                f"{_block_name(i, block)}: gives both lr ({block['lr']}) and lrs "
+                f"({block['lrs']}); give lr for one rate, or lrs for a sweep, not both")
+
+
+#: What identifies a reported configuration and seed in the study's tables
+#: (the summary aggregates a configuration's reported seeds by these keys).
+REPORT_KEYS: tuple[str, ...] = ("task", "model", "init", "gain", "clip", "seq_len", "dtype")
+
+
+def _merge_duplicates(runs: list[Run]) -> list[Run]:
+    """One run per run id, whatever the blocks that give it.
+
+    Two blocks that expand to the same run (the id is a hash of its whole
+    configuration) give it once, its source naming both. A configuration
+    (:data:`REPORT_KEYS`) and seed may be reported at most twice: once at a
+    sweep-selected rate and once at a fixed one (a twin such as the other
+    precision's; the tables take the sweep-selected runs for the
+    configuration, :func:`gradpath.claims.primary`). Two different reported
+    runs of one configuration and seed on the same footing would be counted
+    twice in the summary (one seed, two settings): refused, naming both
+    blocks and what differs.
+    """
+    by_id: dict[str, Run] = {}
+    for r in runs:
+        first = by_id.get(r.run_id)
+        if first is None:
+            by_id[r.run_id] = r
+            continue
+        if first.config != r.config:  # cannot happen with a sound id: refuse loudly
+            raise ValueError(f"run {r.run_id}: {first.source} and {r.source} give it with "
+                             "different settings")
+        if r.source not in first.source.split(" + "):
+            by_id[r.run_id] = replace(first, source=f"{first.source} + {r.source}")
+    reported: dict[tuple, Run] = {}
+    for r in by_id.values():
+        if r.kind != "train" or r.config["stage"] != REPORT:
+            continue
+        c = r.config
+        key = (*(_model_label(c) if k == "model" else c[k] for k in REPORT_KEYS), c["seed"])
+        other = reported.setdefault((*key, bool(c["selection"])), r)
+        if other is not r:
+            diff = ", ".join(f"{k} {other.config.get(k)!r} vs {c.get(k)!r}"
+                             for k in sorted(set(c) | set(other.config))
+                             if c.get(k) != other.config.get(k))
+            what = ", ".join(f"{k}={v}" for k, v in zip((*REPORT_KEYS, "seed"), key,
+                                                       strict=True))
+            raise ValueError(
+                f"{other.source} and {r.source} both report {what} "
+                f"{'at a swept rate' if c['selection'] else 'at a fixed rate'} with different "
+                f"settings ({diff}): the tables would count that seed twice; drop one of "
+                f"them, or make the blocks differ in {', '.join(REPORT_KEYS)}")
+    return list(by_id.values())
+
+
+def _model_label(config: dict) -> str:
+    """The model label of a run config (cell and activation)."""
+    return model_of(config["cell"], config["activation"]).label
 
 
 def _block_steps(block: dict) -> dict[int, int]:
@@ -99,8 +206,15 @@ def train_runs(section) -> list[Run]:
     """
     runs = []
     for i, block in enumerate(train_blocks(section)):
-        source = f"train[{i}]" + (f" ({block['name']})" if block.get("name") else "")
+        source = _block_name(i, block)
         thresholds = block["clip_threshold"]
+        if isinstance(thresholds, dict):
+            missing = [c for c in block["clips"] if c != "none" and c not in thresholds]
+            if missing:
+                raise ValueError(
+                    f"{source}.clip_threshold: no threshold for clip mode "
+                    f"{', '.join(map(repr, missing))} (give one number, or one per clip "
+                    f"mode of clips other than none: {sorted(thresholds)} given)")
         lrs = [float(v) for v in (block.get("lrs") or [block["lr"]])]
         steps_for = _block_steps(block)
         sweep = len(lrs) > 1
@@ -111,11 +225,14 @@ def train_runs(section) -> list[Run]:
                 block["tasks"], block["models"], block["inits"], block["clips"],
                 block["seq_lens"]):
             m = MODELS[model]
-            thr = thresholds[clip] if isinstance(thresholds, dict) else thresholds
+            if clip == "none":  # not used; one value, so the run id does not depend on it
+                thr = 1.0
+            else:
+                thr = thresholds[clip] if isinstance(thresholds, dict) else thresholds
             steps = steps_for[int(seq_len)]
             fixed = dict(task=task, seq_len=int(seq_len), cell=m.cell, activation=m.activation,
                          init=init, gain=float(block["gain"]), clip=clip,
-                         clip_threshold=float(thr if clip != "none" else 1.0),
+                         clip_threshold=float(thr),
                          optimizer=block["optimizer"], hidden=int(block["hidden"]),
                          batch=int(block["batch"]), eval_every=int(block["eval_every"]),
                          eval_batches=int(block["eval_batches"]), ragged=bool(block["ragged"]),
@@ -140,7 +257,7 @@ def train_runs(section) -> list[Run]:
                 cfg = {**check.as_dict(), "lr": None, "seed": int(seed), "stage": REPORT,
                        "selection": key, "lr_candidates": lrs}
                 runs.append(Run("train", run_id("train", cfg), cfg, source))
-    return runs
+    return _merge_duplicates(runs)
 
 
 def select_rates(runs) -> dict[str, float]:
@@ -253,6 +370,37 @@ def stage_batches(runs: Iterable[Run], target_seconds: float) -> dict[str, dict[
             "selected": {f"selected-{k}": v for k, v in selected.items()}}
 
 
+def batch_marker(statuses: dict[str, str], runs_dir: str | Path) -> dict:
+    """The completion marker of a batch: each run's status and the size of
+    each of its files, so that a later damage to a file is seen without
+    reading it (:func:`marker_problem`)."""
+    sizes = {rid: {p.name: p.stat().st_size for p in run_files(runs_dir, rid)}
+             for rid in statuses}
+    return {"runs": statuses, "files": sizes}
+
+
+def marker_problem(marker: str | Path, runs_dir: str | Path) -> str:
+    """Why a batch's completion marker no longer holds ("" if it does): it
+    does not read back, or a file of one of its runs is missing or has
+    another size than when the batch finished. A batch whose marker does not
+    hold must run again (its intact runs are skipped, the others recomputed)."""
+    try:
+        data = json.loads(Path(marker).read_text())
+        files = data["files"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"its marker does not read back ({type(exc).__name__}: {exc})"
+    for rid, sizes in files.items():
+        for name, size in sizes.items():
+            path = Path(runs_dir) / name
+            try:
+                got = path.stat().st_size
+            except OSError:
+                return f"run {rid}: {name} is missing"
+            if got != size:
+                return f"run {rid}: {name} is {got} bytes, {size} when its batch finished"
+    return ""
+
+
 #: What to do with a finished run whose ``code_id`` differs from the current
 #: code's: recompute it (default) or keep it.
 STALE_POLICIES: tuple[str, ...] = ("recompute", "keep")
@@ -263,7 +411,9 @@ log = logging.getLogger(__name__)
 def execute(run: Run, out_dir: str | Path, rates: dict[str, float] | None = None,
             stale: str = "recompute") -> str:
     """Run one configuration and write its tables; skip it if already finished
-    by the current code.
+    by the current code. A run whose files do not read back (truncated,
+    half-written: :func:`gradpath.results.check_run`) is recomputed, and the
+    log says why.
 
     Parameters
     ----------
@@ -286,7 +436,10 @@ def execute(run: Run, out_dir: str | Path, rates: dict[str, float] | None = None
     """
     if stale not in STALE_POLICIES:
         raise ValueError(f"stale_runs: expected one of {list(STALE_POLICIES)}, got {stale!r}")
-    done = finished_summary(out_dir, run.run_id)
+    done, damaged = check_run(out_dir, run.run_id)
+    if damaged:
+        log.warning("run %s is not finished: %s; recomputing it", run.run_id, damaged)
+    remove_partial(out_dir, run.run_id)
     if done is not None:
         done_by = str(done.get("code_id") or "")
         selected = (rates or {}).get(run.config.get("selection", ""))

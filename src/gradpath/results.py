@@ -42,18 +42,25 @@ A run id is a stable hash of the kind and the configuration
 :meth:`gradpath.train.TrainConfig.run_id`, the grid) and carried here, so a
 rerun overwrites its files and never duplicates a run. Each run is written as
 ``<run_id>.{runs,curves,training}.parquet`` plus ``<run_id>.json``, the
-summary, written last: its presence marks a finished run.
+summary, each file atomically (temporary file, fsync, rename) and the summary
+last, with the size and SHA-256 of each table file: a run is finished when
+its files read back as recorded (:func:`check_run`), so a truncated or
+half-written file is recomputed, never read as a result.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import threading
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from .probe import ProbeResult, fit_decay_rate, horizon
 from .provenance import code_id, machine, versions
@@ -195,47 +202,139 @@ def _frames(row: dict, curves: pd.DataFrame, training: pd.DataFrame) -> dict[str
     return {"runs": runs, "curves": curves, "training": training}
 
 
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, write) -> None:
+    """Write ``path`` through a temporary file in the same folder: ``write(tmp)``
+    writes it, it is flushed to disk (fsync), then renamed over ``path``. A
+    reader sees the old file or the whole new one, never a part, even after a
+    crash."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _digest(path: Path) -> dict:
+    """Size and SHA-256 of a file, as a finished run records them."""
+    data = path.read_bytes()
+    return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+#: Key of the run summary (``<run_id>.json``) that records the size and
+#: SHA-256 of each table file, so a damaged file is found before it is read.
+FILES_KEY = "files"
 
 
 def write_run(out_dir: str | os.PathLike, tables: dict[str, pd.DataFrame]) -> Path:
     """Write one run's tables; return the path of its ``.json`` summary.
 
-    Files are written to temporary names and renamed, the summary last, so an
-    interrupted write never leaves a run that looks finished.
+    Every file is written atomically (:func:`atomic_write`), the summary
+    last: it records each table file's size and SHA-256 (under
+    :data:`FILES_KEY`), so an interrupted write never leaves a run that looks
+    finished, and a file damaged later is found (:func:`check_run`).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rid = tables["runs"]["run_id"].iloc[0]
+    files = {}
     for name in TABLES:
-        _atomic_write(out / f"{rid}.{name}.parquet",
-                      lambda p, df=tables[name]: df.to_parquet(p, index=False))
+        path = out / f"{rid}.{name}.parquet"
+        atomic_write(path, lambda p, df=tables[name]: df.to_parquet(p, index=False))
+        files[name] = _digest(path)
     summary = {k: _jsonable(v) for k, v in tables["runs"].iloc[0].items()}
+    summary[FILES_KEY] = files
     path = out / f"{rid}.json"
-    _atomic_write(path, lambda p: p.write_text(json.dumps(summary, indent=1, sort_keys=True)))
+    atomic_write(path, lambda p: p.write_text(json.dumps(summary, indent=1, sort_keys=True)))
     return path
 
 
-def is_finished(out_dir: str | os.PathLike, rid: str) -> bool:
-    """Whether run ``rid`` has all its files in ``out_dir`` (by any code)."""
+def run_files(out_dir: str | os.PathLike, rid: str) -> list[Path]:
+    """The files of run ``rid``: its table files and its summary (written last)."""
     out = Path(out_dir)
-    return (out / f"{rid}.json").exists() and all(
-        (out / f"{rid}.{name}.parquet").exists() for name in TABLES)
+    return [out / f"{rid}.{name}.parquet" for name in TABLES] + [out / f"{rid}.json"]
+
+
+def check_run(out_dir: str | os.PathLike, rid: str) -> tuple[dict | None, str]:
+    """Whether run ``rid`` is finished in ``out_dir``: its files read back.
+
+    Returns
+    -------
+    (summary, why)
+        ``(summary dict, "")`` for a finished run; ``(None, "")`` for a run
+        with no files (not started); ``(None, reason)`` for a run with files
+        that do not read back: a missing or unreadable summary or table file,
+        or a table file whose size or SHA-256 differs from what the summary
+        recorded (truncated or overwritten). A summary without the record (a
+        run from before it) is checked by reading each table file's Parquet
+        footer.
+    """
+    out = Path(out_dir)
+    if not any(p.exists() for p in run_files(out, rid)):
+        return None, ""
+    path = out / f"{rid}.json"
+    try:
+        summary = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None, f"its summary {path.name} is missing (interrupted before it finished)"
+    except (OSError, ValueError) as exc:
+        return None, f"its summary {path.name} does not read back ({exc})"
+    if not isinstance(summary, dict):
+        return None, f"its summary {path.name} is not a JSON object"
+    recorded = summary.get(FILES_KEY) or {}
+    for name in TABLES:
+        table = out / f"{rid}.{name}.parquet"
+        if not table.exists():
+            return None, f"{table.name} is missing"
+        want = recorded.get(name)
+        if want is None:
+            try:
+                pq.read_metadata(table)
+            except Exception as exc:  # noqa: BLE001 - any failure to read is "damaged"
+                return None, f"{table.name} does not read back ({exc})"
+            continue
+        got = _digest(table)
+        if got != want:
+            return None, (f"{table.name} is {got['bytes']} bytes with SHA-256 "
+                          f"{got['sha256'][:12]}, its summary recorded {want['bytes']} bytes "
+                          f"and {want['sha256'][:12]} (truncated or overwritten)")
+    return summary, ""
+
+
+def is_finished(out_dir: str | os.PathLike, rid: str) -> bool:
+    """Whether run ``rid`` is finished in ``out_dir`` (by any code): its files
+    read back (:func:`check_run`)."""
+    return check_run(out_dir, rid)[0] is not None
 
 
 def finished_summary(out_dir: str | os.PathLike, rid: str) -> dict | None:
     """The JSON summary (runs row) of finished run ``rid``, or None if the run
-    is not finished (or its summary is unreadable)."""
-    if not is_finished(out_dir, rid):
-        return None
-    try:
-        return json.loads((Path(out_dir) / f"{rid}.json").read_text())
-    except (OSError, ValueError):
-        return None
+    is not finished (:func:`check_run`)."""
+    return check_run(out_dir, rid)[0]
 
+
+def remove_partial(out_dir: str | os.PathLike, rid: str) -> None:
+    """Remove what an interrupted write of run ``rid`` left: its temporary files."""
+    for tmp in Path(out_dir).glob(f".{rid}.*.tmp-*"):
+        tmp.unlink(missing_ok=True)
 
 
 def read_tables(out_dir: str | os.PathLike, run_ids=None) -> dict[str, pd.DataFrame]:
@@ -245,15 +344,31 @@ def read_tables(out_dir: str | os.PathLike, run_ids=None) -> dict[str, pd.DataFr
     ----------
     out_dir : path
     run_ids : iterable of str, optional
-        Only these runs (default: every finished run in the folder).
+        Only these runs (default: every run with a summary in the folder).
 
     Returns
     -------
     dict of str to DataFrame, sorted by run id (and phase/step/lag).
+
+    Raises
+    ------
+    ValueError
+        If a run id is given twice (it would be counted twice), or a run is
+        not finished or its files do not read back (:func:`check_run`),
+        naming the run and why.
     """
     out = Path(out_dir)
     ids = sorted(run_ids) if run_ids is not None else sorted(
         p.name[: -len(".json")] for p in out.glob("*.json"))
+    twice = sorted(rid for rid, n in Counter(ids).items() if n > 1)
+    if twice:
+        raise ValueError(f"run ids given more than once: {', '.join(twice[:5])}"
+                         + (" ..." if len(twice) > 5 else ""))
+    for rid in ids:
+        summary, why = check_run(out, rid)
+        if summary is None:
+            raise ValueError(f"run {rid} in {out}: " + (why or "not computed") + "; run the "
+                             "workflow again to recompute it")
     tables = {}
     for name in TABLES:
         frames = [pd.read_parquet(out / f"{rid}.{name}.parquet") for rid in ids]

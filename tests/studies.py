@@ -1,0 +1,72 @@
+"""Running the workflow from tests: Snakemake as `make run` calls it, the
+study's tables, and their comparison (shared by the workflow and fault tests;
+the session's smoke study is the ``smoke_study`` fixture in conftest.py)."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from gradpath.results import WALL_TIME_COLUMNS
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+TABLES = ("runs", "curves", "training")
+
+
+def _sigint_as_at_a_terminal() -> None:
+    """A shell that starts a job in the background (``make test &``, nohup, some
+    CI runners) sets SIGINT to ignored, and children inherit that: Ctrl-C would
+    then never reach Snakemake. Restore the default, as at a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def snakemake(workdir: Path, *extra: str, config: str | Path = "smoke", check=True, env=None,
+              **kw):
+    """Snakemake as `make run` calls it (the local profile), on ``workdir``;
+    ``config`` is a shipped config's name or a config file's path. With
+    ``popen=True`` it runs in the background in a session of its own (output
+    to ``log``, a path, if given)."""
+    path = Path(config) if isinstance(config, Path) else ROOT / "configs" / f"{config}.yaml"
+    cmd = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--profile",
+           str(ROOT / "profiles" / "local"), "--configfile", str(path), "--cores", "2", *extra]
+    if kw.pop("popen", False):
+        log = kw.pop("log", None)
+        out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 - the child's
+        try:
+            return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                    start_new_session=True,
+                                    preexec_fn=_sigint_as_at_a_terminal)
+        finally:
+            if log:
+                out.close()
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    if check:
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out
+
+
+def tables(work: Path, name: str = "smoke") -> dict[str, pd.DataFrame]:
+    res = work / "results" / name / "tables"
+    return {n: pd.read_parquet(res / f"{n}.parquet") for n in TABLES}
+
+
+def assert_same_tables(ref: Path, work: Path, name: str = "smoke") -> None:
+    """The run tables of two executions agree exactly, wall-time columns aside."""
+    a, b = tables(ref, name), tables(work, name)
+    for t in a:
+        x = a[t].drop(columns=[c for c in WALL_TIME_COLUMNS if c in a[t]])
+        y = b[t].drop(columns=[c for c in WALL_TIME_COLUMNS if c in b[t]])
+        pd.testing.assert_frame_equal(x, y, check_exact=True, obj=t)
+
+
+def copy_study(ref: Path, dest: Path) -> Path:
+    """A copy of a finished study's working directory (results and Snakemake's
+    records, modification times kept), to damage without touching ``ref``."""
+    shutil.copytree(ref, dest, symlinks=True, ignore=shutil.ignore_patterns("report.html"))
+    return dest

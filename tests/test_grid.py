@@ -1,0 +1,136 @@
+"""Grid expansion refuses or repairs configs that would give wrong tables:
+a run given by two blocks, a seed reported twice, a per-mode clip threshold
+with an unclipped mode, lr beside lrs, study names outside results/
+(issue 17: D2, D3, D8, D9)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from gradpath import grid
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = str(ROOT / "configs" / "schema.yaml")
+
+
+def smoke() -> dict:
+    return yaml.safe_load((ROOT / "configs" / "smoke.yaml").read_text())
+
+
+def expand(cfg: dict) -> list[grid.Run]:
+    grid.check_raw_train(cfg.get("train"))
+    validate(cfg, SCHEMA)
+    return grid.train_runs(cfg["train"])
+
+
+def block(cfg: dict, name: str) -> dict:
+    return next(b for b in cfg["train"] if b.get("name") == name)
+
+
+# -- D2: a run id appears once, whatever the blocks ------------------------------------------
+def test_a_run_given_by_two_blocks_is_one_run_naming_both():
+    cfg = smoke()
+    ref = expand(copy.deepcopy(cfg))
+    extra = {**copy.deepcopy(block(cfg, "exploding")), "name": "copy", "clips": ["none"]}
+    cfg["train"].append(extra)
+    runs = expand(cfg)
+    ids = [r.run_id for r in runs]
+    assert len(ids) == len(set(ids)) == len(ref)
+    assert {r.run_id for r in runs} == {r.run_id for r in ref}
+    merged = [r for r in runs if " + " in r.source]
+    assert len(merged) == 3  # the three unclipped seeds
+    assert all(r.source == "train[1] (exploding) + train[4] (copy)" for r in merged)
+    assert all(r.config["clip"] == "none" for r in merged)
+
+
+def test_one_seed_reported_twice_with_other_settings_is_refused_naming_both_blocks():
+    cfg = smoke()
+    extra = {**copy.deepcopy(block(cfg, "exploding")), "name": "faster", "clips": ["none"],
+             "lr": 0.02}
+    cfg["train"].append(extra)
+    with pytest.raises(ValueError) as info:
+        expand(cfg)
+    text = str(info.value)
+    for word in ("train[1] (exploding)", "train[4] (faster)", "lr 0.01 vs 0.02", "seed=0",
+                 "clip=none", "twice"):
+        assert word in text, (word, text)
+
+
+def test_a_fixed_rate_twin_of_a_swept_configuration_is_allowed():
+    """The default study trains one configuration at its swept rate and, in the
+    other precision's twin block, at a fixed one: one run of each per seed."""
+    cfg = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
+    runs = expand(cfg)
+    assert len({r.run_id for r in runs}) == len(runs)
+
+
+# -- D3: per-mode thresholds with clips: [none, ...] -----------------------------------------
+def test_per_mode_thresholds_with_an_unclipped_mode_expand():
+    cfg = smoke()
+    block(cfg, "exploding")["clip_threshold"] = {"norm": 2.0, "value": 0.5}
+    runs = [r for r in expand(cfg) if r.source == "train[1] (exploding)"]
+    thr = {r.config["clip"]: r.config["clip_threshold"] for r in runs}
+    assert thr == {"none": 1.0, "norm": 2.0, "value": 0.5}
+
+
+def test_a_clip_mode_without_its_threshold_is_named():
+    cfg = smoke()
+    block(cfg, "exploding")["clip_threshold"] = {"norm": 2.0}
+    with pytest.raises(ValueError, match=r"train\[1\] \(exploding\)\.clip_threshold: no "
+                                         r"threshold for clip mode 'value'"):
+        expand(cfg)
+
+
+# -- D9: lr beside lrs -------------------------------------------------------------------------
+def test_lr_and_lrs_together_are_refused_naming_the_block():
+    cfg = smoke()
+    block(cfg, "remedies")["lr"] = 0.001
+    with pytest.raises(ValueError, match=r"train\[0\] \(remedies\): gives both lr \(0.001\) "
+                                         r"and lrs \(\[0.001, 0.01\]\)"):
+        expand(cfg)
+    one = smoke()
+    del block(one, "exploding")["lr"]
+    block(one, "exploding")["lrs"] = [0.05]  # one rate: no sweep, that rate
+    runs = [r for r in expand(one) if r.source == "train[1] (exploding)"]
+    assert {r.config["lr"] for r in runs} == {0.05}
+
+
+# -- D8: study names stay inside results/ ----------------------------------------------------
+@pytest.mark.parametrize("name", ["..", ".", ".hidden", "/tmp/abs", "a/b", "..\\x", "", " a",
+                                  "C:\\x"])
+def test_a_study_name_outside_results_is_refused(name):
+    with pytest.raises(ValueError, match="name: expected a plain folder name"):
+        grid.study_dir(name)
+    cfg = {"name": name}
+    with pytest.raises(Exception, match="does not match"):
+        validate(cfg, SCHEMA)
+
+
+@pytest.mark.parametrize("name", ["smoke", "my.study", "a..b", "_x", "T-100"])
+def test_plain_study_names_are_kept(name):
+    assert grid.study_dir(name) == f"results/{name}"
+    validate({"name": name}, SCHEMA)
+
+
+# -- batch markers ---------------------------------------------------------------------------
+def test_a_batch_marker_no_longer_holds_when_a_run_file_changes(tmp_path):
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir()
+    for n in ("r1.json", "r1.runs.parquet", "r1.curves.parquet", "r1.training.parquet"):
+        (runs_dir / n).write_text("x" * 10)
+    marker = tmp_path / "b.json"
+    marker.write_text(json.dumps(grid.batch_marker({"r1": "finished"}, runs_dir)))
+    assert grid.marker_problem(marker, runs_dir) == ""
+    (runs_dir / "r1.curves.parquet").write_text("x" * 4)
+    assert grid.marker_problem(marker, runs_dir) == (
+        "run r1: r1.curves.parquet is 4 bytes, 10 when its batch finished")
+    (runs_dir / "r1.curves.parquet").unlink()
+    assert grid.marker_problem(marker, runs_dir) == "run r1: r1.curves.parquet is missing"
+    marker.write_text('{"runs": {"r1": "finished"}}')  # a marker from before the sizes
+    assert "does not read back" in grid.marker_problem(marker, runs_dir)
