@@ -32,6 +32,7 @@ from .kernels.gru import gru_states
 from .kernels.lstm import lstm_states
 from .kernels.rnn import rnn_states
 from .models import ACTIVATIONS, CELL_TYPES, make_model
+from .resources import check_fits, physical_memory_mb
 from .rng import stream
 from .runid import run_id
 from .theory import theory_slope
@@ -291,6 +292,13 @@ def probe(config: ProbeConfig | None = None, *,
     Returns
     -------
     ProbeResult
+
+    Raises
+    ------
+    ValueError
+        Before allocating anything, naming the shape keys, when the probe's
+        estimated memory (:func:`gradpath.resources.estimate`) exceeds this
+        machine's (the message the command line and the workflow give).
     """
     if config is None:
         config = ProbeConfig(**kwargs)
@@ -299,6 +307,7 @@ def probe(config: ProbeConfig | None = None, *,
                         f"(probe(cell=..., init=...)), got {config!r}"
                         + (f" and {sorted(kwargs)}" if kwargs else ""))
     c = config
+    check_fits("probe", c.as_dict(), physical_memory_mb())
     lyapunov_k = min(c.lyapunov_k, c.hidden)
     total = c.seq_len + c.burn_in
     t0, done = time.perf_counter(), [0]

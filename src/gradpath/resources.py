@@ -4,26 +4,87 @@ The workflow uses these estimates three ways: to refuse a study whose runs
 cannot fit in memory (a clear error naming the config key, before any job
 starts), to size the batches it groups runs into, and to request memory and
 runtime per job from a cluster scheduler (Snakemake's ``mem_mb`` and
-``runtime``). The command line checks a single run the same way.
+``runtime``). The command line and the library's :func:`gradpath.train.train`
+and :func:`gradpath.probe.probe` check a single run the same way.
 
-Memory is dominated by what backpropagation through time keeps: the states
-of every step, ``seq_len x batch x hidden`` numbers per kept array. The
-coefficients below are measured peak resident memory above a fresh
-interpreter's (``ru_maxrss``, float64 and float32, T up to 20,000), in units
-of ``seq_len x batch x hidden x itemsize``:
+Memory is counted, not fitted. The estimate is
 
-========  ======  =======
-run       RNN     LSTM
-========  ======  =======
-train     1.1     6.9
-probe     1.9     10.9
-========  ======  =======
+    mem_mb = BASE_MB + MEMORY_MARGIN * (bytes of the largest phase) / 2**20
 
-and :data:`MEMORY_MARGIN` is applied on top. Runtime comes from a count of
-floating-point work (the recurrent and input products of the forward and
-backward passes, plus a per-element term) at :data:`FLOPS_PER_SECOND`, one
-core's sustained rate at these sizes: an order-of-magnitude estimate, which
-the scheduler request multiplies by a safety factor.
+where a phase's bytes are the arrays the code holds at once, read off the
+code that allocates them. With T steps, B sequences, H hidden units, G gate
+blocks (:data:`gradpath.vocab.GATE_BLOCKS`), A arrays of T x B x H kept for
+backpropagation through time (:data:`STORED_PER_STEP`: h for the RNN; h, c,
+four gates and tanh c for the LSTM; h, three gates and three recurrent
+products for the GRU), D inputs, O outputs, item size s (8 or 4 bytes) and
+P = G H (H + D + 1) + O (H + 1) (+ H for the GRU's b_hn) parameters:
+
+**Training** (``gradpath.train``), with n copies of the parameters kept by
+the optimiser (:data:`OPTIMIZER_STATE`: Adam's m and v, SGD's velocity,
+RMSProp's mean square), all in the run's dtype, and the steps' share
+S = T B (s (A H + D + O + 3) + 8 (D + 2)) (the kept states, the read-out
+gradient and norms, the batch drawn in float64 then cast):
+
+=============  ===================================================================
+phase          bytes held
+=============  ===================================================================
+initialise     8 H^2 max(G - 1 + INIT_BLOCK_TEMPS[init], 2 G)
+kernel call    (1 + n) P s + S + max(G H^2 s, b P s) + T H (A s + 8) (+ P s: see below)
+update         (1 + n) P s + S + 2 P s + 8 P (float32) or + P (float64)
+=============  ===================================================================
+
+Initialisation draws the recurrent blocks in float64, one H x H block at a
+time (:data:`INIT_BLOCK_TEMPS` of them live while one is drawn: for an
+orthogonal block the Gaussian draw, numpy's QR with its raw factor, R and Q,
+and the sign-folded scaled Q), then holds the G blocks and their
+concatenation. A kernel call holds its transposed W_hh, then the gradients
+it returns (b = 2 sets for the RNN's call split over two blocks of rows,
+with B >= 16; else 1), and lambda_1 at initialisation one sequence's states;
+the held-out loop keeps the previous batch's gradients meanwhile (the P s
+with eval_batches > 1). An update holds the gradients and their clipped copy
+(2 P s; without clipping, P s), and the float64 copies clipping takes of
+float32 gradients (8 P), or the float64 parameters' finiteness mask (P).
+
+**Probe** (``gradpath.probe``, float64), whose network reads N = G H inputs
+through W_ih = input_std I, an N x N matrix; steps' share
+S = 8 T (B (N + A H + 4) + H) (the inputs, the states, the log-norms):
+
+=============  ===================================================================
+phase          bytes held
+=============  ===================================================================
+initialise     8 max(H^2 max(G - 1 + INIT_BLOCK_TEMPS[init], 2 G), G H^2 + 2 N^2)
+input matrix   8 (G H^2 + 3 N^2)
+forward pass   8 (2 G H^2 + 2 N^2) + S
+Lyapunov       8 (G H^2 + N^2) + S + 8 (LYAPUNOV_TEMPS H' k + k^2)
+=============  ===================================================================
+
+``init_params`` draws W_ih as a Gaussian and scales it (two N x N copies);
+the probe then replaces it by ``input_std * np.eye(N)`` while the old one
+lives (the identity counted in full, as transparent huge pages can make its
+zeros resident; here they were not), and the forward pass transposes W_ih and
+W_hh. The Lyapunov QR step on k vectors of the state (H' = 2 H numbers for
+the LSTM, H for the others) holds :data:`LYAPUNOV_TEMPS` H' x k arrays. Several
+seeds add the previous seed's network and states.
+
+Measured, as peak resident memory of the run's own process (``VmHWM``) on a
+2-core AMD EPYC (Zen 4) with numpy 2 and OpenBLAS at one thread, where a tiny
+run's process peaks at 297-303 MiB: above that, training runs held 0.92-1.04x
+the counted bytes at H = 1024-4096 (T = 5; every cell, both dtypes, Adam and
+SGD, with and without clipping) and 0.83-1.15x at T = 1000-8000 (H = 64-128;
+the top where a batch split over two threads brings a second BLAS buffer),
+probes 0.72-0.98x (less where the identity's zeros or the Lyapunov
+temporaries are not all resident). The orthogonal block's 5 H^2 was measured
+alone at H = 2048 (5.0-5.1). The estimate was 1.19-1.55x the measured peak
+over every cell and both kinds, H = 8 to 4096 (``tests/test_resources.py``
+and ``tests/test_provenance.py`` hold it between 1x and 2x); the previous
+per-step coefficients, blind to the parameters, were 0.08x for an LSTM probe
+and 0.14x for LSTM training at H = 4096.
+
+Runtime comes from a count of floating-point work (the recurrent and input
+products of the forward and backward passes, plus a per-element term) at
+:data:`FLOPS_PER_SECOND`, one core's sustained rate at these sizes: an
+order-of-magnitude estimate, which the scheduler request multiplies by a
+safety factor.
 """
 
 from __future__ import annotations
@@ -36,15 +97,26 @@ from .vocab import GATE_BLOCKS
 
 #: Resident memory of a job around its runs: the interpreter, numpy, numba
 #: with the cached kernels, pandas, pyarrow, BLAS buffers (a tiny run's job
-#: peaked at 250-300 MB on 2-core Intel Xeons).
+#: peaked at 250-300 MB on 2-core Intel Xeons; with numpy 2 on a 2-core AMD
+#: EPYC, 297-303 MiB with one OpenBLAS thread and 330-340 MiB with two).
 BASE_MB: float = 400.0
-#: Peak memory per ``seq_len x batch x hidden x itemsize``, by (kind, cell).
-MEMORY_UNITS: dict[tuple[str, str], float] = {
-    ("train", "rnn"): 1.1, ("train", "lstm"): 6.9, ("train", "gru"): 6.9,
-    ("probe", "rnn"): 1.9, ("probe", "lstm"): 10.9, ("probe", "gru"): 9.5,
-}
-#: Head-room on the measured coefficients (allocator slack, temporaries).
-MEMORY_MARGIN: float = 1.25
+#: Head-room on the counted bytes: allocator slack, small temporaries, a
+#: second thread's BLAS buffer (measured peaks were 0.72-1.15x the count).
+MEMORY_MARGIN: float = 1.2
+#: Arrays of T x B x H numbers a cell's forward pass keeps for the backward
+#: pass (``models._Model._workspace``, the kernels' ``*_states``).
+STORED_PER_STEP: dict[str, int] = {"rnn": 1, "lstm": 7, "gru": 7}
+#: Optimiser state: copies of the parameters each optimiser keeps (train.py).
+OPTIMIZER_STATE: dict[str, int] = {"sgd": 1, "rmsprop": 1, "adam": 2}
+#: H x H float64 matrices live while one recurrent block is drawn
+#: (``models.recurrent_matrix``): orthogonal 5 (the draw, numpy's QR's raw
+#: factor, R and Q, the scaled Q; measured 5.0-5.1 at H = 2048); Gaussian and
+#: identity 2 (the draw and its scaled copy).
+INIT_BLOCK_TEMPS: dict[str, int] = {"orthogonal": 5, "gaussian": 2, "identity": 2}
+#: H' x k float64 arrays (H' = 2H for the LSTM's state, H for the others) the
+#: Lyapunov QR step holds at once, a bound: the basis, the Jacobian products
+#: and their sums, the stacked result, and the QR's copy and factors.
+LYAPUNOV_TEMPS: int = 12
 #: Sustained single-core rate assumed for the runtime estimate: measured
 #: 2.1e10-2.8e10 per training update (float32, H = 64-100, one thread, on a
 #: loaded 2-core Intel Xeon), rounded down.
@@ -60,6 +132,7 @@ RUN_OVERHEAD_S: float = 0.2
 TIME_FACTOR: dict[tuple[str, str], float] = {("probe", "lstm"): 4.5, ("probe", "gru"): 3.8}
 
 _INPUTS = {"adding": 2, "copy": 10, "sine": 1}
+_OUTPUTS = {"adding": 1, "copy": 9, "sine": 1}
 
 
 @dataclass(frozen=True)
@@ -80,6 +153,57 @@ def _shape(kind: str, c: dict) -> tuple[int, int, int, int, int]:
         c["task"], 2)
 
 
+def _init_bytes(init: str, G: int, H: int) -> float:
+    """Peak of drawing the G recurrent H x H blocks in float64 (``init_params``)."""
+    temps = INIT_BLOCK_TEMPS.get(init, INIT_BLOCK_TEMPS["orthogonal"])
+    return 8.0 * H * H * max(G - 1 + temps, 2 * G)
+
+
+def train_bytes(config: dict) -> float:
+    """Bytes a training run holds at its largest phase (see the module docstring)."""
+    cell = config["cell"]
+    G, A = GATE_BLOCKS[cell], STORED_PER_STEP[cell]
+    task = config.get("task", "adding")
+    T = int(config["seq_len"]) + (20 if task == "copy" else 0)  # copy: the recall steps
+    B, H = int(config["batch"]), int(config["hidden"])
+    s = 4 if config.get("dtype") == "float32" else 8
+    D, O = _INPUTS.get(task, 2), _OUTPUTS.get(task, 1)
+    P = G * H * (H + D + 1) + O * (H + 1) + (H if cell == "gru" else 0)
+    # the kept states, read-out gradient, norms; the batch drawn in float64 and cast
+    steps = T * B * (s * (A * H + D + O + 3) + 8.0 * (D + 2))
+    held = (1 + OPTIMIZER_STATE.get(config.get("optimizer", "adam"), 2)) * P * s + steps
+    blocks = 2 if cell == "rnn" and B >= 16 else 1  # the RNN's per-block gradient parts
+    # a kernel call: W_hh transposed or the gradients (and lambda_1's single
+    # sequence's states); the held-out loop keeps the previous batch's gradients
+    call = max(G * H * H * s, blocks * P * s) + T * H * (A * s + 8.0)
+    if int(config.get("eval_batches", 4)) > 1:
+        call += P * s
+    clipped = config.get("clip", "norm") != "none"
+    update = (2 if clipped else 1) * P * s + (8.0 if s == 4 else 1.0) * P
+    return max(_init_bytes(config.get("init", "orthogonal"), G, H), held + max(call, update))
+
+
+def probe_bytes(config: dict) -> float:
+    """Bytes a probe holds at its largest phase (see the module docstring)."""
+    cell = config["cell"]
+    G, A = GATE_BLOCKS[cell], STORED_PER_STEP[cell]
+    T = int(config["seq_len"]) + int(config["burn_in"])
+    B, H = int(config["batch"]), int(config["hidden"])
+    N = G * H  # the probe's inputs: W_ih is N x N
+    k = min(max(int(config.get("lyapunov_k", 1)), 1), H)
+    w_hh, w_ih = 8.0 * G * H * H, 8.0 * N * N
+    steps = 8.0 * T * (B * (N + A * H + 4) + H)  # inputs, states, log-norms
+    lyap = 8.0 * (LYAPUNOV_TEMPS * (2 if cell == "lstm" else 1) * H * k + k * k)
+    peak = max(_init_bytes(config.get("init", "gaussian"), G, H),
+               w_hh + 2 * w_ih,                    # W_ih drawn and scaled
+               w_hh + 3 * w_ih,                    # replaced by input_std * eye
+               2 * (w_hh + w_ih) + steps,          # the forward pass's transposes
+               w_hh + w_ih + steps + lyap)         # the adjoint and Lyapunov passes
+    if len(config.get("seeds", [0])) > 1:  # the previous seed's network and states
+        peak += w_hh + w_ih + steps
+    return peak
+
+
 def estimate(kind: str, config: dict) -> Estimate:
     """Estimate a run's peak memory and runtime from its configuration.
 
@@ -88,9 +212,10 @@ def estimate(kind: str, config: dict) -> Estimate:
     kind : {"probe", "train"}
     config : dict
         The run's configuration, as in :class:`gradpath.grid.Run` (``cell``,
-        ``seq_len``, ``batch``, ``hidden``; for a probe ``burn_in`` and
-        ``lyapunov_k``; for training ``task``, ``steps``, ``eval_every``,
-        ``eval_batches`` and ``dtype``).
+        ``seq_len``, ``batch``, ``hidden``, ``init``; for a probe ``burn_in``,
+        ``lyapunov_k`` and ``seeds``; for training ``task``, ``steps``,
+        ``eval_every``, ``eval_batches``, ``optimizer``, ``clip`` and
+        ``dtype``).
 
     Returns
     -------
@@ -99,12 +224,13 @@ def estimate(kind: str, config: dict) -> Estimate:
     if kind not in ("probe", "train"):
         raise ValueError(f"kind: expected 'probe' or 'train', got {kind!r}")
     cell = config["cell"]
-    if (kind, cell) not in MEMORY_UNITS:  # a cell of the vocabulary not measured yet
+    if cell not in STORED_PER_STEP or cell not in GATE_BLOCKS:  # a new cell, not counted yet
         raise ValueError(f"cell: no memory estimate for a {cell} {kind} run yet "
-                         "(gradpath.resources.MEMORY_UNITS)")
+                         "(gradpath.resources.STORED_PER_STEP)")
     T, B, H, item, D = _shape(kind, config)
     G = GATE_BLOCKS[cell]
-    mem = BASE_MB + MEMORY_MARGIN * MEMORY_UNITS[kind, cell] * T * B * H * item / 2**20
+    counted = probe_bytes(config) if kind == "probe" else train_bytes(config)
+    mem = BASE_MB + MEMORY_MARGIN * counted / 2**20
     per_pass = 6.0 * G * T * B * (H * H + H * D) + ELEMENT_FLOPS * G * T * B * H
     if kind == "probe":
         k = min(max(int(config["lyapunov_k"]), 1), H)

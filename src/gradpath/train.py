@@ -25,6 +25,7 @@ from .clipping import clip_by_norm, clip_by_value, global_norm
 from .kernels.optim import adam_update, rmsprop_update, sgd_update
 from .models import make_model
 from .probe import cell_states, fit_decay_rate, lyapunov
+from .resources import check_fits, physical_memory_mb
 from .rng import stream
 from .runid import run_id
 from .tasks import Task, make_task
@@ -469,8 +470,16 @@ def train(config: TrainConfig, progress: Callable[[Progress], None] | None = Non
     Returns
     -------
     TrainResult
+
+    Raises
+    ------
+    ValueError
+        Before allocating anything, naming the shape keys, when the run's
+        estimated memory (:func:`gradpath.resources.estimate`) exceeds this
+        machine's (the message the command line and the workflow give).
     """
     c = config
+    check_fits("train", c.as_dict(), physical_memory_mb())
     t0 = time.perf_counter()
     trainer = Trainer(c)
     task, model, params = trainer.task, trainer.model, trainer.params
