@@ -102,7 +102,10 @@ def drop_stale_markers(batch_ids):
             marker.unlink()
 
 
-drop_stale_markers(sorted(ALL_BATCHES))
+# Only where the workflow is planned: a job (a cluster job re-reads this file
+# on its node) must not second-guess markers the main process has checked.
+if workflow.is_main_process:
+    drop_stale_markers(sorted(ALL_BATCHES))
 
 FIGURE_NAMES = [
     "a_decay_curves",

@@ -28,8 +28,10 @@ def is_snakemake(argv: list[str]) -> bool:
 def is_workflow_job(argv: list[str]) -> bool:
     """Whether a command line is a script job of a Snakemake workflow: Snakemake
     runs ``python .snakemake/scripts/tmpXXXX.<script>.py`` (every job that
-    writes runs or tables is one)."""
-    return any(".snakemake" in Path(a).parts for a in argv)
+    writes runs or tables is one). A viewer of a log (``tail -f
+    .snakemake/log/...``) is not."""
+    return bool(argv) and "python" in Path(argv[0]).name and any(
+        Path(a).parent.parts[-2:] == (".snakemake", "scripts") for a in argv[1:])
 
 
 def other_snakemake_here() -> bool:

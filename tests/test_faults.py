@@ -40,18 +40,19 @@ if os.environ.get("FAULT_AT_WRITE") and any("run_batch" in a for a in sys.argv):
     import gradpath.results as results
     _n, _calls, _write = int(os.environ["FAULT_AT_WRITE"]), [0], results.atomic_write
 
-    def atomic_write(path, write):
+    def atomic_write(path, write, *args, **kwargs):
         _calls[0] += 1
         if _calls[0] == _n:
             path = Path(path)
             path.with_name(f".{path.name}.tmp-{os.getpid()}-0").write_bytes(b"PAR1 half")
             if os.environ["FAULT"] == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
-            Path(os.environ["FAULT_PAUSED"]).write_text(str(os.getpid()))
-            deadline = time.time() + 300
-            while not Path(os.environ["FAULT_RESUME"]).exists() and time.time() < deadline:
+            paused = Path(os.environ["FAULT_PAUSED"])
+            paused.with_name("paused.tmp").write_text(str(os.getpid()))
+            os.replace(paused.with_name("paused.tmp"), paused)  # whole, or not there
+            while not Path(os.environ["FAULT_RESUME"]).exists():
                 time.sleep(0.1)
-        return _write(path, write)
+        return _write(path, write, *args, **kwargs)
 
     results.atomic_write = atomic_write
 '''
@@ -62,7 +63,11 @@ def fault_env(tmp_path: Path, fault: str, at_write: int) -> dict:
     hook.mkdir(exist_ok=True)
     (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
     path = os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, "PYTHONPATH": path, "FAULT": fault, "FAULT_AT_WRITE": str(at_write),
+    # the hook loads numpy before run_batch.py can set one thread: set it here
+    threads = dict.fromkeys(("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                             "GRADPATH_NUM_THREADS"), "1")
+    return {**os.environ, **threads, "PYTHONPATH": path, "FAULT": fault,
+            "FAULT_AT_WRITE": str(at_write),
             "FAULT_PAUSED": str(tmp_path / "paused"), "FAULT_RESUME": str(tmp_path / "resume")}
 
 

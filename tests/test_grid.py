@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -127,10 +128,74 @@ def test_a_batch_marker_no_longer_holds_when_a_run_file_changes(tmp_path):
     marker = tmp_path / "b.json"
     marker.write_text(json.dumps(grid.batch_marker({"r1": "finished"}, runs_dir)))
     assert grid.marker_problem(marker, runs_dir) == ""
+    os.utime(runs_dir / "r1.runs.parquet", ns=(1, 1))  # rewritten, same size
+    assert grid.marker_problem(marker, runs_dir) == (
+        "run r1: r1.runs.parquet was modified after its batch finished")
+    marker.write_text(json.dumps(grid.batch_marker({"r1": "finished"}, runs_dir)))
     (runs_dir / "r1.curves.parquet").write_text("x" * 4)
     assert grid.marker_problem(marker, runs_dir) == (
         "run r1: r1.curves.parquet is 4 bytes, 10 when its batch finished")
     (runs_dir / "r1.curves.parquet").unlink()
     assert grid.marker_problem(marker, runs_dir) == "run r1: r1.curves.parquet is missing"
-    marker.write_text('{"runs": {"r1": "finished"}}')  # a marker from before the sizes
+    marker.write_text('{"runs": {"r1": "finished"}}')  # a marker from before the records
+    assert "written before run files were recorded" in grid.marker_problem(marker, runs_dir)
+    marker.write_text('{"runs": ')
     assert "does not read back" in grid.marker_problem(marker, runs_dir)
+
+
+# -- the tables count each seed once ---------------------------------------------------------
+def _made_up_runs(cfg: dict):
+    """A runs table with one row per reported run of a study's grid (made-up
+    outcomes: every run finished, final metric 0.01 x baseline)."""
+    import pandas as pd
+
+    from gradpath.vocab import model_of
+
+    rows = []
+    for r in expand(cfg):
+        c = r.config
+        if c["stage"] != grid.REPORT:
+            continue
+        rows.append({**c, "run_id": r.run_id, "kind": "train",
+                     "model": model_of(c["cell"], c["activation"]).label,
+                     "lr": 0.003 if c["lr"] is None else c["lr"], "status": "finished",
+                     "final_metric": 0.0017, "baseline": 0.17, "clipped_fraction": 0.0,
+                     "decay_rate": -0.1, "lyapunov_1": -0.1})
+    return pd.DataFrame(rows)
+
+
+def test_the_summary_counts_a_configuration_with_a_fixed_rate_twin_once():
+    """The default study's IRNN at T = 100 in float32 is trained at its swept
+    rate (block relu) and at a fixed one (block precision float32): its
+    summary row holds the three swept seeds; the float64 twin keeps its row."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "analysis"))
+    try:
+        from summarise import summary_table
+    finally:
+        sys.path.pop(0)
+    cfg = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
+    runs = _made_up_runs(cfg)
+    s = summary_table(runs).set_index(["model", "init", "gain", "clip", "seq_len", "dtype"])
+    assert len(s) == len(s.index.unique()) == 25
+    irnn = s.loc[("rnn-relu", "identity", 1.0, "norm", 100, "float32")]
+    assert irnn["seeds"] == 3 and irnn["lr"] == 0.003  # the swept runs, not the fixed 0.001
+    assert s.loc[("rnn-relu", "identity", 1.0, "norm", 100, "float64"), "seeds"] == 3
+    assert (s["seeds"] == 3).all()
+
+
+def test_claims_count_fixed_rate_twins_in_two_precisions_once():
+    """A configuration trained only at fixed rates in both precisions is judged
+    on one precision's seeds (float32), not on both as extra seeds."""
+    from gradpath.claims import primary, report_runs
+
+    cfg = smoke()
+    for name in ("float64 twin", "float32 twin"):
+        block(cfg, name)["seq_lens"] = [30]  # a length the swept block does not train
+    runs = _made_up_runs(cfg)
+    assert len(report_runs(runs).query("seq_len == 30")) == 6
+    p = primary(report_runs(runs))
+    twins = p[p["seq_len"] == 30]
+    assert len(twins) == 3 and set(twins["dtype"]) == {"float32"}
+    assert not p.duplicated(["task", "model", "init", "gain", "clip", "seq_len", "seed"]).any()

@@ -158,18 +158,31 @@ def report_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[(runs["kind"] == "train") & (runs["stage"] == "report")]
 
 
+#: Which precision's runs stand for a configuration trained only at fixed
+#: rates in several (:func:`primary`).
+PRECISION_ORDER: tuple[str, ...] = ("float32", "float64")
+
+
 def primary(tr: pd.DataFrame, keys: list[str] | None = None) -> pd.DataFrame:
     """Reported runs, one set per configuration (``keys``, default
     :data:`CONFIG_KEYS`): where a configuration was also trained outside its
     learning-rate sweep (e.g. the float64 twins of a precision check), the
-    sweep-selected runs stand for it. The grid allows at most one
-    sweep-selected and one fixed-rate run per configuration and seed
-    (:func:`gradpath.grid.train_runs`)."""
+    sweep-selected runs stand for it; where it was trained only at fixed
+    rates in several precisions (``keys`` without ``dtype``), the runs of
+    one precision do, float32 before float64. The grid allows at most one
+    sweep-selected and one fixed-rate run per configuration, precision and
+    seed (:func:`gradpath.grid.train_runs`), so each seed counts once."""
     if tr.empty:
         return tr
+    groups = [tr[k] for k in keys or CONFIG_KEYS]
     swept = tr["selection"].fillna("") != ""
-    has_sweep = swept.groupby([tr[k] for k in keys or CONFIG_KEYS]).transform("any")
-    return tr[swept | ~has_sweep]
+    has_sweep = swept.groupby(groups).transform("any")
+    tr = tr[swept | ~has_sweep]
+    groups = [tr[k] for k in keys or CONFIG_KEYS]
+    rank = tr["dtype"].map({d: i for i, d in enumerate(PRECISION_ORDER)}).fillna(
+        len(PRECISION_ORDER))
+    return tr[rank == rank.groupby(groups).transform("min")]
+
 
 
 def reported(runs: pd.DataFrame, task: str = "adding", **where) -> pd.DataFrame:

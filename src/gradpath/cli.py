@@ -233,11 +233,14 @@ def _write_out(out: str | None, tables: dict) -> bool:
         write_run(out, tables)
         return True
     except OSError as exc:
+        why = f"gradpath: error: could not write the run to {out} ({exc.strerror or exc})"
+    try:
         fallback = tempfile.mkdtemp(prefix="gradpath-run-")
         write_run(fallback, tables)
-        sys.stderr.write(f"gradpath: error: could not write the run to {out} "
-                         f"({exc.strerror or exc}); its files are in {fallback}\n")
-        return False
+        sys.stderr.write(f"{why}; its files are in {fallback}\n")
+    except OSError as exc:  # the result is still printed
+        sys.stderr.write(f"{why}, nor to a temporary folder ({exc.strerror or exc})\n")
+    return False
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
@@ -246,8 +249,8 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     from .results import probe_tables
 
     cfg = probe_config(args)
-    check_fits("probe", cfg.as_dict(), physical_memory_mb())
     _check_out(args.out)
+    check_fits("probe", cfg.as_dict(), physical_memory_mb())
     t0 = time.perf_counter()
     res = probe(cfg, progress=_show_progress(args))
     tables = probe_tables(res, time.perf_counter() - t0)
@@ -318,8 +321,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .train import train
 
     cfg = train_config(args)
-    check_fits("train", cfg.as_dict(), physical_memory_mb())
     _check_out(args.out)
+    check_fits("train", cfg.as_dict(), physical_memory_mb())
     rid = cfg.run_id()  # a reported run: the id of the same run in a study
     res = train(cfg, _show_progress(args))
     tables = train_tables(res, rid)

@@ -85,9 +85,8 @@ def study_dir(name: str, root: str = RESULTS_ROOT) -> str:
     bad = (not isinstance(name, str) or not name or name.startswith(".")
            or "/" in name or "\\" in name or PurePosixPath(name).is_absolute()
            or PureWindowsPath(name).is_absolute() or name != name.strip())
-    if not bad:
-        inside = (Path(root) / name).resolve()
-        bad = inside.parent != Path(root).resolve()
+    if not bad:  # one path component, whatever links the folders are
+        bad = PurePosixPath(name).name != name or PureWindowsPath(name).name != name
     if bad:
         raise ValueError(f"name: expected a plain folder name for {root}/<name> (letters, "
                          f"digits, '_', '.', '-', not starting with '.'), got {name!r}")
@@ -371,33 +370,41 @@ def stage_batches(runs: Iterable[Run], target_seconds: float) -> dict[str, dict[
 
 
 def batch_marker(statuses: dict[str, str], runs_dir: str | Path) -> dict:
-    """The completion marker of a batch: each run's status and the size of
-    each of its files, so that a later damage to a file is seen without
-    reading it (:func:`marker_problem`)."""
-    sizes = {rid: {p.name: p.stat().st_size for p in run_files(runs_dir, rid)}
-             for rid in statuses}
-    return {"runs": statuses, "files": sizes}
+    """The completion marker of a batch: each run's status and the size and
+    modification time (ns) of each of its files, so that a later change to a
+    file (truncated, rewritten, replaced) is seen without reading it
+    (:func:`marker_problem`)."""
+    def stamp(p: Path) -> list[int]:
+        st = p.stat()
+        return [st.st_size, st.st_mtime_ns]
+
+    files = {rid: {p.name: stamp(p) for p in run_files(runs_dir, rid)} for rid in statuses}
+    return {"runs": statuses, "files": files}
 
 
 def marker_problem(marker: str | Path, runs_dir: str | Path) -> str:
     """Why a batch's completion marker no longer holds ("" if it does): it
-    does not read back, or a file of one of its runs is missing or has
-    another size than when the batch finished. A batch whose marker does not
-    hold must run again (its intact runs are skipped, the others recomputed)."""
+    does not read back or predates the file records, or a file of one of its
+    runs is missing, or has another size or modification time than when the
+    batch finished. A batch whose marker does not hold must run again (its
+    intact runs are skipped, the others recomputed)."""
     try:
         data = json.loads(Path(marker).read_text())
-        files = data["files"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError) as exc:
         return f"its marker does not read back ({type(exc).__name__}: {exc})"
-    for rid, sizes in files.items():
-        for name, size in sizes.items():
-            path = Path(runs_dir) / name
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, dict):
+        return "its marker was written before run files were recorded"
+    for rid, stamps in files.items():
+        for name, (size, mtime_ns) in stamps.items():
             try:
-                got = path.stat().st_size
+                st = (Path(runs_dir) / name).stat()
             except OSError:
                 return f"run {rid}: {name} is missing"
-            if got != size:
-                return f"run {rid}: {name} is {got} bytes, {size} when its batch finished"
+            if st.st_size != size:
+                return f"run {rid}: {name} is {st.st_size} bytes, {size} when its batch finished"
+            if st.st_mtime_ns != mtime_ns:
+                return f"run {rid}: {name} was modified after its batch finished"
     return ""
 
 
@@ -439,7 +446,6 @@ def execute(run: Run, out_dir: str | Path, rates: dict[str, float] | None = None
     done, damaged = check_run(out_dir, run.run_id)
     if damaged:
         log.warning("run %s is not finished: %s; recomputing it", run.run_id, damaged)
-    remove_partial(out_dir, run.run_id)
     if done is not None:
         done_by = str(done.get("code_id") or "")
         selected = (rates or {}).get(run.config.get("selection", ""))
@@ -456,6 +462,7 @@ def execute(run: Run, out_dir: str | Path, rates: dict[str, float] | None = None
                 log.warning("%s: kept (stale_runs: keep)", why)
                 return "kept-stale"
             log.warning("%s: recomputing it", why)
+    remove_partial(out_dir, run.run_id)  # what a killed write of this run left
     c = dict(run.config)
     t0 = time.perf_counter()
     if run.kind == "probe":  # the id is the run's, carried from the grid's expansion

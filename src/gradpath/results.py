@@ -51,6 +51,7 @@ half-written file is recomputed, never read as a result.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import os
@@ -216,11 +217,12 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write, sync_dir: bool = True) -> None:
     """Write ``path`` through a temporary file in the same folder: ``write(tmp)``
     writes it, it is flushed to disk (fsync), then renamed over ``path``. A
     reader sees the old file or the whole new one, never a part, even after a
-    crash."""
+    crash. ``sync_dir=False`` leaves the folder's fsync (which makes the
+    rename durable) to a later write in the same folder."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     try:
         write(tmp)
@@ -230,12 +232,12 @@ def atomic_write(path: Path, write) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    if sync_dir:
+        _fsync_dir(path.parent)
 
 
-def _digest(path: Path) -> dict:
-    """Size and SHA-256 of a file, as a finished run records them."""
-    data = path.read_bytes()
+def _digest(data: bytes) -> dict:
+    """Size and SHA-256 of a file's content, as a finished run records them."""
     return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
@@ -257,9 +259,12 @@ def write_run(out_dir: str | os.PathLike, tables: dict[str, pd.DataFrame]) -> Pa
     rid = tables["runs"]["run_id"].iloc[0]
     files = {}
     for name in TABLES:
-        path = out / f"{rid}.{name}.parquet"
-        atomic_write(path, lambda p, df=tables[name]: df.to_parquet(p, index=False))
-        files[name] = _digest(path)
+        buf = io.BytesIO()
+        tables[name].to_parquet(buf, index=False)
+        data = buf.getvalue()
+        files[name] = _digest(data)
+        atomic_write(out / f"{rid}.{name}.parquet", lambda p, d=data: p.write_bytes(d),
+                     sync_dir=False)
     summary = {k: _jsonable(v) for k, v in tables["runs"].iloc[0].items()}
     summary[FILES_KEY] = files
     path = out / f"{rid}.json"
@@ -311,7 +316,7 @@ def check_run(out_dir: str | os.PathLike, rid: str) -> tuple[dict | None, str]:
             except Exception as exc:  # noqa: BLE001 - any failure to read is "damaged"
                 return None, f"{table.name} does not read back ({exc})"
             continue
-        got = _digest(table)
+        got = _digest(table.read_bytes())
         if got != want:
             return None, (f"{table.name} is {got['bytes']} bytes with SHA-256 "
                           f"{got['sha256'][:12]}, its summary recorded {want['bytes']} bytes "

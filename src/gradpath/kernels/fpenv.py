@@ -201,8 +201,13 @@ class flushed:
         self._old = None
         if self._limit:
             _BLAS.enter()
-        if X86 and _state["enabled"]:
-            self._old = _enter_flush()
+        try:
+            if X86 and _state["enabled"]:
+                self._old = _enter_flush()
+        except BaseException:
+            if self._limit:
+                _BLAS.exit()
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
