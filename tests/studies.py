@@ -65,6 +65,17 @@ def assert_same_tables(ref: Path, work: Path, name: str = "smoke") -> None:
         pd.testing.assert_frame_equal(x, y, check_exact=True, obj=t)
 
 
+def unlock_if_stale(work: Path) -> str:
+    """What `make run` does first: drop a stale lock (SIGKILL leaves one);
+    returns what it said."""
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "unlock_if_stale.py"), "-s",
+                          str(ROOT / "Snakefile"), "--configfile",
+                          str(ROOT / "configs" / "smoke.yaml")],
+                         cwd=work, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stderr
+
+
 def copy_study(ref: Path, dest: Path) -> Path:
     """A copy of a finished study's working directory (results and Snakemake's
     records, modification times kept), to damage without touching ``ref``."""

@@ -13,15 +13,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 import yaml
-from studies import ROOT, assert_same_tables, copy_study, snakemake, tables
+from studies import ROOT, assert_same_tables, copy_study, snakemake, tables, unlock_if_stale
 
 from gradpath.results import check_run, run_files
 
@@ -83,15 +81,6 @@ def forget_batch(work: Path, batch: str, runs: list[str]) -> None:
     for rid in runs:
         for p in run_files(work / STUDY / "runs", rid):
             p.unlink()
-
-
-def unlock_if_stale(work: Path) -> str:
-    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "unlock_if_stale.py"), "-s",
-                          str(ROOT / "Snakefile"), "--configfile",
-                          str(ROOT / "configs" / "smoke.yaml")],
-                         cwd=work, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return out.stderr
 
 
 def locked(work: Path) -> bool:

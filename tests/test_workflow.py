@@ -20,7 +20,7 @@ import pytest
 import yaml
 from conftest import CLUSTER_COMMAND
 from snakemake.utils import validate
-from studies import ROOT, SNAKEMAKE, assert_same_tables, snakemake, tables
+from studies import ROOT, SNAKEMAKE, assert_same_tables, snakemake, tables, unlock_if_stale
 
 from gradpath import grid as gpgrid
 
@@ -382,15 +382,6 @@ def _interrupt_after(work: Path, runs: int, sig: int) -> set[str]:
     return {p.name for p in runs_dir.glob("*.json")}
 
 
-def _unlock_if_stale(work: Path) -> None:
-    """What `make run` does first: drop a stale lock (SIGKILL leaves one)."""
-    unlock = subprocess.run([sys.executable, str(ROOT / "scripts" / "unlock_if_stale.py"), "-s",
-                             str(ROOT / "Snakefile"), "--configfile",
-                             str(ROOT / "configs" / "smoke.yaml")],
-                            cwd=work, capture_output=True, text=True, timeout=120)
-    assert unlock.returncode == 0, unlock.stderr
-
-
 @pytest.mark.slow
 def test_interrupted_grid_resumes_without_redoing_or_losing_runs_on_one_core(smoke_study,
                                                                              tmp_path):
@@ -403,13 +394,13 @@ def test_interrupted_grid_resumes_without_redoing_or_losing_runs_on_one_core(smo
     killed = _interrupt_after(work, 5, signal.SIGKILL)
     assert len(killed) >= 5
     mtimes = {n: (runs_dir / n).stat().st_mtime_ns for n in killed}
-    _unlock_if_stale(work)
+    unlock_if_stale(work)
     stopped = _interrupt_after(work, 3, signal.SIGINT)
     assert killed < stopped, "the second start added no runs"
     mtimes.update({n: (runs_dir / n).stat().st_mtime_ns for n in stopped - killed})
     # the interrupts came mid-grid: the tables were never written
     assert not (work / "results" / "smoke" / "tables" / "runs.parquet").exists()
-    _unlock_if_stale(work)
+    unlock_if_stale(work)
     snakemake(work, "--cores", "1")
     after = {p.name: p.stat().st_mtime_ns for p in runs_dir.glob("*.json")}
     assert all(after[k] == v for k, v in mtimes.items()), "finished runs were redone"

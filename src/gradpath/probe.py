@@ -296,9 +296,8 @@ def probe(config: ProbeConfig | None = None, *,
     Raises
     ------
     ValueError
-        Before allocating anything, naming the shape keys, when the probe's
-        estimated memory (:func:`gradpath.resources.estimate`) exceeds this
-        machine's (the message the command line and the workflow give).
+        If the probe cannot fit in this machine's memory
+        (:func:`gradpath.resources.check_fits`), before allocating anything.
     """
     if config is None:
         config = ProbeConfig(**kwargs)

@@ -474,9 +474,8 @@ def train(config: TrainConfig, progress: Callable[[Progress], None] | None = Non
     Raises
     ------
     ValueError
-        Before allocating anything, naming the shape keys, when the run's
-        estimated memory (:func:`gradpath.resources.estimate`) exceeds this
-        machine's (the message the command line and the workflow give).
+        If the run cannot fit in this machine's memory
+        (:func:`gradpath.resources.check_fits`), before allocating anything.
     """
     c = config
     check_fits("train", c.as_dict(), physical_memory_mb())
