@@ -17,7 +17,6 @@ if not config:
     )
 
 
-
 class _StrictLoader(yaml.SafeLoader):
     """YAML that refuses a key given twice in one mapping (PyYAML keeps the
     last one silently)."""
@@ -85,7 +84,6 @@ SWEEP_BATCHES = sorted(
 SELECTION = f"{RESULTS}/tables/selection.json"
 
 
-
 def drop_stale_markers(batch_ids):
     """Remove the completion marker of every batch whose runs' files changed
     since it finished (a truncated or deleted run file), saying why, so that
@@ -106,17 +104,6 @@ def drop_stale_markers(batch_ids):
 # on its node) must not second-guess markers the main process has checked.
 if workflow.is_main_process:
     drop_stale_markers(sorted(ALL_BATCHES))
-
-FIGURE_NAMES = [
-    "a_decay_curves",
-    "b_decay_rate_theory",
-    "c_training_curves",
-    "d_success_by_length",
-    "e_clipping_divergence",
-    "f_decay_through_training",
-    "g_lyapunov_spectrum",
-]
-FIGURES = [f"{RESULTS}/figures/{name}.png" for name in FIGURE_NAMES]
 
 
 def batch_runs(wildcards):

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from gradpath import grid, provenance, resources
-from gradpath.results import finished_summary, read_tables
+from gradpath.results import check_run, read_tables
 
 SMALL = dict(task="adding", seq_len=8, cell="rnn", activation="tanh", init="orthogonal",
              gain=1.0, clip="norm", clip_threshold=1.0, optimizer="adam", lr=1e-3, hidden=6,
@@ -26,7 +26,7 @@ SMALL = dict(task="adding", seq_len=8, cell="rnn", activation="tanh", init="orth
 
 def finished_code_id(out_dir: Path, rid: str) -> str | None:
     """The code id recorded by finished run ``rid`` ("" if none), None if unfinished."""
-    summary = finished_summary(out_dir, rid)
+    summary = check_run(out_dir, rid)[0]
     return None if summary is None else str(summary.get("code_id") or "")
 
 

@@ -184,7 +184,6 @@ def primary(tr: pd.DataFrame, keys: list[str] | None = None) -> pd.DataFrame:
     return tr[rank == rank.groupby(groups).transform("min")]
 
 
-
 def reported(runs: pd.DataFrame, task: str = "adding", **where) -> pd.DataFrame:
     """The reported training runs of one configuration (``where``: column =
     value), the sweep-selected ones where there are (:func:`primary`)."""

@@ -224,10 +224,9 @@ def train_runs(section) -> list[Run]:
                 block["tasks"], block["models"], block["inits"], block["clips"],
                 block["seq_lens"]):
             m = MODELS[model]
-            if clip == "none":  # not used; one value, so the run id does not depend on it
-                thr = 1.0
-            else:
-                thr = thresholds[clip] if isinstance(thresholds, dict) else thresholds
+            # unclipped runs get one value (unused), so their ids do not depend on it
+            thr = 1.0 if clip == "none" else (
+                thresholds[clip] if isinstance(thresholds, dict) else thresholds)
             steps = steps_for[int(seq_len)]
             fixed = dict(task=task, seq_len=int(seq_len), cell=m.cell, activation=m.activation,
                          init=init, gain=float(block["gain"]), clip=clip,

@@ -292,48 +292,50 @@ def check_run(out_dir: str | os.PathLike, rid: str) -> tuple[dict | None, str]:
         run from before it) is checked by reading each table file's Parquet
         footer.
     """
-    out = Path(out_dir)
+    summary, _, why = _read_run(Path(out_dir), rid)
+    return summary, why
+
+
+def _read_run(out: Path, rid: str) -> tuple[dict | None, dict[str, bytes], str]:
+    """:func:`check_run`, also returning the table files' contents it checked
+    (by table name), so that a reader parses the bytes it verified."""
     if not any(p.exists() for p in run_files(out, rid)):
-        return None, ""
+        return None, {}, ""
     path = out / f"{rid}.json"
     try:
         summary = json.loads(path.read_text())
     except FileNotFoundError:
-        return None, f"its summary {path.name} is missing (interrupted before it finished)"
+        return None, {}, f"its summary {path.name} is missing (interrupted before it finished)"
     except (OSError, ValueError) as exc:
-        return None, f"its summary {path.name} does not read back ({exc})"
+        return None, {}, f"its summary {path.name} does not read back ({exc})"
     if not isinstance(summary, dict):
-        return None, f"its summary {path.name} is not a JSON object"
+        return None, {}, f"its summary {path.name} is not a JSON object"
     recorded = summary.get(FILES_KEY) or {}
+    contents = {}
     for name in TABLES:
         table = out / f"{rid}.{name}.parquet"
-        if not table.exists():
-            return None, f"{table.name} is missing"
+        try:
+            data = table.read_bytes()
+        except FileNotFoundError:
+            return None, {}, f"{table.name} is missing"
         want = recorded.get(name)
-        if want is None:
+        if want is None:  # a run from before the record: its Parquet footer must read
             try:
-                pq.read_metadata(table)
+                pq.read_metadata(io.BytesIO(data))
             except Exception as exc:  # noqa: BLE001 - any failure to read is "damaged"
-                return None, f"{table.name} does not read back ({exc})"
-            continue
-        got = _digest(table.read_bytes())
-        if got != want:
-            return None, (f"{table.name} is {got['bytes']} bytes with SHA-256 "
-                          f"{got['sha256'][:12]}, its summary recorded {want['bytes']} bytes "
-                          f"and {want['sha256'][:12]} (truncated or overwritten)")
-    return summary, ""
+                return None, {}, f"{table.name} does not read back ({exc})"
+        elif (got := _digest(data)) != want:
+            return None, {}, (f"{table.name} is {got['bytes']} bytes with SHA-256 "
+                              f"{got['sha256'][:12]}, its summary recorded {want['bytes']} "
+                              f"bytes and {want['sha256'][:12]} (truncated or overwritten)")
+        contents[name] = data
+    return summary, contents, ""
 
 
 def is_finished(out_dir: str | os.PathLike, rid: str) -> bool:
     """Whether run ``rid`` is finished in ``out_dir`` (by any code): its files
     read back (:func:`check_run`)."""
     return check_run(out_dir, rid)[0] is not None
-
-
-def finished_summary(out_dir: str | os.PathLike, rid: str) -> dict | None:
-    """The JSON summary (runs row) of finished run ``rid``, or None if the run
-    is not finished (:func:`check_run`)."""
-    return check_run(out_dir, rid)[0]
 
 
 def remove_partial(out_dir: str | os.PathLike, rid: str) -> None:
@@ -369,22 +371,25 @@ def read_tables(out_dir: str | os.PathLike, run_ids=None) -> dict[str, pd.DataFr
     if twice:
         raise ValueError(f"run ids given more than once: {', '.join(twice[:5])}"
                          + (" ..." if len(twice) > 5 else ""))
-    for rid in ids:
-        summary, why = check_run(out, rid)
+    parts: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLES}
+    for rid in ids:  # each run's files read once: verified, then parsed from those bytes
+        summary, contents, why = _read_run(out, rid)
         if summary is None:
             raise ValueError(f"run {rid} in {out}: " + (why or "not computed") + "; run the "
                              "workflow again to recompute it")
+        for name in TABLES:
+            parts[name].append(pd.read_parquet(io.BytesIO(contents[name])))
     tables = {}
     for name in TABLES:
-        frames = [pd.read_parquet(out / f"{rid}.{name}.parquet") for rid in ids]
-        frames = [f for f in frames if len(f)]
+        frames = [f for f in parts[name] if len(f)]
         if frames:
             tables[name] = pd.concat(frames, ignore_index=True)
-        else:  # keep the dtypes of the schema even with no rows
-            empty = pd.read_parquet(out / f"{ids[0]}.{name}.parquet") if ids else None
+        elif parts[name]:  # keep the dtypes of the schema even with no rows
+            tables[name] = parts[name][0]
+        else:
             cols = {"runs": RUN_COLUMNS, "curves": CURVE_COLUMNS,
                     "training": TRAINING_COLUMNS}[name]
-            tables[name] = empty if empty is not None else pd.DataFrame(columns=list(cols))
+            tables[name] = pd.DataFrame(columns=list(cols))
     return tables
 
 
