@@ -11,10 +11,10 @@ object per line:
   over ``n`` back-to-back calls;
 * ``{"cmd": "quit"}``.
 
-Only the public API (``gp.RNN``, ``gp.LSTM``, ``gp.GRU``, ``init_params``,
-``loss_and_grads``) is used, so the same worker times any revision; a case
-the revision cannot run (a cell it does not have yet: no ``gp.GRU`` before
-the GRU's commit) comes back in ``errors``, and the gate times it in head
+Only the public API (the model classes of ``gradpath.models.CELL_TYPES``,
+``init_params``, ``loss_and_grads``) is used, so the same worker times any
+revision; a case the revision cannot run (a cell it does not have yet) comes
+back in ``errors``, and the gate times it in head
 alone. Its first line is ``{"gradpath": path}``: the controller checks it
 imported the revision it meant to.
 """
@@ -32,13 +32,13 @@ def build(spec: dict, gp):
     """A zero-argument callable running one case's ``loss_and_grads``."""
     B, H, D, T = spec["B"], spec["H"], spec["D"], spec["T"]
     dt = np.dtype(spec["dtype"])
-    if spec["cell"] == "rnn":
-        model = gp.RNN(D, H, 1, activation=spec["activation"])
-    else:
-        name = {"lstm": "LSTM", "gru": "GRU"}[spec["cell"]]
-        if not hasattr(gp, name):
-            raise NotImplementedError(f"this revision has no gp.{name}")
-        model = getattr(gp, name)(D, H, 1)
+    from gradpath.models import CELL_TYPES
+
+    cls = CELL_TYPES.get(spec["cell"])
+    if cls is None:
+        raise NotImplementedError(f"this revision has no cell {spec['cell']!r}")
+    act = spec["activation"]
+    model = cls(D, H, 1) if act is None else cls(D, H, 1, activation=act)
     kwargs = {} if spec["forget_bias"] is None else {"forget_bias": spec["forget_bias"]}
     params = model.init_params(spec["init"], gain=1.0, seed=0, dtype=dt, **kwargs)
     rng = np.random.default_rng(0)

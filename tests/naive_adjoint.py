@@ -1,4 +1,5 @@
-"""Plain-numpy twins of the adjoint kernels (:mod:`gradpath.kernels.adjoint`).
+"""Plain-numpy twins of the adjoint kernels (``adjoint_lognorms`` of
+:mod:`gradpath.cells.rnn`, :mod:`gradpath.cells.lstm` and :mod:`gradpath.cells.gru`).
 
 Written to be read, not to be fast: float64 throughout, one batch row at a
 time, one step at a time, and every step an explicit Jacobian matrix of the
@@ -8,10 +9,10 @@ ln||dL/dh_t|| is exact at any lag, however far it lies outside float64's range.
 
 Conventions (those of the kernels):
 
-* The states come from the forward kernels: ``hs`` (T+1, B, H) with
-  ``hs[t + 1] = h_t`` and ``hs[0] = h_0``; for the LSTM also ``cs`` (T+1, B, H)
-  likewise, ``gates`` (T, B, 4H) the gate activations (i, f, g, o) of step t
-  and ``tcs`` (T, B, H) = tanh(c_t).
+* The states come from the forward kernels (the models' ``states``): ``hs``
+  (T+1, B, H) with ``hs[t + 1] = h_t`` and ``hs[0] = h_0``; for the LSTM also
+  ``cs`` (T+1, B, H) likewise, ``gates`` (T, B, 4H) the gate activations
+  (i, f, g, o) of step t and ``tcs`` (T, B, H) = tanh(c_t).
 * ``delta`` is dL/dh_{T-1}; the returned arrays are (T, B) in time order:
   row t holds the log norm of the adjoint at step t, so row T-1 is
   ln||delta||. A zero adjoint gives -inf from that step back.
@@ -23,8 +24,8 @@ Conventions (those of the kernels):
   total dL/dc_t = lambda^c_t + o_t (1 - tanh^2 c_t) lambda^h_t (through c_{t+1}
   and through h_t), as BPTT computes it.
 * GRU: ``gates`` (T, B, 3H) the activations (r, z, n) of step t and ``hgates``
-  (T, B, 3H) whose n block is W_hn h_{t-1} + b_hn, as ``gru_states`` stores
-  them; h_t = (1 - z) n + z h_{t-1}.
+  (T, B, 3H) whose n block is W_hn h_{t-1} + b_hn, as the GRU's forward
+  kernel stores them; h_t = (1 - z) n + z h_{t-1}.
 """
 
 from __future__ import annotations

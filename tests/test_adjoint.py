@@ -1,9 +1,10 @@
-"""The adjoint kernels (:mod:`gradpath.kernels.adjoint`) against their numpy
+"""The adjoint kernels (``adjoint_lognorms`` of :mod:`gradpath.cells.rnn`,
+:mod:`gradpath.cells.lstm` and :mod:`gradpath.cells.gru`) against their numpy
 twins (``tests/naive_adjoint.py``), and the twins against explicit products
 of finite-difference Jacobians.
 
-The trajectories come from the forward kernels (``rnn_states``,
-``lstm_states``), as in :func:`gradpath.probe.probe`. Several cases leave
+The trajectories come from the forward kernels (the models' ``states``), as
+in :func:`gradpath.probe.probe`. Several cases leave
 float64's range (ln||dL/dh_t|| below -745 or above 709 at the far lags): an
 adjoint propagated without renormalisation would be 0 or inf there.
 
@@ -22,15 +23,12 @@ import naive_adjoint as na
 import numpy as np
 import pytest
 
-from gradpath.kernels.adjoint import (
-    gru_adjoint_lognorms,
-    lstm_adjoint_lognorms,
-    rnn_adjoint_lognorms,
-)
-from gradpath.kernels.gru import gru_states
+import gradpath as gp
+from gradpath.cells import Cell
+from gradpath.cells.gru import adjoint_lognorms as gru_adjoint_lognorms
+from gradpath.cells.lstm import adjoint_lognorms as lstm_adjoint_lognorms
+from gradpath.cells.rnn import adjoint_lognorms as rnn_adjoint_lognorms
 from gradpath.kernels.jit import ACT_RELU, ACT_TANH
-from gradpath.kernels.lstm import lstm_states
-from gradpath.kernels.rnn import rnn_states
 
 ACT = {"tanh": ACT_TANH, "relu": ACT_RELU}
 
@@ -83,6 +81,15 @@ class Case:
                 + "".join(f"-{t}" for t in tags))
 
 
+def _states(model: Cell, x: np.ndarray, init: tuple, **rec: np.ndarray) -> tuple:
+    """The forward kernels' state arrays of ``model`` (every sequence T long)
+    from its recurrent parameters ``rec`` (a zero read-out completes them)."""
+    T, B, _ = x.shape
+    O, H = model.output_size, model.hidden_size
+    p = model.check_params({**rec, "W_out": np.zeros((O, H)), "b_out": np.zeros(O)})
+    return model.states(p, x, np.full(B, T, np.int64), init)
+
+
 def _inputs(case: Case, G: int, rng: np.random.Generator):
     """(x, W_ih, W_hh, b) for a cell with G = gates * H pre-activations."""
     H, D = case.H, case.D
@@ -102,9 +109,9 @@ def _rnn(case: Case) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         W_ih[:, 0] = np.abs(W_ih[:, 0]) + 0.5
         x[:, :, 0] = 0.0
         x[case.kill_at, :, 0] = -1e3
-    lengths = np.full(case.B, case.T, np.int64)
     act = ACT[case.activation]
-    hs = rnn_states(x, W_ih, W_hh, b, np.zeros((case.B, case.H)), lengths, act)
+    hs, = _states(gp.RNN(case.D, case.H, 1, case.activation), x, (np.zeros((case.B, case.H)),),
+                  W_ih=W_ih, W_hh=W_hh, b=b)
     assert not hs[1:, :, :case.dead_units].any()  # the dead units never fire
     return {"h": (rnn_adjoint_lognorms(hs, W_hh, act, delta),
                   na.rnn_adjoint_lognorms(hs, W_hh, case.activation, delta))}
@@ -118,7 +125,7 @@ def _lstm(case: Case) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     delta_h = rng.standard_normal((B, H))
     delta_c = rng.standard_normal((B, H)) if case.delta_c else np.zeros((B, H))
     zeros = np.zeros((B, H))
-    states = lstm_states(x, W_ih, W_hh, b, zeros, zeros, np.full(B, case.T, np.int64))
+    states = _states(gp.LSTM(case.D, H, 1), x, (zeros, zeros), W_ih=W_ih, W_hh=W_hh, b=b)
     kh, kc = lstm_adjoint_lognorms(*states, W_hh, delta_h, delta_c)
     th, tc = na.lstm_adjoint_lognorms(*states, W_hh, delta_h, delta_c)
     return {"h": (kh, th), "c": (kc, tc)}
@@ -131,8 +138,8 @@ def _gru(case: Case) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     b[H:2 * H] += case.forget_bias  # the update gate plays the forget gate's part
     b_hn = 0.1 * rng.standard_normal(H)
     delta = rng.standard_normal((B, H))
-    states = gru_states(x, W_ih, W_hh, b, b_hn, np.zeros((B, H)),
-                        np.full(B, case.T, np.int64))
+    states = _states(gp.GRU(case.D, H, 1), x, (np.zeros((B, H)),), W_ih=W_ih, W_hh=W_hh, b=b,
+                     b_hn=b_hn)
     return {"h": (gru_adjoint_lognorms(*states, W_hh, delta),
                   na.gru_adjoint_lognorms(*states, W_hh, delta))}
 
@@ -275,8 +282,8 @@ def test_rnn_twin_against_explicit_jacobian_products(activation: str) -> None:
     b = 0.5 + 0.1 * rng.standard_normal(H)  # ReLU: most units on, the kinks far away
     x = rng.standard_normal((T, B, D))
     delta = rng.standard_normal((B, H))
-    hs = rnn_states(x, W_ih, W_hh, b, np.zeros((B, H)), np.full(B, T, np.int64),
-                    ACT[activation])
+    hs, = _states(gp.RNN(D, H, 1, activation), x, (np.zeros((B, H)),), W_ih=W_ih, W_hh=W_hh,
+                  b=b)
     step = _rnn_step(W_ih, W_hh, b, activation)
     twin = na.rnn_adjoint_lognorms(hs, W_hh, activation, delta)
     for bb in range(B):
@@ -308,7 +315,8 @@ def test_lstm_twin_against_explicit_jacobian_products() -> None:
     delta_h = rng.standard_normal((B, H))
     delta_c = rng.standard_normal((B, H))
     zeros = np.zeros((B, H))
-    hs, cs, gates, tcs = lstm_states(x, W_ih, W_hh, b, zeros, zeros, np.full(B, T, np.int64))
+    hs, cs, gates, tcs = _states(gp.LSTM(D, H, 1), x, (zeros, zeros), W_ih=W_ih, W_hh=W_hh,
+                                 b=b)
     step = _lstm_step(W_ih, W_hh, b)
     twin_h, twin_c = na.lstm_adjoint_lognorms(hs, cs, gates, tcs, W_hh, delta_h, delta_c)
     for bb in range(B):
@@ -359,8 +367,8 @@ def test_gru_twin_against_explicit_jacobian_products() -> None:
     b_hn = 0.3 * rng.standard_normal(H)
     x = rng.standard_normal((T, B, D))
     delta = rng.standard_normal((B, H))
-    hs, gates, hgates = gru_states(x, W_ih, W_hh, b, b_hn, np.zeros((B, H)),
-                                   np.full(B, T, np.int64))
+    hs, gates, hgates = _states(gp.GRU(D, H, 1), x, (np.zeros((B, H)),), W_ih=W_ih, W_hh=W_hh,
+                                b=b, b_hn=b_hn)
     step = _gru_step(W_ih, W_hh, b, b_hn)
     twin = na.gru_adjoint_lognorms(hs, gates, hgates, W_hh, delta)
     for bb in range(B):

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gradpath import claims, cliff, grid, vocab
+from gradpath import claims, cliff, grid, tasks, vocab
 
 BASE = 1 / 6
 
@@ -48,6 +48,22 @@ def test_learning_claim_counts_seeds_below_ten_percent_of_the_baseline():
     rows = [train_row(seed=s, final=f) for s, f in enumerate((0.05, 0.02, math.nan))]
     v = verdict("irnn-learns-100", runs_of(rows))
     assert v.holds and "diverged" in v.value  # a diverged seed counts as a failure
+
+
+@pytest.mark.parametrize("task", vocab.TASKS)
+def test_claims_count_success_as_the_task_defines_it(task):
+    """One success threshold (gradpath.tasks): the claims count a run as a
+    success exactly when its task does (Task.success, the criterion training
+    records), for every task; the claims' adding-problem share is the task's."""
+    t = tasks.make_task(task, 10)
+    base = t.baseline()
+    ratios = (0.05, 0.099, 0.101, 0.2, 0.249, 0.251, 0.5)
+    runs = runs_of([{**train_row(task=task, seed=i), "final_metric": r * base, "baseline": base}
+                    for i, r in enumerate(ratios)])
+    assert list(claims.successes(runs)) == [t.success(r * base) for r in ratios]
+    assert claims.SUCCESS_FRACTION == tasks.make_task("adding", 10).success_fraction == 0.1
+    # teeth: the short-memory sine task succeeds below 25 % of its baseline, not 10 %
+    assert (task == "sine") == bool(claims.successes(runs.iloc[[3]]).iloc[0])
 
 
 def test_not_learning_claim_holds_only_with_no_success():

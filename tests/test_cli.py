@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import inspect
 import json
 import math
 import re
@@ -237,6 +239,8 @@ def test_probe_defaults_are_the_default_studys():
     assert cfg.init in study["inits"] and cfg.gain in study["gains"]
     assert set(cfg.seeds) <= set(study["seeds"])
     assert cfg.run_id in {r.run_id for r in grid.probe_runs(study)}
+    # the schema's names by default are the default study's
+    assert schema["models"] == study["models"] and schema["inits"] == study["inits"]
 
 
 def test_train_defaults_are_the_default_studys():
@@ -261,6 +265,49 @@ def test_train_defaults_are_the_default_studys():
             gradpath("train", "--help").stdout.split())
     else:  # the same run
         assert cfg.lr == run.config["lr"] and cfg.run_id() == run.run_id
+
+
+DEFAULT_TABLES = {"demo": "DEMO_DEFAULTS", "probe": "PROBE_DEFAULTS", "train": "TRAIN_DEFAULTS"}
+
+
+def _flags(command: str) -> dict:
+    """The options of a sub-command, by destination."""
+    sub = next(a for a in build_parser()._actions
+               if isinstance(a, argparse._SubParsersAction)).choices[command]
+    return {a.dest: a for a in sub._actions if a.option_strings and a.dest != "help"}
+
+
+def _other(value):
+    """A value of the same type that no table holds."""
+    return value + "-x" if isinstance(value, str) else value + (7919 if isinstance(value, int)
+                                                                else 0.123)
+
+
+@pytest.mark.parametrize("command", sorted(DEFAULT_TABLES))
+def test_every_cli_default_comes_from_its_table(command, monkeypatch):
+    """One place per default: a sub-command's flags take their defaults (and
+    their help the values) from its table in gradpath.cli, and no other flag
+    has a default but off (None, False)."""
+    table = getattr(cli, DEFAULT_TABLES[command])
+    flags = _flags(command)
+    assert set(table) <= set(flags), set(table) - set(flags)
+    for dest, action in flags.items():
+        if dest in table:
+            assert action.default == table[dest], dest
+            assert str(table[dest]) in action.help, (dest, action.help)
+        else:
+            assert action.default in (None, False), (dest, action.default)
+    for key, value in table.items():  # read from the table, not equal to it by chance
+        monkeypatch.setitem(table, key, _other(value))
+    assert {d: a.default for d, a in _flags(command).items() if d in table} == table
+
+
+def test_demo_defaults_are_the_demo_tables():
+    """`gradpath demo` with its defaults prints decay_table() with its defaults."""
+    from gradpath.demo import decay_table
+
+    params = inspect.signature(decay_table).parameters
+    assert cli.DEMO_DEFAULTS == {k: params[k].default for k in cli.DEMO_DEFAULTS}
 
 
 # -- --out: checked before any work; a finished run is never lost (issue 17, D4) ------------

@@ -20,17 +20,26 @@ import numba
 import pytest
 from numba.core import event
 
-from gradpath.kernels import fpenv, jit
-from gradpath.kernels.jit import NOTICE, NOTICE_AGAIN, QUIET_ENV, CompileNotice, say
+from gradpath.kernels import fpenv
+from gradpath.notice import (
+    COMPILE_NOTICE,
+    NOTICE,
+    NOTICE_AGAIN,
+    NOTICE_DELAY_S,
+    QUIET_ENV,
+    CompileNotice,
+    log,
+    say,
+)
 
 #: One small kernel (the RNN adjoint: about 5 s to compile), then a marker on
 #: stderr once the call has returned, and the process's compile time on stdout.
 SCRIPT = """
 import sys
 import numpy as np
-from gradpath.kernels.adjoint import rnn_adjoint_lognorms
-from gradpath.kernels.jit import COMPILE_NOTICE
-out = rnn_adjoint_lognorms(np.zeros((4, 1, 2)), np.eye(2), 0, np.ones((1, 2)))
+from gradpath.cells.rnn import adjoint_lognorms
+from gradpath.notice import COMPILE_NOTICE
+out = adjoint_lognorms(np.zeros((4, 1, 2)), np.eye(2), 0, np.ones((1, 2)))
 sys.stderr.write("RETURNED\\n")
 print(out.ravel().tolist(), COMPILE_NOTICE.compile_seconds())
 """
@@ -55,7 +64,7 @@ def test_notice_while_compiling_and_not_when_loading_from_the_cache(tmp_path):
     assert re.fullmatch(r"gradpath: compiled in \d+ s", ours[1]), cold.stderr
     assert ours[2:] == ["RETURNED"], cold.stderr  # said while compiling, closed before return
     values, seconds = cold.stdout.rsplit("]", 1)
-    assert float(seconds) > jit.NOTICE_DELAY_S
+    assert float(seconds) > NOTICE_DELAY_S
     assert any(cache.rglob("*.nbi"))  # the cache was filled
 
     warm = _run(cache)  # the same cache, now filled: loads
@@ -203,7 +212,8 @@ def test_numba_compile_events_reach_the_listener():
 
 
 def test_the_process_listens():
-    assert jit.COMPILE_NOTICE in event._registered["numba:compile"]
+    assert COMPILE_NOTICE in event._registered["numba:compile"]
+    assert fpenv.COMPILE_NOTICE is COMPILE_NOTICE  # the one the entry points close
 
 
 # -- where it is said ------------------------------------------------------------------------------
@@ -211,8 +221,8 @@ def unconfigure_logging(monkeypatch):
     """Logging as in a script that never configures it. (pytest adds handlers to
     the root logger at the start of each test phase: call this in the test.)"""
     monkeypatch.setattr(logging.getLogger(), "handlers", [])
-    monkeypatch.setattr(jit.log, "handlers", [])
-    monkeypatch.setattr(jit.log, "level", logging.NOTSET)
+    monkeypatch.setattr(log, "handlers", [])
+    monkeypatch.setattr(log, "level", logging.NOTSET)
     monkeypatch.delenv(QUIET_ENV, raising=False)
 
 
@@ -235,7 +245,7 @@ def test_quiet_environment_variable(monkeypatch, capsys, value):
 
 def test_silenced_by_the_loggers_level(monkeypatch, capsys):
     unconfigure_logging(monkeypatch)
-    jit.log.setLevel(logging.WARNING)
+    log.setLevel(logging.WARNING)
     say("hello")
     assert capsys.readouterr() == ("", "")
 

@@ -15,10 +15,6 @@ import pytest
 from problems import CELL_IDS, CELLS, compare_results, make_problem
 
 from gradpath.kernels import parallel
-from gradpath.kernels.gru import gru_states
-from gradpath.kernels.lstm import lstm_states
-from gradpath.kernels.rnn import rnn_states
-from gradpath.models import ACTIVATIONS
 
 
 def outputs(res) -> list[np.ndarray]:
@@ -66,16 +62,11 @@ def test_forward_states_do_not_depend_on_the_thread_count(threads, cell, activat
     T, B, _, H, _ = p.shape
     lengths = p.lengths
     h0 = np.zeros((B, H))
+    init = tuple(h0 for _ in p.model.initial_states)  # (h0,) or (h0, c0)
     got = {}
     for n in (1, 2, 3):
         threads(n)
-        if cell == "rnn":
-            got[n] = [rnn_states(p.x, q["W_ih"], q["W_hh"], q["b"], h0, lengths,
-                                 ACTIVATIONS[activation])]
-        elif cell == "gru":
-            got[n] = list(gru_states(p.x, q["W_ih"], q["W_hh"], q["b"], q["b_hn"], h0, lengths))
-        else:
-            got[n] = list(lstm_states(p.x, q["W_ih"], q["W_hh"], q["b"], h0, h0, lengths))
+        got[n] = list(p.model.states(q, p.x, lengths, init))
     for n in (2, 3):
         for a, b in zip(got[n], got[1], strict=True):
             np.testing.assert_array_equal(a, b)

@@ -13,14 +13,9 @@ import pytest
 
 import gradpath as gp
 from gradpath import claims
-from gradpath.kernels.adjoint import (
-    gru_adjoint_lognorms,
-    lstm_adjoint_lognorms,
-    rnn_adjoint_lognorms,
-)
-from gradpath.kernels.gru import gru_states
-from gradpath.kernels.lstm import lstm_states
-from gradpath.kernels.rnn import rnn_states
+from gradpath.cells.gru import adjoint_lognorms as gru_adjoint_lognorms
+from gradpath.cells.lstm import adjoint_lognorms as lstm_adjoint_lognorms
+from gradpath.cells.rnn import adjoint_lognorms as rnn_adjoint_lognorms
 from gradpath.models import ACTIVATIONS, recurrent_matrix
 from gradpath.probe import (
     ProbeConfig,
@@ -28,9 +23,6 @@ from gradpath.probe import (
     default_transient,
     fit_decay_rate,
     horizon,
-    lyapunov_gru,
-    lyapunov_lstm,
-    lyapunov_rnn,
     probe,
     probe_network,
 )
@@ -73,8 +65,7 @@ def test_rnn_adjoint_matches_bptt(act):
     tgt = _last_step_linear_loss(model, p, x)
     res = model.loss_and_grads(p, x, tgt, "mse", "last")
     v = p["W_out"][0]
-    hs = rnn_states(x, p["W_ih"], p["W_hh"], p["b"], np.zeros((B, H)), np.full(B, T),
-                    ACTIVATIONS[act])
+    hs, = model.states(p, x, np.full(B, T), (np.zeros((B, H)),))
     delta = np.tile(v / np.linalg.norm(v), (B, 1))
     logs = rnn_adjoint_lognorms(hs, p["W_hh"], ACTIVATIONS[act], delta)
     expected = np.log(res.grad_norms * B / np.linalg.norm(v))
@@ -90,7 +81,7 @@ def test_lstm_adjoint_matches_bptt():
     res = model.loss_and_grads(p, x, tgt, "mse", "last")
     v = p["W_out"][0]
     z = np.zeros((B, H))
-    hs, cs, gates, tcs = lstm_states(x, p["W_ih"], p["W_hh"], p["b"], z, z, np.full(B, T))
+    hs, cs, gates, tcs = model.states(p, x, np.full(B, T), (z, z))
     delta = np.tile(v / np.linalg.norm(v), (B, 1))
     lh, lc = lstm_adjoint_lognorms(hs, cs, gates, tcs, p["W_hh"], delta, np.zeros_like(delta))
     scale = B / np.linalg.norm(v)
@@ -106,8 +97,7 @@ def test_gru_adjoint_matches_bptt():
     tgt = _last_step_linear_loss(model, p, x)
     res = model.loss_and_grads(p, x, tgt, "mse", "last")
     v = p["W_out"][0]
-    hs, gates, hgates = gru_states(x, p["W_ih"], p["W_hh"], p["b"], p["b_hn"],
-                                   np.zeros((B, H)), np.full(B, T))
+    hs, gates, hgates = model.states(p, x, np.full(B, T), (np.zeros((B, H)),))
     delta = np.tile(v / np.linalg.norm(v), (B, 1))
     lh = gru_adjoint_lognorms(hs, gates, hgates, p["W_hh"], delta)
     np.testing.assert_allclose(lh, np.log(res.grad_norms * B / np.linalg.norm(v)), rtol=1e-10,
@@ -192,7 +182,8 @@ def test_lyapunov_rnn_recovers_a_known_spectrum():
     """ReLU with every unit active and W = diag(s): the exponents are ln s, sorted."""
     s = np.array([0.3, 1.1, 0.9, 0.5, 0.7, 0.2])
     hs = np.full((401, 6), 1.0)
-    lam = lyapunov_rnn(hs, np.diag(s), "relu", 4, np.random.default_rng(0), transient=50)
+    lam = gp.RNN(1, 6, 1, "relu").lyapunov((hs[:, None, :],), {"W_hh": np.diag(s)}, 4,
+                                           np.random.default_rng(0), transient=50)
     np.testing.assert_allclose(lam, np.log(np.sort(s)[::-1][:4]), atol=1e-6)
 
 
@@ -209,6 +200,13 @@ def test_lyapunov_lstm_follows_the_forget_gate():
     cs = rng.standard_normal((T + 1, H))
     tcs = np.tanh(cs[1:])
     W = rng.standard_normal((4 * H, H))
+    model = gp.LSTM(1, H, 1)
+
+    def lyapunov_lstm(cs, gates, tcs, W_hh, k, rng, transient):
+        """The exponents along one sequence's (cs, gates, tcs); h_t is not read."""
+        st = (np.zeros((T + 1, 1, H)), cs[:, None], gates[:, None], tcs[:, None])
+        return model.lyapunov(st, {"W_hh": W_hh}, k, rng, transient)
+
     lam = lyapunov_lstm(cs, gates, tcs, W, H, np.random.default_rng(1), transient=1)
     np.testing.assert_allclose(lam, math.log(f), rtol=1e-12)
     # with the output gate open the h-path adds growth: lambda_1 moves off ln f
@@ -218,18 +216,17 @@ def test_lyapunov_lstm_follows_the_forget_gate():
 
 
 def test_lyapunov_gru_is_the_qr_method_on_its_jacobians():
-    """lyapunov_gru's exponents equal the QR method run on the explicit step
-    Jacobians of the numpy twin (tests/naive_adjoint.py); a shut update gate
-    (z = 1) makes J = I and every exponent 0."""
+    """The GRU's Lyapunov exponents (:meth:`gradpath.GRU.lyapunov`) equal the QR
+    method run on the explicit step Jacobians of the numpy twin
+    (tests/naive_adjoint.py); a shut update gate (z = 1) makes J = I and every
+    exponent 0."""
     import naive_adjoint as na
 
     H, T, k = 6, 300, 4
-    _, p = probe_network("gru", "tanh", "gaussian", 1.5, H, 1.0, 0.3, seed=2)
+    model, p = probe_network("gru", "tanh", "gaussian", 1.5, H, 1.0, 0.3, seed=2)
     x = np.random.default_rng(3).standard_normal((T, 1, 3 * H))
-    hs, gates, hgates = gru_states(x, p["W_ih"], p["W_hh"], p["b"], p["b_hn"],
-                                   np.zeros((1, H)), np.full(1, T))
-    lam = lyapunov_gru(hs[:, 0], gates[:, 0], hgates[:, 0], p["W_hh"], k,
-                       np.random.default_rng(1), transient=20)
+    hs, gates, hgates = model.states(p, x, np.full(1, T), (np.zeros((1, H)),))
+    lam = model.lyapunov((hs, gates, hgates), p, k, np.random.default_rng(1), transient=20)
     q, _ = np.linalg.qr(np.random.default_rng(1).standard_normal((H, k)))
     acc = np.zeros(k)
     for t in range(T):
@@ -241,8 +238,7 @@ def test_lyapunov_gru_is_the_qr_method_on_its_jacobians():
     assert lam[0] > lam[-1]
     shut = gates.copy()
     shut[:, 0, H:2 * H] = 1.0
-    lam1 = lyapunov_gru(hs[:, 0], shut[:, 0], hgates[:, 0], p["W_hh"], k,
-                        np.random.default_rng(1), transient=20)
+    lam1 = model.lyapunov((hs, shut, hgates), p, k, np.random.default_rng(1), transient=20)
     np.testing.assert_allclose(lam1, 0.0, atol=1e-12)
 
 

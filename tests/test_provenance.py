@@ -63,7 +63,7 @@ def test_code_id_follows_the_code_not_its_comments(tmp_path):
 def test_code_id_covers_the_computing_modules_and_the_versions():
     names = {p.relative_to(provenance.PACKAGE).as_posix() for p in provenance.source_files()}
     for module in ("models.py", "train.py", "probe.py", "tasks.py", "theory.py",
-                   "kernels/rnn.py", "kernels/lstm.py"):
+                   "kernels/common.py", "cells/pipeline.py", "cells/rnn.py", "cells/lstm.py"):
         assert module in names
     assert "cli.py" not in names and "grid.py" not in names
     assert set(provenance.versions()) >= {"python", "numpy", "numba", "scipy", "pandas"}

@@ -3,7 +3,9 @@
 Each new combination of argument types makes Numba compile (and cache) a new
 specialisation, seconds per kernel in every fresh process that misses the
 cache (README, "Developing the kernels"). These tests intercept the kernel call
-and check the argument types without running, hence without compiling, anything.
+(the entry points of :mod:`gradpath.cells.pipeline`, which pass their
+arguments on to every cell's step functions) and check the argument types
+without running, hence without compiling, anything.
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ import numba
 import numpy as np
 import pytest
 
-import gradpath as gp
-import gradpath.models as models
+from gradpath.cells import REGISTRY, cell_class, pipeline
 
-KERNELS = ["rnn_loss_and_grads", "lstm_loss_and_grads", "rnn_states", "lstm_states"]
+#: The pipeline's entry points, which call a cell's kernels (``Kernels``, their
+#: first argument) with the rest of their arguments.
+KERNELS = ["loss_and_grads", "states"]
+#: Every registered cell.
+CELLS = list(REGISTRY)
 
 
 class Intercepted(Exception):
@@ -28,8 +33,9 @@ def reference_types(cell, dtype, method="loss_and_grads", loss="mse"):
     return call_types(model, method, params, x, target, loss)
 
 
-def test_forward_types_normalised():
-    model, params, x, _ = problem("lstm", np.float64)
+@pytest.mark.parametrize("cell", CELLS)
+def test_forward_types_normalised(cell):
+    model, params, x, _ = problem(cell, np.float64)
     ref = call_types(model, "forward", params, x, None)
     odd = call_types(model, "forward", {k: np.asfortranarray(v) for k, v in params.items()},
                      np.asfortranarray(x), None, lengths=[4, 1, 2])
@@ -38,7 +44,7 @@ def test_forward_types_normalised():
 
 def problem(cell, dtype, loss="mse"):
     T, B, D, H, O = 4, 3, 2, 3, 2
-    model = gp.RNN(D, H, O) if cell == "rnn" else gp.LSTM(D, H, O)
+    model = cell_class(cell)(D, H, O)
     params = model.init_params(seed=0, dtype=dtype)
     x = np.random.default_rng(0).standard_normal((T, B, D)).astype(dtype)
     target = np.zeros((B, O), dtype) if loss == "mse" else np.zeros(B, np.int64)
@@ -49,15 +55,16 @@ def call_types(model, method, params, x, target, loss="mse", **kw):
     calls = []
 
     def record(name):
-        def kernel(*args):
-            calls.append([numba.typeof(a) for a in args])
+        def kernel(k, *args):
+            assert k is model.kernels  # the cell's own step functions
+            calls.append([name, *(numba.typeof(a) for a in args)])
             raise Intercepted
 
         return kernel
 
     with pytest.MonkeyPatch.context() as mp:
         for name in KERNELS:
-            mp.setattr(models, name, record(name))
+            mp.setattr(pipeline, name, record(name))
         with pytest.raises(Intercepted):
             if method == "loss_and_grads":
                 model.loss_and_grads(params, x, target, loss=loss, **kw)
@@ -67,7 +74,7 @@ def call_types(model, method, params, x, target, loss="mse", **kw):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("cell", CELLS)
 def test_layouts_and_integer_dtypes_normalised(cell, dtype):
     ref = reference_types(cell, dtype)
     model, params, x, target = problem(cell, dtype)
@@ -86,7 +93,7 @@ def test_layouts_and_integer_dtypes_normalised(cell, dtype):
 
 
 @pytest.mark.parametrize("what", ["x", "params", "target", "h0"])
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("cell", CELLS)
 def test_read_only_inputs_do_not_create_new_specialisations(cell, what):
     """Read-only arrays are common (np.load(mmap_mode='r'), pandas/pyarrow buffers);
     passing one must not trigger a multi-second recompilation."""

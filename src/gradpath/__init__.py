@@ -1,4 +1,4 @@
-"""gradpath: exact gradients of RNNs, LSTMs and GRUs, and the pathologies they show.
+"""gradpath: exact gradients of recurrent cells, and the pathologies they show.
 
 The public API::
 
@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .cells import REGISTRY
 from .clipping import ClipResult, clip_by_norm, clip_by_value, global_norm
-from .models import ACTIVATIONS, GRU, INITS, LOSSES, LSTM, RNN, SCORES, Forward, LossGrads
+from .models import ACTIVATIONS, INITS, LOSSES, SCORES, Forward, LossGrads
 from .warmup import warmup
 
 try:
@@ -21,14 +22,15 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
+# Every registered cell's model class under its own name: gp.RNN, gp.LSTM, ...
+globals().update({cls.__name__: cls for cls in REGISTRY.values()})
+
 __all__ = [
     "ACTIVATIONS",
     "INITS",
     "LOSSES",
     "SCORES",
-    "GRU",
-    "LSTM",
-    "RNN",
+    *(cls.__name__ for cls in REGISTRY.values()),
     "ClipResult",
     "Forward",
     "LossGrads",

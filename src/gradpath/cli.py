@@ -16,6 +16,16 @@ if TYPE_CHECKING:  # imported where used: `gradpath --help` loads no kernels
     from .probe import ProbeConfig
     from .train import TrainConfig
 
+# The command line's defaults: one table per sub-command, the one place each
+# flag takes its default (and its help the value) from; tests/test_cli.py holds
+# each table to what it stands for. Not the config dataclasses' defaults
+# (ProbeConfig, TrainConfig: the library's, e.g. float64 training, on which
+# library callers' numbers and run ids rest), nor read from configs/schema.yaml
+# (not installed with the package; its lists of models, inits and lengths do
+# not pick one run).
+
+#: The defaults of ``gradpath demo``: :func:`gradpath.demo.decay_table`'s.
+DEMO_DEFAULTS: dict = dict(hidden=128, seq_len=101, batch=32, gain=1.0, seed=0)
 #: The defaults of ``gradpath probe``: the default study's probe settings
 #: (configs/default.yaml), so that a probe with the defaults is one of the
 #: study's (the same run id). tests/test_cli.py holds them to the study.
@@ -107,12 +117,17 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Gradient norm ||dL/dh_t|| at lags 0, 10, 50, 100 for tanh "
                        "and ReLU RNNs under identity, gaussian and orthogonal initialisation, "
                        "reading adding-problem inputs, at initialisation.")
-    d.add_argument("--hidden", type=_positive_int, default=128, help="hidden size H (128)")
-    d.add_argument("--seq-len", type=_positive_int, default=101,
-                   help="sequence length T, > 100 (101)")
-    d.add_argument("--batch", type=_positive_int, default=32, help="batch size B (32)")
-    d.add_argument("--gain", type=_nonneg_float, default=1.0, help="recurrent gain (1.0)")
-    d.add_argument("--seed", type=int, default=0, help="seed of weights and inputs (0)")
+    dd = DEMO_DEFAULTS
+    d.add_argument("--hidden", type=_positive_int, default=dd["hidden"],
+                   help=f"hidden size H (default: {dd['hidden']})")
+    d.add_argument("--seq-len", type=_positive_int, default=dd["seq_len"],
+                   help=f"sequence length T, > 100 (default: {dd['seq_len']})")
+    d.add_argument("--batch", type=_positive_int, default=dd["batch"],
+                   help=f"batch size B (default: {dd['batch']})")
+    d.add_argument("--gain", type=_nonneg_float, default=dd["gain"],
+                   help=f"recurrent gain (default: {dd['gain']})")
+    d.add_argument("--seed", type=int, default=dd["seed"],
+                   help=f"seed of weights and inputs (default: {dd['seed']})")
     d.add_argument("--warmup", action="store_true",
                    help="only load (or compile) every kernel and exit")
 

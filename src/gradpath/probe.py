@@ -26,12 +26,9 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from . import vocab
+from .cells import cell_class
 from .checks import choice, integer, number
-from .kernels.adjoint import gru_adjoint_lognorms, lstm_adjoint_lognorms, rnn_adjoint_lognorms
-from .kernels.gru import gru_states
-from .kernels.lstm import lstm_states
-from .kernels.rnn import rnn_states
-from .models import ACTIVATIONS, CELL_TYPES, make_model
+from .models import make_model
 from .resources import check_fits, physical_memory_mb
 from .rng import stream
 from .runid import run_id
@@ -263,7 +260,7 @@ def _rms_log(lognorms: np.ndarray) -> np.ndarray:
 def probe_network(cell: str, activation: str, init: str, gain: float, hidden: int,
                   input_std: float, bias_std: float, seed: int, dtype=np.float64):
     """The probed model and its parameters (see the module docstring)."""
-    G = CELL_TYPES[choice(cell, "cell", CELL_TYPES)].gates  # gate blocks: inputs per unit
+    G = cell_class(cell).gates  # gate blocks: inputs per unit
     model = make_model(cell, G * hidden, hidden, 1, activation)
     params = model.init_params(init, gain=gain, seed=seed, dtype=np.float64)
     params["W_ih"] = input_std * np.eye(G * hidden)
@@ -326,13 +323,13 @@ def probe(config: ProbeConfig | None = None, *,
         x = stream(seed, "data").standard_normal((total, c.batch, D))
         delta = stream(seed, "probe").standard_normal((c.batch, c.hidden))
         delta /= np.linalg.norm(delta, axis=1, keepdims=True)
-        states = cell_states(c.cell, c.activation, p, x)
-        lh, lc = adjoint_lognorms(c.cell, c.activation, states, p["W_hh"], delta)
+        states = model.states(p, x)
+        lh, lc = model.adjoint_lognorms(states, p, delta)
         logs_h.append(lh[c.burn_in:][::-1])
         if lc is not None:
             logs_c.append(lc[c.burn_in:][::-1])
-        lyap.append(lyapunov(c.cell, c.activation, states, p["W_hh"], lyapunov_k,
-                             stream(seed, "lyapunov"), c.burn_in, on_step=tick))
+        lyap.append(model.lyapunov(states, p, lyapunov_k, stream(seed, "lyapunov"), c.burn_in,
+                                   on_step=tick))
     ln_h = _rms_log(np.concatenate(logs_h, axis=1))
     skip = default_transient(c.seq_len) if c.transient is None else c.transient
     rate = fit_decay_rate(ln_h, skip)
@@ -354,149 +351,3 @@ def probe(config: ProbeConfig | None = None, *,
         config=c.as_dict(),
         probe_config=c,
     )
-
-
-# -- per cell: the forward states, the adjoint and the Jacobian's exponents --------------
-# The one place that dispatches on the cell: the probe and training's lambda_1 at
-# initialisation both go through these three functions.
-def cell_states(cell: str, activation: str, p: dict, x: np.ndarray) -> tuple:
-    """The forward states of a cell from zero initial state (every sequence T
-    long), as its kernel returns them: ``(hs,)`` for the RNN, ``(hs, cs,
-    gates, tcs)`` for the LSTM, ``(hs, gates, hgates)`` for the GRU; ``p``
-    C-contiguous parameters of x's dtype."""
-    T, B, _ = x.shape
-    h0 = np.zeros((B, p["W_hh"].shape[1]), x.dtype)
-    lengths = np.full(B, T, np.int64)
-    if cell == "rnn":
-        return (rnn_states(x, p["W_ih"], p["W_hh"], p["b"], h0, lengths,
-                           ACTIVATIONS[activation]),)
-    if cell == "lstm":
-        return lstm_states(x, p["W_ih"], p["W_hh"], p["b"], h0, h0, lengths)
-    if cell == "gru":
-        return gru_states(x, p["W_ih"], p["W_hh"], p["b"], p["b_hn"], h0, lengths)
-    # each cell has its own adjoint and Jacobian: never another cell's
-    raise NotImplementedError(f"cell {cell!r}: no probe yet")
-
-
-def adjoint_lognorms(cell: str, activation: str, states: tuple, W_hh: np.ndarray,
-                     delta: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """ln||dL/dh_t|| (T, B) from dL/dh_{T-1} = ``delta`` along :func:`cell_states`'
-    trajectory, and ln||dL/dc_t|| for the LSTM (None for the other cells)."""
-    if cell == "rnn":
-        return rnn_adjoint_lognorms(states[0], W_hh, ACTIVATIONS[activation], delta), None
-    if cell == "lstm":
-        return lstm_adjoint_lognorms(*states, W_hh, delta, np.zeros_like(delta))
-    if cell == "gru":
-        return gru_adjoint_lognorms(*states, W_hh, delta), None
-    raise NotImplementedError(f"cell {cell!r}: no probe yet")
-
-
-def lyapunov(cell: str, activation: str, states: tuple, W_hh: np.ndarray, k: int,
-             rng: np.random.Generator, transient: int = 0,
-             on_step: Callable[[], None] | None = None) -> np.ndarray:
-    """Top-k Lyapunov exponents along the first sequence of :func:`cell_states`'
-    trajectory (:func:`lyapunov_rnn`, :func:`lyapunov_lstm`, :func:`lyapunov_gru`)."""
-    if cell == "rnn":
-        # the RNN's derivative taken in float64 from its (possibly float32) states
-        hs = states[0][:, 0].astype(np.float64)
-        return lyapunov_rnn(hs, W_hh, activation, k, rng, transient, on_step)
-    if cell == "lstm":
-        _, cs, gates, tcs = states
-        return lyapunov_lstm(cs[:, 0], gates[:, 0], tcs[:, 0], W_hh, k, rng, transient, on_step)
-    if cell == "gru":
-        hs, gates, hgates = states
-        return lyapunov_gru(hs[:, 0], gates[:, 0], hgates[:, 0], W_hh, k, rng, transient,
-                            on_step)
-    raise NotImplementedError(f"cell {cell!r}: no probe yet")
-
-
-def _qr_step(M: np.ndarray):
-    q, r = np.linalg.qr(M)
-    d = np.diag(r)
-    with np.errstate(divide="ignore"):
-        return q, np.log(np.abs(d))
-
-
-def lyapunov_rnn(hs: np.ndarray, W_hh: np.ndarray, activation: str, k: int,
-                 rng: np.random.Generator, transient: int = 0,
-                 on_step: Callable[[], None] | None = None) -> np.ndarray:
-    """Top-k Lyapunov exponents of an RNN trajectory by the QR method.
-
-    ``hs`` is (T+1, H) with hs[t+1] = h_t; J_t = diag(phi'(a_t)) W_hh;
-    Q_t R_t = J_t Q_{t-1}; lambda_i = mean of ln|R_t[i, i]| after
-    ``transient`` steps (Engelken, Wolf & Abbott 2020). ``on_step`` is
-    called after every step (the probe's progress).
-    """
-    H = W_hh.shape[0]
-    q, _ = np.linalg.qr(rng.standard_normal((H, k)))
-    acc = np.zeros(k)
-    n = 0
-    for t in range(1, hs.shape[0]):
-        h = hs[t]
-        d = (h > 0).astype(h.dtype) if activation == "relu" else 1.0 - h * h
-        q, lr = _qr_step(d[:, None] * (W_hh @ q))
-        if t > transient:
-            acc += lr
-            n += 1
-        if on_step is not None:
-            on_step()
-    return np.sort(acc / max(n, 1))[::-1]
-
-
-def lyapunov_lstm(cs: np.ndarray, gates: np.ndarray, tcs: np.ndarray, W_hh: np.ndarray,
-                  k: int, rng: np.random.Generator, transient: int = 0,
-                  on_step: Callable[[], None] | None = None) -> np.ndarray:
-    """Top-k Lyapunov exponents of an LSTM trajectory (state (h, c), 2H-dim).
-
-    ``cs`` (T+1, H), ``gates`` (T, 4H) activations and ``tcs`` (T, H) of one
-    sequence from :func:`lstm_states`; ``on_step`` as for :func:`lyapunov_rnn`.
-    """
-    H = W_hh.shape[1]
-    Wi, Wf, Wg, Wo = (W_hh[j * H:(j + 1) * H] for j in range(4))
-    q, _ = np.linalg.qr(rng.standard_normal((2 * H, k)))
-    acc = np.zeros(k)
-    n = 0
-    for t in range(gates.shape[0]):
-        i, f, g, o = (gates[t, j * H:(j + 1) * H] for j in range(4))
-        tc, cp = tcs[t], cs[t]
-        qh, qc = q[:H], q[H:]
-        dc = ((cp * f * (1 - f))[:, None] * (Wf @ qh) + (g * i * (1 - i))[:, None] * (Wi @ qh)
-              + (i * (1 - g * g))[:, None] * (Wg @ qh) + f[:, None] * qc)
-        dh = (tc * o * (1 - o))[:, None] * (Wo @ qh) + (o * (1 - tc * tc))[:, None] * dc
-        q, lr = _qr_step(np.vstack([dh, dc]))
-        if t >= transient:
-            acc += lr
-            n += 1
-        if on_step is not None:
-            on_step()
-    return np.sort(acc / max(n, 1))[::-1]
-
-
-def lyapunov_gru(hs: np.ndarray, gates: np.ndarray, hgates: np.ndarray, W_hh: np.ndarray,
-                 k: int, rng: np.random.Generator, transient: int = 0,
-                 on_step: Callable[[], None] | None = None) -> np.ndarray:
-    """Top-k Lyapunov exponents of a GRU trajectory.
-
-    ``hs`` (T+1, H), ``gates`` (T, 3H) activations (r, z, n) and ``hgates``
-    (T, 3H; n block W_hn h_{t-1} + b_hn) of one sequence from
-    :func:`gradpath.kernels.gru.gru_states`. The step Jacobian is
-    diag(z) + diag((1 - z)(1 - n^2)) [diag(r) W_hn + diag(hn r (1 - r)) W_hr]
-    + diag((h_{t-1} - n) z (1 - z)) W_hz; ``on_step`` as for :func:`lyapunov_rnn`.
-    """
-    H = W_hh.shape[1]
-    Wr, Wz, Wn = (W_hh[j * H:(j + 1) * H] for j in range(3))
-    q, _ = np.linalg.qr(rng.standard_normal((H, k)))
-    acc = np.zeros(k)
-    n_acc = 0
-    for t in range(gates.shape[0]):
-        r, z, n = (gates[t, j * H:(j + 1) * H] for j in range(3))
-        hn, hp = hgates[t, 2 * H:], hs[t]
-        dn = ((1 - z) * (1 - n * n))[:, None] * (r[:, None] * (Wn @ q)
-                                                 + (hn * r * (1 - r))[:, None] * (Wr @ q))
-        q, lr = _qr_step(z[:, None] * q + dn + ((hp - n) * z * (1 - z))[:, None] * (Wz @ q))
-        if t >= transient:
-            acc += lr
-            n_acc += 1
-        if on_step is not None:
-            on_step()
-    return np.sort(acc / max(n_acc, 1))[::-1]

@@ -31,7 +31,7 @@ PACKAGE = Path(__file__).resolve().parent
 #: The modules whose code computes results, relative to the package (a
 #: folder means every module in it).
 COMPUTE_SOURCES: tuple[str, ...] = (
-    "kernels", "models.py", "train.py", "probe.py", "tasks.py", "theory.py", "clipping.py",
+    "kernels", "cells", "models.py", "train.py", "probe.py", "tasks.py", "theory.py", "clipping.py",
     "rng.py", "checks.py", "results.py",
 )
 #: The libraries whose versions enter the code id.

@@ -13,7 +13,7 @@ Memory is counted, not fitted. The estimate is
 
 where a phase's bytes are the arrays the code holds at once, read off the
 code that allocates them. With T steps, B sequences, H hidden units, G gate
-blocks (:data:`gradpath.vocab.GATE_BLOCKS`), A arrays of T x B x H kept for
+blocks (each cell's ``gates``), A arrays of T x B x H kept for
 backpropagation through time (:data:`STORED_PER_STEP`: h for the RNN; h, c,
 four gates and tanh c for the LSTM; h, three gates and three recurrent
 products for the GRU), D inputs, O outputs, item size s (8 or 4 bytes) and
@@ -93,7 +93,7 @@ import math
 import os
 from dataclasses import dataclass
 
-from .vocab import GATE_BLOCKS
+from .cells import REGISTRY, cell_class
 
 #: Resident memory of a job around its runs: the interpreter, numpy, numba
 #: with the cached kernels, pandas, pyarrow, BLAS buffers (a tiny run's job
@@ -104,8 +104,9 @@ BASE_MB: float = 400.0
 #: second thread's BLAS buffer (measured peaks were 0.72-1.15x the count).
 MEMORY_MARGIN: float = 1.2
 #: Arrays of T x B x H numbers a cell's forward pass keeps for the backward
-#: pass (``models._Model._workspace``, the kernels' ``*_states``).
-STORED_PER_STEP: dict[str, int] = {"rnn": 1, "lstm": 7, "gru": 7}
+#: pass (the kernels' states, :meth:`gradpath.cells.base.Cell.state_shapes`):
+#: each cell's ``stored_per_step``.
+STORED_PER_STEP: dict[str, int] = {n: c.stored_per_step for n, c in REGISTRY.items()}
 #: Optimiser state: copies of the parameters each optimiser keeps (train.py).
 OPTIMIZER_STATE: dict[str, int] = {"sgd": 1, "rmsprop": 1, "adam": 2}
 #: H x H float64 matrices live while one recurrent block is drawn
@@ -129,7 +130,8 @@ RUN_OVERHEAD_S: float = 0.2
 #: gated probes' Lyapunov QR steps run per time step, on a 2N-dimensional state
 #: for the LSTM (the default study's 15 LSTM probes at N = 512 took 4.3x the
 #: count's time); a GRU probe at N = 512 took 0.83x an LSTM probe's factor.
-TIME_FACTOR: dict[tuple[str, str], float] = {("probe", "lstm"): 4.5, ("probe", "gru"): 3.8}
+TIME_FACTOR: dict[tuple[str, str], float] = {("probe", n): c.probe_time_factor
+                                             for n, c in REGISTRY.items()}
 
 _INPUTS = {"adding": 2, "copy": 10, "sine": 1}
 _OUTPUTS = {"adding": 1, "copy": 9, "sine": 1}
@@ -161,18 +163,18 @@ def _init_bytes(init: str, G: int, H: int) -> float:
 
 def train_bytes(config: dict) -> float:
     """Bytes a training run holds at its largest phase (see the module docstring)."""
-    cell = config["cell"]
-    G, A = GATE_BLOCKS[cell], STORED_PER_STEP[cell]
+    cls = cell_class(config["cell"])
+    G, A = cls.gates, cls.stored_per_step
     task = config.get("task", "adding")
     T = int(config["seq_len"]) + (20 if task == "copy" else 0)  # copy: the recall steps
     B, H = int(config["batch"]), int(config["hidden"])
     s = 4 if config.get("dtype") == "float32" else 8
     D, O = _INPUTS.get(task, 2), _OUTPUTS.get(task, 1)
-    P = G * H * (H + D + 1) + O * (H + 1) + (H if cell == "gru" else 0)
+    P = sum(math.prod(s) for s in cls(D, H, O).param_shapes().values())
     # the kept states, read-out gradient, norms; the batch drawn in float64 and cast
     steps = T * B * (s * (A * H + D + O + 3) + 8.0 * (D + 2))
     held = (1 + OPTIMIZER_STATE.get(config.get("optimizer", "adam"), 2)) * P * s + steps
-    blocks = 2 if cell == "rnn" and B >= 16 else 1  # the RNN's per-block gradient parts
+    blocks = 2 if cls.block_parts and B >= 16 else 1  # per-block gradient parts
     # a kernel call: W_hh transposed or the gradients (and lambda_1's single
     # sequence's states); the held-out loop keeps the previous batch's gradients
     call = max(G * H * H * s, blocks * P * s) + T * H * (A * s + 8.0)
@@ -185,15 +187,15 @@ def train_bytes(config: dict) -> float:
 
 def probe_bytes(config: dict) -> float:
     """Bytes a probe holds at its largest phase (see the module docstring)."""
-    cell = config["cell"]
-    G, A = GATE_BLOCKS[cell], STORED_PER_STEP[cell]
+    cls = cell_class(config["cell"])
+    G, A = cls.gates, cls.stored_per_step
     T = int(config["seq_len"]) + int(config["burn_in"])
     B, H = int(config["batch"]), int(config["hidden"])
     N = G * H  # the probe's inputs: W_ih is N x N
     k = min(max(int(config.get("lyapunov_k", 1)), 1), H)
     w_hh, w_ih = 8.0 * G * H * H, 8.0 * N * N
     steps = 8.0 * T * (B * (N + A * H + 4) + H)  # inputs, states, log-norms
-    lyap = 8.0 * (LYAPUNOV_TEMPS * (2 if cell == "lstm" else 1) * H * k + k * k)
+    lyap = 8.0 * (LYAPUNOV_TEMPS * cls.state_blocks * H * k + k * k)
     peak = max(_init_bytes(config.get("init", "gaussian"), G, H),
                w_hh + 2 * w_ih,                    # W_ih drawn and scaled
                w_hh + 3 * w_ih,                    # replaced by input_std * eye
@@ -223,26 +225,23 @@ def estimate(kind: str, config: dict) -> Estimate:
     """
     if kind not in ("probe", "train"):
         raise ValueError(f"kind: expected 'probe' or 'train', got {kind!r}")
-    cell = config["cell"]
-    if cell not in STORED_PER_STEP or cell not in GATE_BLOCKS:  # a new cell, not counted yet
-        raise ValueError(f"cell: no memory estimate for a {cell} {kind} run yet "
-                         "(gradpath.resources.STORED_PER_STEP)")
+    cls = cell_class(config["cell"])
     T, B, H, item, D = _shape(kind, config)
-    G = GATE_BLOCKS[cell]
+    G, R = cls.gates, cls.recurrent_gates()
     counted = probe_bytes(config) if kind == "probe" else train_bytes(config)
     mem = BASE_MB + MEMORY_MARGIN * counted / 2**20
-    per_pass = 6.0 * G * T * B * (H * H + H * D) + ELEMENT_FLOPS * G * T * B * H
+    per_pass = 6.0 * T * B * (R * H * H + G * H * D) + ELEMENT_FLOPS * G * T * B * H
     if kind == "probe":
         k = min(max(int(config["lyapunov_k"]), 1), H)
         # forward and adjoint passes, plus one QR step of k vectors per step
-        flops = per_pass + T * (2.0 * G * H * H * k + 4.0 * 2 * H * k * k)
+        flops = per_pass + T * (2.0 * R * H * H * k + 4.0 * 2 * H * k * k)
     else:
         steps = int(config["steps"])
         evals = steps // max(int(config["eval_every"]), 1) + 1
         # updates, forward-only evaluations, and the decay curve, lambda_1 and
         # held-out metric at initialisation
         flops = per_pass * (steps + evals * int(config["eval_batches"]) / 3.0 + 4.0)
-    factor = TIME_FACTOR.get((kind, cell), 1.0)
+    factor = cls.probe_time_factor if kind == "probe" else 1.0
     return Estimate(mem_mb=mem, seconds=RUN_OVERHEAD_S + factor * flops / FLOPS_PER_SECOND)
 
 

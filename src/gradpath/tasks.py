@@ -234,6 +234,10 @@ class Sine(Task):
 
 
 _REGISTRY = {cls.name: cls for cls in (Adding, Copy, Sine)}
+#: Each task's :attr:`Task.success_fraction`, by name: the one threshold of
+#: success, which training records per run and :mod:`gradpath.claims` counts.
+SUCCESS_FRACTIONS: dict[str, float] = {name: cls.success_fraction
+                                       for name, cls in _REGISTRY.items()}
 
 
 def make_task(name: str, seq_len: int, ragged: bool = False) -> Task:

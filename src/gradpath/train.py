@@ -24,16 +24,12 @@ from .checks import choice, integer, number
 from .clipping import clip_by_norm, clip_by_value, global_norm
 from .kernels.optim import adam_update, rmsprop_update, sgd_update
 from .models import make_model
-from .probe import cell_states, fit_decay_rate, lyapunov
+from .probe import fit_decay_rate
 from .resources import check_fits, physical_memory_mb
 from .rng import stream
 from .runid import run_id
 from .tasks import Task, make_task
 
-# The vocabulary's names, re-exported for compatibility.
-OPTIMIZERS: tuple[str, ...] = vocab.OPTIMIZERS
-CLIPS: tuple[str, ...] = vocab.CLIPS
-DTYPES: tuple[str, ...] = vocab.DTYPES
 #: Stages of a training run: a run of a learning-rate sweep, or a reported run.
 SWEEP, REPORT = "sweep", "report"
 
@@ -222,7 +218,7 @@ def make_optimizer(name: str, params: dict[str, np.ndarray], lr: float,
         return RMSProp(params, lr)
     if name == "adam":
         return Adam(params, lr)
-    raise ValueError(f"optimizer: unknown value {name!r}; expected one of {list(OPTIMIZERS)}")
+    raise ValueError(f"optimizer: unknown value {name!r}; expected one of {list(vocab.OPTIMIZERS)}")
 
 
 # -- results ----------------------------------------------------------------
@@ -418,14 +414,7 @@ def _lyapunov_init(model, params, task: Task, c: TrainConfig) -> float:
     full = make_task(task.name, task.seq_len, ragged=False)
     b = full.batch(1, c.seed, 0, held_out=True, dtype=c.dtype)
     p = model.check_params(params)
-    states = cell_states(c.cell, c.activation, p, b.x)
-    return float(lyapunov(c.cell, c.activation, states, p["W_hh"], 1,
-                          stream(c.seed, "lyapunov"))[0])
-
-
-def full_len(task: Task) -> int:
-    """Number of input steps of a task's (full-length) sequences."""
-    return task.seq_len + 20 if task.name == "copy" else task.seq_len
+    return float(model.lyapunov(model.states(p, b.x), p, 1, stream(c.seed, "lyapunov"))[0])
 
 
 def _finite_params(params) -> bool:

@@ -4,25 +4,14 @@ figure may use, defined once.
 The library modules validate against these tuples, ``configs/schema.yaml``
 and the CLI's choices are held equal to them by a test
 (``tests/test_vocab.py``), and the analysis takes its orders and labels from
-here. Adding a cell means adding its name to :data:`CELLS` and :data:`MODELS`;
-what is the cell's own (its kernel, its model class in
-``gradpath.models.CELL_TYPES``, its Jacobian for the probes' adjoint and
-Lyapunov exponents, its measured memory in ``gradpath.resources``) is written
-once for it, but no list of names is retyped anywhere.
+here. The cells' names and models come from the cell registry
+(:mod:`gradpath.cells`): a cell added there is in :data:`CELLS` and
+:data:`MODELS` without an edit here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-#: Recurrent cells with a kernel (:mod:`gradpath.models`).
-CELLS: tuple[str, ...] = ("rnn", "lstm", "gru")
-#: H-row gate blocks of each cell's W_ih, W_hh and b (held equal to the
-#: model classes' ``gates`` by tests/test_vocab.py).
-GATE_BLOCKS: dict[str, int] = {"rnn": 1, "lstm": 4, "gru": 3}
-#: Cells whose nonlinearity is a choice (the gated cells' are fixed: tanh).
-CELLS_WITH_ACTIVATION: tuple[str, ...] = ("rnn",)
-#: Activations of the vanilla RNN.
+#: Activations a cell may take (the RNN's; a cell with a fixed nonlinearity takes none).
 ACTIVATIONS: tuple[str, ...] = ("tanh", "relu")
 #: Initialisations of the recurrent weights (per gate block for gated cells).
 INITS: tuple[str, ...] = ("identity", "gaussian", "orthogonal")
@@ -39,32 +28,43 @@ SCORES: tuple[str, ...] = ("last", "all")
 DTYPES: tuple[str, ...] = ("float64", "float32")
 
 
-@dataclass(frozen=True)
-class Model:
-    """A model of the grid: its label, the cell and activation it stands for,
-    and the name figures give it."""
+def __getattr__(name: str):
+    """The cells' names and models, read from the registry on first use
+    (:mod:`gradpath.cells`; imported lazily, as the cells import this module).
 
-    label: str
-    cell: str
-    activation: str
-    title: str
+    ``CELLS``: the registered cells; ``GATE_BLOCKS``: each cell's H-row gate
+    blocks; ``CELLS_WITH_ACTIVATION``: the cells whose nonlinearity is a
+    choice; ``MODELS``: the grid's models by label, in the order tables and
+    figures show them; ``Model``: their type.
+    """
+    from . import cells
+
+    if name == "CELLS":  # from the registry's table: no kernel is imported
+        return tuple(cells.TABLE)
+    if name == "GATE_BLOCKS":
+        return {n: row[2] for n, row in cells.TABLE.items()}
+    from .cells.base import Model
+
+    reg = cells.REGISTRY
+    values = {
+        "CELLS_WITH_ACTIVATION": tuple(n for n, c in reg.items() if c.activations),
+        "MODELS": {m.label: m for c in reg.values() for m in c.models},
+        "Model": Model,
+    }
+    if name not in values:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return values[name]
 
 
-#: The grid's models, in the order tables and figures show them.
-MODELS: dict[str, Model] = {m.label: m for m in (
-    Model("rnn-tanh", "rnn", "tanh", "tanh RNN"),
-    Model("rnn-relu", "rnn", "relu", "ReLU RNN"),
-    Model("lstm", "lstm", "tanh", "LSTM"),
-    Model("gru", "gru", "tanh", "GRU"),
-)}
-
-
-def model_of(cell: str, activation: str) -> Model:
+def model_of(cell: str, activation: str):
     """The :class:`Model` of a (cell, activation) pair; a gated cell's
     activation is ignored (it is fixed)."""
-    act = activation if cell in CELLS_WITH_ACTIVATION else "tanh"
-    for m in MODELS.values():
+    from .cells import REGISTRY
+
+    cls = REGISTRY.get(cell)
+    act = activation if cls is None or cls.activations else cls.fixed_activation
+    for m in __getattr__("MODELS").values():
         if m.cell == cell and m.activation == act:
             return m
     raise ValueError(f"no model for cell={cell!r}, activation={activation!r}; "
-                     f"models: {sorted(MODELS)}")
+                     f"models: {sorted(__getattr__('MODELS'))}")

@@ -6,8 +6,8 @@ import numpy as np
 
 from . import vocab
 from .clipping import clip_by_norm
-from .kernels.jit import COMPILE_NOTICE
 from .models import make_model
+from .notice import COMPILE_NOTICE
 from .train import make_optimizer
 
 
@@ -16,7 +16,7 @@ def warmup() -> None:
 
     In a process that hits Numba's on-disk cache this only loads the
     compiled code; in a fresh checkout it compiles and fills the cache,
-    saying so once on stderr (:class:`gradpath.kernels.jit.CompileNotice`).
+    saying so once on stderr (:class:`gradpath.notice.CompileNotice`).
     """
     with COMPILE_NOTICE.grouped():
         _call_every_kernel()

@@ -56,7 +56,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .jit import COMPILE_NOTICE, jit
+from ..notice import COMPILE_NOTICE
+from .jit import jit
 
 #: MXCSR bits: flush-to-zero (results) and denormals-are-zero (inputs).
 FTZ = 0x8000
@@ -246,7 +247,7 @@ def entry(func: Callable, blas: bool = True) -> Callable:
     other compiled code, which inherit the caller's environment).
 
     After a call that compiled long enough for the compile notice to show
-    (:class:`gradpath.kernels.jit.CompileNotice`), the call prints the compile
+    (:class:`gradpath.notice.CompileNotice`), the call prints the compile
     time and closes the notice; otherwise this costs one bool test.
     """
     notice = COMPILE_NOTICE

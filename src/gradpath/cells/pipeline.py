@@ -1,0 +1,175 @@
+"""The kernel pipeline, written once for every cell.
+
+Forward -> head -> backward -> weight gradients.
+
+A cell module (:mod:`gradpath.cells.rnn`, ...) supplies its step functions,
+all compiled, with one signature per role (:class:`Kernels`); this module
+runs them in order, on the calling thread (:func:`serial`, itself compiled)
+or over row blocks on several threads (:func:`loss_and_grads`,
+:mod:`gradpath.kernels.parallel`). The blocks depend on the shape only, so
+the bits do not depend on the thread count.
+
+The roles (``st`` is the cell's tuple of state arrays, ``st[0]`` the hidden
+states hs (T+1, B, H) with ``hs[t + 1] = h_t``; ``rec`` its recurrent
+parameters as the kernels take them; ``w`` what :attr:`Kernels.prepare`
+makes of them)::
+
+    prepare(rec) -> w                        transposes etc., once per call
+    start(st, init)                          the initial states (h0[, c0])
+    forward_rows(x, lengths, act, w, st, b0, b1)
+    adjoints(x, st) -> (carry, norms)        zeroed (B, H) carries and (T, B) norms
+    grad_parts(x, st) -> part                a row block's own gradient sums
+    backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, b0, b1)
+    grad_arrays(x, st) -> (acc, G)           zeroed after-the-loop gradient arrays
+    grad_columns(x, st, acc, g0, g1)         columns g0..g1 of those gradients
+    grads_done(x, st, acc, part) -> grads    the recurrent parameters' gradients
+
+A cell accumulates its weight gradients either during the backward pass,
+per row block (``part``; the blocks' parts are summed in block order), or
+after it, over column blocks of the stored pre-activation gradients
+(``acc``); a role it does not use returns ``()`` or does nothing.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..kernels.common import output_head
+from ..kernels.fpenv import entry
+from ..kernels.jit import jit, jit_inline
+from ..kernels.parallel import bounds, n_blocks, n_column_blocks, run_blocks, sum_parts
+
+
+class Kernels(NamedTuple):
+    """A cell's compiled step functions (the roles of the module docstring),
+    its compiled :func:`serial` specialisation and its gate width (rows of
+    W_hh per hidden unit, which sizes the work for :func:`n_blocks`)."""
+
+    prepare: object
+    start: object
+    forward_rows: object
+    adjoints: object
+    grad_parts: object
+    backward_rows: object
+    grad_arrays: object
+    grad_columns: object
+    grads_done: object
+    serial: object
+    width: int
+
+
+@jit_inline
+def serial(prepare, start, forward_rows, adjoints, grad_parts, backward_rows, grad_arrays,
+           grad_columns, grads_done, x, rec, init, W_out, b_out, lengths, target_f, target_i,
+           act, loss_code, score, st, dy):
+    """The whole call on the calling thread, every role once over all rows.
+
+    A cell calls this from its own compiled ``serial`` with its step
+    functions. It is inlined there (at Numba's IR level), so the step
+    functions are called directly: passed as first-class function values
+    between compiled functions, they would make the caller uncacheable.
+    """
+    B = x.shape[1]
+    w = prepare(rec)
+    start(st, init)
+    forward_rows(x, lengths, act, w, st, 0, B)
+    loss, dW_out, db_out = output_head(st[0], lengths, score, W_out, b_out, target_f, target_i,
+                                       loss_code, dy)
+    carry, norms = adjoints(x, st)
+    part = grad_parts(x, st)
+    backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, 0, B)
+    acc, G = grad_arrays(x, st)
+    grad_columns(x, st, acc, 0, G)
+    return loss, grads_done(x, st, acc, part), dW_out, db_out, carry, norms
+
+
+@entry
+def loss_and_grads(k: Kernels, x, rec, init, W_out, b_out, lengths, target_f, target_i, act,
+                   loss_code, score, st, dy):
+    """Loss, the recurrent parameters' gradients (a tuple in ``rec``'s order),
+    dW_out, db_out, the carries dL/d(initial states) and the per-step norms.
+
+    ``st`` (the cell's state arrays) and ``dy`` (T, B, O) are scratch space.
+    Small calls run :attr:`Kernels.serial`; larger ones split rows over
+    threads (:func:`gradpath.kernels.parallel.n_blocks`).
+    """
+    T, B, _ = x.shape
+    H = st[0].shape[2]
+    nb = n_blocks(T, B, H, k.width * H)
+    if nb == 1:
+        return k.serial(x, rec, init, W_out, b_out, lengths, target_f, target_i, act,
+                        loss_code, score, st, dy)
+    w = k.prepare(rec)
+    k.start(st, init)
+    run_blocks(k.forward_rows, nb, B, x, lengths, act, w, st)
+    loss, dW_out, db_out = output_head(st[0], lengths, score, W_out, b_out, target_f, target_i,
+                                       loss_code, dy)
+    carry, norms = k.adjoints(x, st)
+    parts = [k.grad_parts(x, st) for _ in bounds(nb, B)]
+    run_blocks(k.backward_rows, nb, B, dy, W_out, x, lengths, act, w, st, carry, norms,
+               per_block=[(p,) for p in parts])
+    part = tuple(sum_parts([p[i] for p in parts]) for i in range(len(parts[0])))
+    acc, G = k.grad_arrays(x, st)
+    run_blocks(k.grad_columns, n_column_blocks(nb, G), G, x, st, acc)
+    return loss, k.grads_done(x, st, acc, part), dW_out, db_out, carry, norms
+
+
+@entry
+def states(k: Kernels, x, rec, init, lengths, act, st):
+    """The forward pass into the state arrays ``st`` (every one of them as the
+    backward pass would find it), from the initial states ``init``."""
+    T, B, _ = x.shape
+    H = st[0].shape[2]
+    w = k.prepare(rec)
+    k.start(st, init)
+    run_blocks(k.forward_rows, n_blocks(T, B, H, k.width * H), B, x, lengths, act, w, st)
+    return st
+
+
+# -- roles that several cells share ---------------------------------------------
+
+
+@jit
+def prepare_dense(rec):
+    """(W_hh.T, W_ih.T, b, W_hh) of a cell with dense W_ih, W_hh and b, the
+    transposes C-contiguous (the per-step products run on them)."""
+    W_ih, W_hh, b = rec
+    return np.ascontiguousarray(W_hh.T), np.ascontiguousarray(W_ih.T), b, W_hh
+
+
+@jit
+def start_h(st, init):
+    """hs[0] = h0."""
+    st[0][0] = init[0]
+
+
+@jit
+def adjoints_h(x, st):
+    """A zero carry (B, H) for dL/dh and zero norms (T, B) of a cell whose state is h."""
+    T, B, _ = x.shape
+    H = st[0].shape[2]
+    return (np.zeros((B, H), x.dtype),), (np.zeros((T, B), x.dtype),)
+
+
+@jit
+def no_parts(x, st):
+    """No per-block gradient sums (a cell that computes them after the loop)."""
+    return ()
+
+
+@jit
+def no_arrays(x, st):
+    """No after-the-loop gradients (a cell that sums them during the loop)."""
+    return (), 0
+
+
+@jit
+def no_columns(x, st, acc, g0, g1):
+    pass
+
+
+def empty_states(shapes: tuple[tuple[int, ...], ...], dtype) -> tuple[np.ndarray, ...]:
+    """Fresh state arrays of the given shapes."""
+    return tuple(np.empty(s, dtype) for s in shapes)
