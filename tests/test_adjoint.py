@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 import gradpath as gp
-from gradpath.cells import Cell
+from gradpath.cells.base import Cell
 from gradpath.cells.gru import adjoint_lognorms as gru_adjoint_lognorms
 from gradpath.cells.lstm import adjoint_lognorms as lstm_adjoint_lognorms
 from gradpath.cells.rnn import adjoint_lognorms as rnn_adjoint_lognorms

@@ -188,7 +188,8 @@ def test_every_kernel_the_library_calls_is_flushed():
     entry point itself): every kernel the library can call is an fpenv entry
     point."""
     import gradpath
-    from gradpath.cells import Cell, pipeline
+    from gradpath.cells import pipeline
+    from gradpath.cells.base import Cell
 
     def defines_a_cell(module) -> bool:
         return any(isinstance(v, type) and issubclass(v, Cell) and v is not Cell
