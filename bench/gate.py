@@ -145,9 +145,9 @@ def git(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 #: What the timed calls execute: when none of it differs between base and head,
 #: a paired comparison would time the same code twice, and is not run.
 TIMED_SOURCES: tuple[str, ...] = (
-    "src/gradpath/kernels", "src/gradpath/models.py", "src/gradpath/checks.py",
-    "src/gradpath/rng.py", "src/gradpath/__init__.py", "bench/worker.py", "bench/bench_cases.py",
-    "pyproject.toml",
+    "src/gradpath/kernels", "src/gradpath/cells", "src/gradpath/models.py",
+    "src/gradpath/checks.py", "src/gradpath/rng.py", "src/gradpath/__init__.py",
+    "bench/worker.py", "bench/bench_cases.py", "pyproject.toml",
 )
 
 
