@@ -50,28 +50,28 @@ def test_gradients_match_central_differences(cell, loss):
     lengths = np.array([6, 4, 1])
     score = "last"
     res = run(model, p, x, target, init, loss=loss, score=score, lengths=lengths)
-    eps = 1e-6
+
+    def central(params, states, arrays, name, idx, eps=1e-6):
+        """(L(a + eps) - L(a - eps)) / 2 eps for entry idx of arrays[name] (a
+        copy of ``params`` or ``states``)."""
+        losses = []
+        for step in (eps, -2 * eps):
+            arrays[name][idx] += step
+            losses.append(run(model, params, x, target, states, loss=loss, score=score,
+                              lengths=lengths).loss)
+        return (losses[0] - losses[1]) / (2 * eps)
+
     rng = np.random.default_rng(1)
     for name, v in p.items():
         for idx in {tuple(rng.integers(0, n) for n in v.shape) for _ in range(6)}:
             q = {k: a.copy() for k, a in p.items()}
-            q[name][idx] += eps
-            up = run(model, q, x, target, init, loss=loss, score=score, lengths=lengths).loss
-            q[name][idx] -= 2 * eps
-            dn = run(model, q, x, target, init, loss=loss, score=score, lengths=lengths).loss
-            fd = (up - dn) / (2 * eps)
+            fd = central(q, init, q, name, idx)
             assert abs(res.grads[name][idx] - fd) <= 1e-7 + 1e-5 * abs(fd), (name, idx)
-    for k, (name, got) in enumerate(zip(model.initial_states, (res.h0_grad, res.c0_grad),
-                                        strict=False)):
+    for name, got in zip(model.initial_states, (res.h0_grad, res.c0_grad), strict=False):
         assert got is not None, name
-        idx = (1, 2)
-        i2 = {n: a.copy() for n, a in init.items()}
-        i2[name][idx] += eps
-        up = run(model, p, x, target, i2, loss=loss, score=score, lengths=lengths).loss
-        i2[name][idx] -= 2 * eps
-        dn = run(model, p, x, target, i2, loss=loss, score=score, lengths=lengths).loss
-        fd = (up - dn) / (2 * eps)
-        assert abs(got[idx] - fd) <= 1e-7 + 1e-5 * abs(fd), (name, k)
+        states = {n: a.copy() for n, a in init.items()}
+        fd = central(p, states, states, name, (1, 2))
+        assert abs(got[1, 2] - fd) <= 1e-7 + 1e-5 * abs(fd), name
 
 
 @pytest.mark.parametrize("cell", CELLS)

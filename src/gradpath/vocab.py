@@ -35,25 +35,25 @@ def __getattr__(name: str):
     ``CELLS``: the registered cells; ``GATE_BLOCKS``: each cell's H-row gate
     blocks; ``CELLS_WITH_ACTIVATION``: the cells whose nonlinearity is a
     choice; ``MODELS``: the grid's models by label, in the order tables and
-    figures show them; ``Model``: their type.
+    figures show them; ``Model``: their type. Each is computed once and kept
+    as a module attribute (later reads do not come here).
     """
     from . import cells
 
     if name == "CELLS":  # from the registry's table: no kernel is imported
-        return tuple(cells.TABLE)
-    if name == "GATE_BLOCKS":
-        return {n: row[2] for n, row in cells.TABLE.items()}
-    from .cells.base import Model
-
-    reg = cells.REGISTRY
-    values = {
-        "CELLS_WITH_ACTIVATION": tuple(n for n, c in reg.items() if c.activations),
-        "MODELS": {m.label: m for c in reg.values() for m in c.models},
-        "Model": Model,
-    }
-    if name not in values:
+        value = tuple(cells.TABLE)
+    elif name == "GATE_BLOCKS":
+        value = {n: row[2] for n, row in cells.TABLE.items()}
+    elif name == "CELLS_WITH_ACTIVATION":
+        value = tuple(n for n, c in cells.REGISTRY.items() if c.activations)
+    elif name == "MODELS":
+        value = {m.label: m for c in cells.REGISTRY.values() for m in c.models}
+    elif name == "Model":
+        from .cells.base import Model as value
+    else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return values[name]
+    globals()[name] = value
+    return value
 
 
 def model_of(cell: str, activation: str):

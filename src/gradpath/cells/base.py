@@ -447,8 +447,8 @@ class Cell:
                                                             lengths, init)
         st, dy = self._workspace(*x.shape[:2], x.dtype)
         loss_v, rec_grads, dW_out, db_out, carry, norms = pipeline.loss_and_grads(
-            self.kernels, x, self.kernel_params(p), init, p["W_out"], p["b_out"], lengths,
-            tf, ti, self._act, lc, sc, st, dy)
+            self.kernels, self.gates, x, self.kernel_params(p), init, p["W_out"], p["b_out"],
+            lengths, tf, ti, self._act, lc, sc, st, dy)
         grads = self.param_grads(p, rec_grads, dW_out, db_out)
         cell = len(norms) > 1
         return LossGrads(float(loss_v), grads, norms[0], norms[1] if cell else None, carry[0],
@@ -476,8 +476,8 @@ class Cell:
         if init is None:
             init = tuple(np.zeros((B, self.hidden_size), x.dtype) for _ in self.initial_states)
         st = pipeline.empty_states(self.state_shapes(T, B), x.dtype)
-        return pipeline.states(self.kernels, x, self.kernel_params(p), init, lengths, self._act,
-                               st)
+        return pipeline.states(self.kernels, self.gates, x, self.kernel_params(p), init, lengths,
+                               self._act, st)
 
     # -- the probe: the adjoint along a trajectory, and the step Jacobian ---
     def adjoint_lognorms(self, st: tuple, p: dict, delta: np.ndarray

@@ -16,8 +16,6 @@ all (t, b) after the loop.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..kernels.common import (
@@ -203,7 +201,7 @@ def serial(x, rec, init, W_out, b_out, lengths, target_f, target_i, act, loss_co
 
 
 KERNELS = Kernels(prepare, start_h, forward_rows, adjoints_h, no_parts, backward_rows,
-                  grad_arrays, grad_columns, grads_done, serial, 3)
+                  grad_arrays, grad_columns, grads_done, serial)
 
 
 @jit_entry
@@ -223,9 +221,7 @@ def adjoint_lognorms(hs, gates, hgates, W_hh, delta):
     out = np.empty((T, B))
     for t in range(T - 1, -1, -1):
         for b in range(B):
-            lg = renormalise(d[b], logs[b])
-            out[t, b] = lg
-            logs[b] = lg if math.isfinite(lg) else logs[b]
+            out[t, b] = renormalise(d[b], logs, b)
             g = gates[t, b]
             hn = hgates[t, b]
             hp = hs[t, b]

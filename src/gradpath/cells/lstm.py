@@ -184,7 +184,7 @@ def serial(x, rec, init, W_out, b_out, lengths, target_f, target_i, act, loss_co
 
 
 KERNELS = Kernels(prepare_dense, start_hc, forward_rows, adjoints, no_parts, backward_rows,
-                  grad_arrays, grad_columns, grads_done, serial, 4)
+                  grad_arrays, grad_columns, grads_done, serial)
 
 
 @jit_entry

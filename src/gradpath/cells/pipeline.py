@@ -43,9 +43,8 @@ from ..kernels.parallel import bounds, n_blocks, n_column_blocks, run_blocks, su
 
 
 class Kernels(NamedTuple):
-    """A cell's compiled step functions (the roles of the module docstring),
-    its compiled :func:`serial` specialisation and its gate width (rows of
-    W_hh per hidden unit, which sizes the work for :func:`n_blocks`)."""
+    """A cell's compiled step functions (the roles of the module docstring)
+    and its compiled :func:`serial` specialisation."""
 
     prepare: object
     start: object
@@ -57,7 +56,6 @@ class Kernels(NamedTuple):
     grad_columns: object
     grads_done: object
     serial: object
-    width: int
 
 
 @jit_inline
@@ -86,18 +84,19 @@ def serial(prepare, start, forward_rows, adjoints, grad_parts, backward_rows, gr
 
 
 @entry
-def loss_and_grads(k: Kernels, x, rec, init, W_out, b_out, lengths, target_f, target_i, act,
-                   loss_code, score, st, dy):
+def loss_and_grads(k: Kernels, gates: int, x, rec, init, W_out, b_out, lengths, target_f,
+                   target_i, act, loss_code, score, st, dy):
     """Loss, the recurrent parameters' gradients (a tuple in ``rec``'s order),
     dW_out, db_out, the carries dL/d(initial states) and the per-step norms.
 
     ``st`` (the cell's state arrays) and ``dy`` (T, B, O) are scratch space.
     Small calls run :attr:`Kernels.serial`; larger ones split rows over
-    threads (:func:`gradpath.kernels.parallel.n_blocks`).
+    threads (:func:`gradpath.kernels.parallel.n_blocks`, which sizes the work
+    by the cell's ``gates``, H-row blocks of its pre-activation).
     """
     T, B, _ = x.shape
     H = st[0].shape[2]
-    nb = n_blocks(T, B, H, k.width * H)
+    nb = n_blocks(T, B, H, gates * H)
     if nb == 1:
         return k.serial(x, rec, init, W_out, b_out, lengths, target_f, target_i, act,
                         loss_code, score, st, dy)
@@ -117,14 +116,14 @@ def loss_and_grads(k: Kernels, x, rec, init, W_out, b_out, lengths, target_f, ta
 
 
 @entry
-def states(k: Kernels, x, rec, init, lengths, act, st):
+def states(k: Kernels, gates: int, x, rec, init, lengths, act, st):
     """The forward pass into the state arrays ``st`` (every one of them as the
     backward pass would find it), from the initial states ``init``."""
     T, B, _ = x.shape
     H = st[0].shape[2]
     w = k.prepare(rec)
     k.start(st, init)
-    run_blocks(k.forward_rows, n_blocks(T, B, H, k.width * H), B, x, lengths, act, w, st)
+    run_blocks(k.forward_rows, n_blocks(T, B, H, gates * H), B, x, lengths, act, w, st)
     return st
 
 

@@ -9,8 +9,6 @@ ring buffers, per row block: no other (T, B, H) array is stored.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..kernels.blas import NO_TRANS, TRANS, gemm
@@ -138,7 +136,7 @@ def serial(x, rec, init, W_out, b_out, lengths, target_f, target_i, act, loss_co
 
 
 KERNELS = Kernels(prepare_dense, start_h, forward_rows, adjoints_h, grad_parts, backward_rows,
-                  no_arrays, no_columns, grads_done, serial, 1)
+                  no_arrays, no_columns, grads_done, serial)
 
 
 @jit_entry
@@ -157,9 +155,7 @@ def adjoint_lognorms(hs, W_hh, act, delta):
     out = np.empty((T, B))
     for t in range(T - 1, -1, -1):
         for b in range(B):
-            lg = renormalise(d[b], logs[b])
-            out[t, b] = lg
-            logs[b] = lg if math.isfinite(lg) else logs[b]
+            out[t, b] = renormalise(d[b], logs, b)
             h = hs[t + 1, b]
             for i in range(H):
                 tmp[b, i] = d[b, i] * activation_grad(h[i], act)

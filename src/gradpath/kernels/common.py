@@ -271,8 +271,9 @@ def norm_from(v, s):
 
 
 @jit
-def renormalise(v, logscale):
-    """Divide v by its norm; return ln of the true norm (logscale + ln||v||).
+def renormalise(v, logs, b):
+    """Divide v (row b's adjoint) by its norm; return ln of its true norm,
+    ``logs[b] + ln||v||``, and keep that in ``logs[b]`` when it is finite.
 
     The probes' adjoints are renormalised after every step, so ln||dL/dh_t||
     is exact and finite at any lag (a rate of -0.7 per step over 10,000 steps
@@ -282,7 +283,10 @@ def renormalise(v, logscale):
     if n > 0.0 and math.isfinite(n):
         for i in range(v.shape[0]):
             v[i] /= n
-        return logscale + math.log(n)
+        lg = logs[b] + math.log(n)
+        if math.isfinite(lg):
+            logs[b] = lg
+        return lg
     if n == 0.0:
         return -math.inf
     return math.nan if math.isnan(n) else math.inf
