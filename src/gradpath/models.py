@@ -35,10 +35,11 @@ CELL_TYPES: dict[str, type[Cell]] = REGISTRY
 
 
 def make_model(cell: str, input_size: int, hidden_size: int, output_size: int,
-               activation: str = "tanh") -> Cell:
+               activation: str | None = None) -> Cell:
     """A model of the given cell; ``activation`` applies to the cells that
-    take one (the others' nonlinearities are fixed, and it is ignored)."""
+    take one (None: the cell's default; the others' nonlinearities are fixed,
+    and it is ignored)."""
     cls = cell_class(cell)
-    if cls.activations:
+    if cls.activations and activation is not None:
         return cls(input_size, hidden_size, output_size, activation)
     return cls(input_size, hidden_size, output_size)

@@ -25,17 +25,15 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from . import vocab
 from .cells import cell_class
-from .checks import choice, integer, number
+from .cells.base import network_fields
+from .checks import integer, number
 from .models import make_model
 from .resources import check_fits, physical_memory_mb
 from .rng import stream
 from .runid import run_id
 from .theory import theory_slope
 
-#: The probed cells: the vocabulary's (re-exported for compatibility).
-CELLS: tuple[str, ...] = vocab.CELLS
 #: Horizon threshold: the lag at which ||delta|| first falls below this
 #: fraction of its value at the scored step (docs/theory.md, section 6).
 HORIZON_FRACTION = 1e-6
@@ -52,9 +50,9 @@ class ProbeConfig:
     cell : str
         One of :data:`gradpath.vocab.CELLS`.
     activation : str
-        One of :data:`gradpath.vocab.ACTIVATIONS`; a gated cell's
-        nonlinearities are fixed, so its config always records "tanh" (two
-        LSTM configs never differ by it).
+        One of the cell's activations; a cell with a fixed nonlinearity
+        records its own (the gated cells' "tanh"), so two of its configs never
+        differ by it.
     init : str
         One of :data:`gradpath.vocab.INITS`.
     gain : float
@@ -101,17 +99,18 @@ class ProbeConfig:
         else:
             raise ValueError(f"seeds: expected a seed or a sequence of seeds, got {seeds!r}")
         object.__setattr__(self, "seeds", seeds)
+        network = network_fields(self)
         validate_probe_config(self)
         set_ = functools.partial(object.__setattr__, self)
-        for name in ("gain", "input_std", "bias_std"):
-            set_(name, float(getattr(self, name)))  # gain=1 and gain=1.0: one configuration
-        for name in ("hidden", "seq_len", "batch", "burn_in", "lyapunov_k"):
+        for name, value in network.items():
+            set_(name, value)
+        for name in ("input_std", "bias_std"):
+            set_(name, float(getattr(self, name)))  # 1 and 1.0: one configuration
+        for name in ("seq_len", "batch", "burn_in", "lyapunov_k"):
             set_(name, int(getattr(self, name)))  # numpy integers hash and print as ints
         set_("seeds", tuple(int(s) for s in self.seeds))
         if self.transient is not None:
             set_("transient", int(self.transient))
-        if self.cell not in vocab.CELLS_WITH_ACTIVATION:
-            set_("activation", "tanh")
 
     def as_dict(self) -> dict:
         """The fields as :attr:`ProbeResult.config` and the tables record them:
@@ -130,13 +129,12 @@ class ProbeConfig:
 
 
 def validate_probe_config(c: ProbeConfig) -> None:
-    """Raise ValueError naming the first bad field of a :class:`ProbeConfig`."""
-    for name, allowed in (("cell", vocab.CELLS), ("activation", vocab.ACTIVATIONS),
-                          ("init", vocab.INITS)):
-        choice(getattr(c, name), name, allowed)
-    for name in ("gain", "input_std", "bias_std"):
+    """Raise ValueError naming the first bad field of a :class:`ProbeConfig`
+    (the network fields: :func:`gradpath.cells.base.network_fields`)."""
+    network_fields(c)
+    for name in ("input_std", "bias_std"):
         number(getattr(c, name), name)
-    for name in ("hidden", "batch", "lyapunov_k"):
+    for name in ("batch", "lyapunov_k"):
         integer(getattr(c, name), name)
     integer(c.seq_len, "seq_len", minimum=3)  # a fit needs at least 3 lags
     integer(c.burn_in, "burn_in", minimum=0)

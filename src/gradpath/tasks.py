@@ -70,6 +70,11 @@ class Task:
         self.seq_len = integer(seq_len, "seq_len", minimum=2)
         self.ragged = bool(ragged)
 
+    @property
+    def steps(self) -> int:
+        """Time steps of a (full-length) input sequence."""
+        return self.seq_len
+
     def batch(self, batch_size: int, seed: int, index: int = 0, held_out: bool = False,
               dtype=np.float64) -> Batch:
         """Batch number ``index`` of run ``seed``; ``held_out`` uses the eval stream.
@@ -176,9 +181,14 @@ class Copy(Task):
     n_categories = 8
     success_fraction = 0.1
 
+    @property
+    def steps(self) -> int:
+        """The sequence, its T blanks, then the 10 recalled symbols."""
+        return self.seq_len + 20
+
     def _make(self, rng, n):
         T = self.seq_len
-        total = T + 20
+        total = self.steps
         gaps = self._lengths(rng, n, T, 1)  # blanks + 1 = delay before the delimiter
         symbols = rng.integers(1, self.n_categories + 1, size=(n, self.n_symbols))
         inp = np.zeros((total, n), np.int64)
@@ -196,7 +206,7 @@ class Copy(Task):
     def baseline(self, lengths=None) -> float:
         """10 ln 8 / (T + 20): blank where the answer is known, uniform over
         the 8 symbols in the 10 answer steps (mean over scored steps)."""
-        steps = (self.seq_len + 20) if lengths is None else float(np.mean(lengths))
+        steps = self.steps if lengths is None else float(np.mean(lengths))
         return self.n_symbols * math.log(self.n_categories) / steps
 
 

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import vocab
+from .cells.base import network_fields
 from .checks import choice, integer, number
 from .clipping import clip_by_norm, clip_by_value, global_norm
 from .kernels.optim import adam_update, rmsprop_update, sgd_update
@@ -46,10 +47,9 @@ class TrainConfig:
     cell : str
         One of :data:`gradpath.vocab.CELLS`.
     activation : str
-        One of :data:`gradpath.vocab.ACTIVATIONS`, for the cells of
-        :data:`gradpath.vocab.CELLS_WITH_ACTIVATION`; a gated cell's
-        nonlinearities are fixed, so its config always records "tanh" (two
-        LSTM configs never differ by it).
+        One of the cell's activations; a cell with a fixed nonlinearity
+        records its own (the gated cells' "tanh"), so two of its configs never
+        differ by it.
     init : str
         One of :data:`gradpath.vocab.INITS`.
     gain : float
@@ -96,11 +96,11 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         validate_config(self)
-        for name in ("gain", "clip_threshold", "lr", "momentum"):
-            # gain=1 and gain=1.0 are one configuration: one run id
+        for name, value in network_fields(self).items():
+            object.__setattr__(self, name, value)
+        for name in ("clip_threshold", "lr", "momentum"):
+            # 1 and 1.0 are one configuration: one run id
             object.__setattr__(self, name, float(getattr(self, name)))
-        if self.cell not in vocab.CELLS_WITH_ACTIVATION:
-            object.__setattr__(self, "activation", "tanh")
 
     def as_dict(self) -> dict:
         """The fields as a plain dict."""
@@ -120,17 +120,18 @@ class TrainConfig:
 
 
 def validate_config(c: TrainConfig) -> None:
-    """Raise ValueError naming the first bad field of a :class:`TrainConfig`."""
-    choices = {"task": vocab.TASKS, "cell": vocab.CELLS, "activation": vocab.ACTIVATIONS,
-               "init": vocab.INITS, "clip": vocab.CLIPS, "optimizer": vocab.OPTIMIZERS,
-               "dtype": vocab.DTYPES}
+    """Raise ValueError naming the first bad field of a :class:`TrainConfig`
+    (the network fields: :func:`gradpath.cells.base.network_fields`)."""
+    choice(c.task, "task", vocab.TASKS)
+    network_fields(c)
+    choices = {"clip": vocab.CLIPS, "optimizer": vocab.OPTIMIZERS, "dtype": vocab.DTYPES}
     for name, allowed in choices.items():
         choice(getattr(c, name), name, allowed)
-    for name in ("hidden", "batch", "steps", "eval_every", "eval_batches"):
+    for name in ("batch", "steps", "eval_every", "eval_batches"):
         integer(getattr(c, name), name)
     integer(c.seq_len, "seq_len", minimum=2)
     integer(c.seed, "seed", minimum=0)
-    for name in ("gain", "clip_threshold", "momentum"):
+    for name in ("clip_threshold", "momentum"):
         number(getattr(c, name), name)
     number(c.lr, "lr", positive=True)
     if c.clip != "none" and c.clip_threshold <= 0:
@@ -328,6 +329,8 @@ class Trainer:
         self.model = build_model(c, self.task)
         self.params = self.model.init_params(c.init, gain=c.gain, seed=c.seed,
                                              dtype=self.dtype)
+        # a constrained cell (the IndRNN's |u| bound) starts and stays in its set
+        self.model.project(self.params, self.task.steps)
         self.optimizer = make_optimizer(c.optimizer, self.params, c.lr, c.momentum)
         self._clip = {"norm": clip_by_norm, "value": clip_by_value}.get(c.clip)
 
@@ -358,6 +361,8 @@ class Trainer:
             self.optimizer.step(self.params, grads)
             if not _finite_params(self.params):  # the update overflowed
                 cause = "parameters"
+            else:
+                self.model.project(self.params, self.task.steps)
         return Update(res.loss, before, after, bool(clipped), cause)
 
 

@@ -479,6 +479,13 @@ class Cell:
         return pipeline.states(self.kernels, self.gates, x, self.kernel_params(p), init, lengths,
                                self._act, st)
 
+    def project(self, params: dict[str, np.ndarray], seq_len: int) -> dict[str, np.ndarray]:
+        """Project the parameters, in place, onto the cell's constraint set for
+        sequences of ``seq_len`` steps; training calls it after initialisation
+        and after every update. None here: a cell with a constraint overrides it.
+        """
+        return params
+
     # -- the probe: the adjoint along a trajectory, and the step Jacobian ---
     def adjoint_lognorms(self, st: tuple, p: dict, delta: np.ndarray
                          ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -515,6 +522,28 @@ class Cell:
             if on_step is not None:
                 on_step()
         return np.sort(acc / max(n, 1))[::-1]
+
+
+def network_fields(config) -> dict:
+    """The network fields every run configuration shares (``cell``,
+    ``activation``, ``init``, ``gain``, ``hidden``: probes and training
+    alike), validated, with the values the configuration records.
+
+    A cell with a fixed nonlinearity records its own (``fixed_activation``),
+    so two of its configurations never differ by the field. Raises
+    ValueError naming the first bad field.
+    """
+    from . import cell_class
+
+    cls = cell_class(config.cell)
+    allowed = cls.activations or (*vocab.ACTIVATIONS, cls.fixed_activation)
+    _choice(config.activation, "activation", allowed)
+    _choice(config.init, "init", INITS)
+    number(config.gain, "gain")
+    _positive_int(config.hidden, "hidden")
+    return {"activation": config.activation if cls.activations else cls.fixed_activation,
+            "gain": float(config.gain),  # gain=1 and gain=1.0: one configuration, one id
+            "hidden": int(config.hidden)}
 
 
 def check_lengths(lengths, T: int, B: int) -> np.ndarray:

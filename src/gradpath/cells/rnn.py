@@ -30,6 +30,7 @@ from .pipeline import (
     adjoints_h,
     no_arrays,
     no_columns,
+    parts_done,
     prepare_dense,
     start_h,
 )
@@ -123,20 +124,15 @@ def backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, b0, b1)
 
 
 @jit
-def grads_done(x, st, acc, part):
-    return part
-
-
-@jit
 def serial(x, rec, init, W_out, b_out, lengths, target_f, target_i, act, loss_code, score, st,
            dy):
     return pipeline.serial(prepare_dense, start_h, forward_rows, adjoints_h, grad_parts,
-                           backward_rows, no_arrays, no_columns, grads_done, x, rec, init, W_out,
+                           backward_rows, no_arrays, no_columns, parts_done, x, rec, init, W_out,
                            b_out, lengths, target_f, target_i, act, loss_code, score, st, dy)
 
 
 KERNELS = Kernels(prepare_dense, start_h, forward_rows, adjoints_h, grad_parts, backward_rows,
-                  no_arrays, no_columns, grads_done, serial)
+                  no_arrays, no_columns, parts_done, serial)
 
 
 @jit_entry
