@@ -23,6 +23,7 @@ TABLE: dict[str, tuple[str, str, int]] = {
     "rnn": ("rnn", "RNN", 1),
     "lstm": ("lstm", "LSTM", 4),
     "gru": ("gru", "GRU", 3),
+    "indrnn": ("indrnn", "IndRNN", 1),
 }
 
 
