@@ -27,6 +27,8 @@ Conventions (README, "The Python API"):
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 
 PARAM_KEYS = ("W_ih", "W_hh", "b", "W_out", "b_out")
@@ -406,11 +408,17 @@ def loss_only(cell, params, x, target, activation="tanh", loss="mse", score="las
 
 def loss_and_grads(cell, params, x, target, activation="tanh", loss="mse", score="last",
                    lengths=None, h0=None, c0=None):
-    """Dispatch to the twin of ``cell``."""
+    """Dispatch to the twin of ``cell``: this module's for the first cells, a
+    later cell's in ``tests/naive_<cell>.py`` (its ``loss_and_grads``, with
+    the same arguments but ``c0``)."""
     if cell == "rnn":
         return rnn_loss_and_grads(params, x, target, activation, loss, score, lengths, h0)
     if cell == "lstm":
         return lstm_loss_and_grads(params, x, target, loss, score, lengths, h0, c0)
     if cell == "gru":
         return gru_loss_and_grads(params, x, target, loss, score, lengths, h0)
-    raise ValueError(f"cell: unknown {cell!r}")
+    try:
+        twin = importlib.import_module(f"naive_{cell}")
+    except ModuleNotFoundError:
+        raise ValueError(f"cell: no numpy twin of {cell!r} (tests/naive_{cell}.py)") from None
+    return twin.loss_and_grads(params, x, target, activation, loss, score, lengths, h0)
