@@ -1,7 +1,7 @@
 """Forward + backward speed of the Numba kernels against their numpy twin.
 
 Every (cell, size, dtype) entry is timed twice in the same run on the same
-inputs, for every cell (``bench_cases.CELLS``: rnn, lstm, gru):
+inputs, for every cell (``bench_cases.CELLS``, the registry's):
 ``model.loss_and_grads`` (the Numba kernel behind the public API) and the
 plain-numpy twin from ``tests/naive.py``. Both land in one benchmark group, so
 pytest-benchmark prints them side by side, and ``check_targets.py`` turns
@@ -33,7 +33,7 @@ from gradpath.models import make_model
 TIMING = {
     "small": {"min_rounds": 10, "max_time": 1.0},
     "medium": {"min_rounds": 5, "max_time": 1.0},
-    "large": {"rnn": 3, "lstm": 3, "gru": 3},  # pedantic rounds, one iteration each
+    "large": 3,  # pedantic rounds, one iteration each (every cell)
 }
 IMPLS = ("kernel", "twin")
 
@@ -61,7 +61,7 @@ def problem(cell: str, name: str, dtype: str):
     """Model, parameters, input and target of one entry (shared by kernel and twin)."""
     B, H, D, T = SIZES[name]
     dt = np.dtype(dtype)
-    model = make_model(cell, D, H, 1, activation="tanh")  # gp.RNN (tanh), gp.LSTM, gp.GRU
+    model = make_model(cell, D, H, 1, activation="tanh")  # tanh where the cell takes one
     params = model.init_params("orthogonal", gain=1.0, seed=0, dtype=dt)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((T, B, D)).astype(dt)
@@ -106,6 +106,6 @@ def test_loss_and_grads(benchmark, case):
         "dtype": dtype, "impl": impl,
     })
     if name == "large":
-        benchmark.pedantic(call, rounds=TIMING["large"][cell], iterations=1)
+        benchmark.pedantic(call, rounds=TIMING["large"], iterations=1)
     else:
         benchmark(call)
