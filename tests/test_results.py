@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from gradpath import grid, results, vocab
+from gradpath.cells import REGISTRY
 from gradpath.probe import ProbeConfig, probe
 from gradpath.results import (
     FILES_KEY,
@@ -99,7 +100,7 @@ def test_run_id_hashes_1_and_1_0_alike():
 _OTHER = dict(task="copy", seq_len=13, cell="lstm", activation="relu", init="identity",
               gain=1.5, clip="value", clip_threshold=0.5, optimizer="sgd", lr=0.01,
               momentum=0.5, hidden=9, batch=5, steps=13, seed=1, eval_every=6,
-              eval_batches=3, ragged=True, dtype="float32")
+              eval_batches=3, ragged=True, dtype="float32", lr_orth=1e-4)
 
 
 @pytest.mark.parametrize("field", [f.name for f in dataclasses.fields(TrainConfig)])
@@ -107,8 +108,16 @@ def test_run_id_changes_with_every_field(field):
     base = TrainConfig(**SMALL)
     if field == "activation":  # recorded only for the RNN
         base = dataclasses.replace(base, activation="tanh")
+    if field == "lr_orth":  # a field of the cells with a skew matrix only
+        cells = [n for n, c in REGISTRY.items() if "lr_orth" in c.lr_groups.values()]
+        if not cells:
+            with pytest.raises(ValueError, match="^lr_orth"):
+                dataclasses.replace(base, lr_orth=_OTHER[field])
+            return
+        base = dataclasses.replace(base, cell=cells[0],
+                                   activation=REGISTRY[cells[0]].fixed_activation)
     changed = dataclasses.replace(base, **{field: _OTHER[field]})
-    assert changed.as_dict()[field] != base.as_dict()[field]
+    assert changed.as_dict()[field] != base.as_dict().get(field)
     assert run_id("train", changed.as_dict()) != run_id("train", base.as_dict())
 
 

@@ -338,3 +338,35 @@ def test_compiled_optimisers_equal_the_numpy_formulas(name, dtype):
         assert params[k].dtype == dtype
         rtol = 0 if dtype == np.float64 else 1e-6
         np.testing.assert_allclose(params[k], ref[k], rtol=rtol, atol=0)
+
+
+@pytest.mark.parametrize("name", ["sgd", "rmsprop", "adam"])
+def test_a_parameter_group_takes_its_own_rate_and_leaves_the_others_alone(name):
+    rng = np.random.default_rng(0)
+    params = {k: rng.standard_normal(s) for k, s in (("W", (3, 4)), ("A", (4, 4)), ("b", (4,)))}
+    grads = {k: rng.standard_normal(v.shape) for k, v in params.items()}
+    one = {k: v.copy() for k, v in params.items()}
+    grouped = {k: v.copy() for k, v in params.items()}
+    scaled = {k: v.copy() for k, v in params.items()}
+    a, g, s = (make_optimizer(name, one, 1e-2), make_optimizer(name, grouped, 1e-2,
+                                                                lrs={"A": 1e-3}),
+               make_optimizer(name, scaled, 1e-3))
+    for _ in range(3):
+        a.step(one, grads)
+        g.step(grouped, grads)
+        s.step(scaled, grads)
+    for k in ("W", "b"):  # the others' updates are the single-group run's, bit for bit
+        assert grouped[k].tobytes() == one[k].tobytes()
+    assert grouped["A"].tobytes() == scaled["A"].tobytes()  # A's is a run at its own rate
+    assert not np.array_equal(grouped["A"], one["A"])
+    with pytest.raises(ValueError, match=r"^lrs: no parameter"):
+        make_optimizer(name, params, 1e-2, lrs={"Z": 1e-3})
+
+
+def test_lr_orth_is_refused_for_a_cell_without_a_skew_matrix_and_hashed_only_when_set():
+    with pytest.raises(ValueError, match=r"^lr_orth: the rnn cell"):
+        TrainConfig(cell="rnn", lr_orth=1e-4)
+    with pytest.raises(ValueError, match=r"^lr_orth"):
+        TrainConfig(cell="rnn", lr_orth=-1.0)
+    c = TrainConfig(cell="rnn")
+    assert "lr_orth" not in c.as_dict() and c.lrs() == {}

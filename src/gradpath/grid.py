@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+from .cells import cell_class
 from .probe import ProbeConfig, probe
 from .provenance import code_id
 from .resources import check_fits, estimate
@@ -122,6 +123,13 @@ def check_raw_train(section) -> None:
 #: What identifies a reported configuration and seed in the study's tables
 #: (the summary aggregates a configuration's reported seeds by these keys).
 REPORT_KEYS: tuple[str, ...] = ("task", "model", "init", "gain", "clip", "seq_len", "dtype")
+
+
+def _cell_lrs(block: dict, cell: str) -> dict:
+    """The block's learning rates of a cell's own parameter groups (``lr_orth``)
+    that this cell has: a block of several cells sets them for those it concerns."""
+    fields = set(cell_class(cell).lr_groups.values())
+    return {f: block[f] for f in fields if block.get(f) is not None}
 
 
 def _merge_duplicates(runs: list[Run]) -> list[Run]:
@@ -234,7 +242,7 @@ def train_runs(section) -> list[Run]:
                          optimizer=block["optimizer"], hidden=int(block["hidden"]),
                          batch=int(block["batch"]), eval_every=int(block["eval_every"]),
                          eval_batches=int(block["eval_batches"]), ragged=bool(block["ragged"]),
-                         dtype=block["dtype"])
+                         dtype=block["dtype"], **_cell_lrs(block, m.cell))
             if not sweep:
                 for seed in block["seeds"]:
                     c = TrainConfig(**fixed, lr=lrs[0], steps=steps, seed=int(seed))

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import vocab
+from .cells import cell_class
 from .cells.base import network_fields
 from .checks import choice, integer, number
 from .clipping import clip_by_norm, clip_by_value, global_norm
@@ -72,6 +73,10 @@ class TrainConfig:
     dtype : str
         One of :data:`gradpath.vocab.DTYPES`: precision of parameters, data
         and kernels (the optimiser's state too).
+    lr_orth : float or None
+        Learning rate of an orthogonal cell's skew matrix (the expRNN's A, as
+        in Lezcano-Casado & Martinez-Rubio 2019); None: ``lr``. Only for a
+        cell with such a parameter (its ``lr_groups``).
     """
 
     task: str = "adding"
@@ -93,6 +98,7 @@ class TrainConfig:
     eval_batches: int = 4
     ragged: bool = False
     dtype: str = "float64"
+    lr_orth: float | None = None
 
     def __post_init__(self) -> None:
         validate_config(self)
@@ -101,10 +107,22 @@ class TrainConfig:
         for name in ("clip_threshold", "lr", "momentum"):
             # 1 and 1.0 are one configuration: one run id
             object.__setattr__(self, name, float(getattr(self, name)))
+        if self.lr_orth is not None:
+            object.__setattr__(self, "lr_orth", float(self.lr_orth))
 
     def as_dict(self) -> dict:
-        """The fields as a plain dict."""
-        return asdict(self)
+        """The fields as a plain dict; ``lr_orth`` only when set (so the ids of
+        runs from before it existed hold)."""
+        d = asdict(self)
+        if d["lr_orth"] is None:
+            del d["lr_orth"]
+        return d
+
+    def lrs(self) -> dict[str, float]:
+        """Learning rates of the cell's own parameter groups (the cell's
+        ``lr_groups``: parameter -> config field), where the config sets them."""
+        groups = cell_class(self.cell).lr_groups
+        return {k: getattr(self, f) for k, f in groups.items() if getattr(self, f) is not None}
 
     def run_id(self, stage: str = REPORT, selection: str = "") -> str:
         """The id of this configuration's run: a reported run (default), or a
@@ -134,6 +152,11 @@ def validate_config(c: TrainConfig) -> None:
     for name in ("clip_threshold", "momentum"):
         number(getattr(c, name), name)
     number(c.lr, "lr", positive=True)
+    if c.lr_orth is not None:
+        number(c.lr_orth, "lr_orth", positive=True)
+        if "lr_orth" not in cell_class(c.cell).lr_groups.values():
+            raise ValueError(f"lr_orth: the {c.cell} cell has no parameter it applies to "
+                             "(an orthogonal cell's skew matrix)")
     if c.clip != "none" and c.clip_threshold <= 0:
         raise ValueError(f"clip_threshold: expected a positive number with clip={c.clip!r}, "
                          f"got {c.clip_threshold!r}")
@@ -143,11 +166,25 @@ def validate_config(c: TrainConfig) -> None:
 
 # -- optimisers -------------------------------------------------------------
 class Optimizer:
-    """In-place update of a parameter dict from a gradient dict."""
+    """In-place update of a parameter dict from a gradient dict.
 
-    def __init__(self, params: dict[str, np.ndarray], lr: float) -> None:
+    ``lrs`` gives some parameters a learning rate of their own (the expRNN's
+    skew matrix, ``lr_orth``); the others take ``lr``. Each group is one pass
+    of the compiled update, so a parameter's update does not depend on the
+    others' groups.
+    """
+
+    def __init__(self, params: dict[str, np.ndarray], lr: float,
+                 lrs: dict[str, float] | None = None) -> None:
         self.lr = lr
         self.t = 0
+        lrs = dict(lrs or {})
+        unknown = sorted(set(lrs) - set(params))
+        if unknown:
+            raise ValueError(f"lrs: no parameter(s) {unknown}; parameters: {list(params)}")
+        rest = tuple(k for k in params if k not in lrs)
+        #: (parameter names, learning rate) per pass of the update
+        self.groups = [(rest, lr)] * bool(rest) + [((k,), v) for k, v in lrs.items()]
 
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
         """Apply one update."""
@@ -162,39 +199,41 @@ def _flat(arrays) -> tuple[np.ndarray, ...]:
 class SGD(Optimizer):
     """SGD with heavy-ball momentum: v <- mu v - lr g; p <- p + v."""
 
-    def __init__(self, params, lr, momentum=0.9):
-        super().__init__(params, lr)
+    def __init__(self, params, lr, momentum=0.9, lrs=None):
+        super().__init__(params, lr, lrs)
         self.momentum = momentum
         self.v = {k: np.zeros_like(p) for k, p in params.items()}
 
     def step(self, params, grads):
         self.t += 1
         t = next(iter(params.values())).dtype.type
-        sgd_update(_flat(params.values()), _flat(grads[k] for k in params),
-                   _flat(self.v[k] for k in params), t(self.lr), t(self.momentum))
+        for keys, lr in self.groups:
+            sgd_update(_flat(params[k] for k in keys), _flat(grads[k] for k in keys),
+                       _flat(self.v[k] for k in keys), t(lr), t(self.momentum))
 
 
 class RMSProp(Optimizer):
     """RMSProp (Tieleman & Hinton 2012): s <- rho s + (1-rho) g^2; p -= lr g / (sqrt(s)+eps)."""
 
-    def __init__(self, params, lr, rho=0.9, eps=1e-8):
-        super().__init__(params, lr)
+    def __init__(self, params, lr, rho=0.9, eps=1e-8, lrs=None):
+        super().__init__(params, lr, lrs)
         self.rho, self.eps = rho, eps
         self.s = {k: np.zeros_like(p) for k, p in params.items()}
 
     def step(self, params, grads):
         self.t += 1
         t = next(iter(params.values())).dtype.type
-        rmsprop_update(_flat(params.values()), _flat(grads[k] for k in params),
-                       _flat(self.s[k] for k in params), t(self.lr), t(self.rho), t(self.eps),
-                       t(1.0 - self.rho))
+        for keys, lr in self.groups:
+            rmsprop_update(_flat(params[k] for k in keys), _flat(grads[k] for k in keys),
+                           _flat(self.s[k] for k in keys), t(lr), t(self.rho), t(self.eps),
+                           t(1.0 - self.rho))
 
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba 2015) with bias correction."""
 
-    def __init__(self, params, lr, beta1=0.9, beta2=0.999, eps=1e-8):
-        super().__init__(params, lr)
+    def __init__(self, params, lr, beta1=0.9, beta2=0.999, eps=1e-8, lrs=None):
+        super().__init__(params, lr, lrs)
         self.b1, self.b2, self.eps = beta1, beta2, eps
         self.m = {k: np.zeros_like(p) for k, p in params.items()}
         self.v = {k: np.zeros_like(p) for k, p in params.items()}
@@ -204,21 +243,23 @@ class Adam(Optimizer):
         c1 = 1.0 - self.b1**self.t
         c2 = 1.0 - self.b2**self.t
         t = next(iter(params.values())).dtype.type
-        adam_update(_flat(params.values()), _flat(grads[k] for k in params),
-                    _flat(self.m[k] for k in params), _flat(self.v[k] for k in params),
-                    t(self.lr), t(self.b1), t(self.b2), t(self.eps), t(c1), t(c2),
-                    t(1.0 - self.b1), t(1.0 - self.b2))
+        for keys, lr in self.groups:
+            adam_update(_flat(params[k] for k in keys), _flat(grads[k] for k in keys),
+                        _flat(self.m[k] for k in keys), _flat(self.v[k] for k in keys),
+                        t(lr), t(self.b1), t(self.b2), t(self.eps), t(c1), t(c2),
+                        t(1.0 - self.b1), t(1.0 - self.b2))
 
 
 def make_optimizer(name: str, params: dict[str, np.ndarray], lr: float,
-                   momentum: float = 0.9) -> Optimizer:
-    """Build an optimiser by name: ``"sgd"``, ``"rmsprop"`` or ``"adam"``."""
+                   momentum: float = 0.9, lrs: dict[str, float] | None = None) -> Optimizer:
+    """Build an optimiser by name: ``"sgd"``, ``"rmsprop"`` or ``"adam"``
+    (``lrs``: learning rates of some parameters of their own)."""
     if name == "sgd":
-        return SGD(params, lr, momentum)
+        return SGD(params, lr, momentum, lrs=lrs)
     if name == "rmsprop":
-        return RMSProp(params, lr)
+        return RMSProp(params, lr, lrs=lrs)
     if name == "adam":
-        return Adam(params, lr)
+        return Adam(params, lr, lrs=lrs)
     raise ValueError(f"optimizer: unknown value {name!r}; expected one of {list(vocab.OPTIMIZERS)}")
 
 
@@ -331,7 +372,7 @@ class Trainer:
                                              dtype=self.dtype)
         # a constrained cell (the IndRNN's |u| bound) starts and stays in its set
         self.model.project(self.params, self.task.steps)
-        self.optimizer = make_optimizer(c.optimizer, self.params, c.lr, c.momentum)
+        self.optimizer = make_optimizer(c.optimizer, self.params, c.lr, c.momentum, c.lrs())
         self._clip = {"norm": clip_by_norm, "value": clip_by_value}.get(c.clip)
 
     def batch(self, step: int):

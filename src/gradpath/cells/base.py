@@ -160,6 +160,9 @@ class Cell:
     state_blocks: ClassVar[int] = 1
     #: Measured probe time over the flop count's (the QR steps the count misses).
     probe_time_factor: ClassVar[float] = 1.0
+    #: Parameters trained at a learning rate of their own: name -> the
+    #: :class:`gradpath.train.TrainConfig` field that sets it (unset: ``lr``).
+    lr_groups: ClassVar[dict[str, str]] = {}
     #: The parameter whose dtype every other array must have.
     dtype_param: ClassVar[str] = "W_hh"
     #: H x H blocks of the recurrent product (None: one per gate block, a dense
