@@ -24,6 +24,7 @@ TABLE: dict[str, tuple[str, str, int]] = {
     "lstm": ("lstm", "LSTM", 4),
     "gru": ("gru", "GRU", 3),
     "indrnn": ("indrnn", "IndRNN", 1),
+    "exprnn": ("exprnn", "ExpRNN", 1),
 }
 
 

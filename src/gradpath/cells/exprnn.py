@@ -1,0 +1,462 @@
+"""expRNN (Lezcano-Casado & Martinez-Rubio 2019): an orthogonal RNN by the
+exponential map, h_t = modReLU(W_ih x_t + W_hh h_{t-1}; b), W_hh = expm(A - A^T).
+
+A - A^T is skew-symmetric, so W_hh = expm(A - A^T) is orthogonal (in SO(H))
+for every A: the constraint holds by construction, and A is trained without
+any projection. The nonlinearity is modReLU (Arjovsky, Shah & Bengio 2016,
+the real case): phi(z)_i = sign(z_i) relu(|z_i| + b_i), its bias b
+the cell's only bias (the pre-activation has none). Its derivatives follow
+from h = phi(z) alone: dphi_i/dz_i = [h_i != 0] and dphi_i/db_i =
+sign(h_i) [h_i != 0], so the kernels keep only the states h_t, like the
+vanilla RNN's.
+
+Sources: M. Lezcano-Casado, D. Martinez-Rubio, "Cheap Orthogonal Constraints
+in Neural Networks: A Simple Parametrization of the Orthogonal and Unitary
+Group", ICML 2019, https://arxiv.org/abs/1901.08428; the authors' code,
+https://github.com/Lezcano/expRNN (``orthogonal.py``: ``OrthogonalRNN``,
+``Orthogonal.retraction``, ``modrelu``; ``initialization.py``:
+``henaff_init_``, ``cayley_init_``; ``1_copying.py``: the two optimisers).
+M. Arjovsky, A. Shah, Y. Bengio, "Unitary Evolution Recurrent Neural
+Networks", ICML 2016, https://arxiv.org/abs/1511.06464 (modReLU).
+
+The kernels (the roles of :mod:`gradpath.cells.pipeline`) are the vanilla
+RNN's (:mod:`gradpath.cells.rnn`) with modReLU in place of tanh/ReLU: they
+take rec = (W_ih, W_hh, b) with W_hh computed from A by :meth:`ExpRNN.kernel_params`
+(scipy's ``expm`` in float64, rounded to the parameters' dtype), and return
+dL/dW_ih, dL/dW_hh and dL/db summed per row block during the backward pass.
+:meth:`ExpRNN.param_grads` maps dL/dW_hh to dL/dA through the adjoint of the
+Frechet derivative of the exponential (scipy's ``expm_frechet``).
+
+Cost: every call (loss and gradients, forward, probe) computes expm(A - A^T)
+afresh, and every gradient call one Frechet derivative as well: O(H^3) each,
+nothing cached between calls. Measured with one BLAS thread: expm 0.4 / 5 /
+65 ms and the Frechet adjoint 1 / 16 / 215 ms at H = 64 / 190 / 512. Next
+to the passes' 6 T B H^2 flops that is a few per cent when T B is in the
+thousands or more (H = 190, T = 1000, B = 128: about 1.5 %), but it dominates
+small batches of short sequences at large H (H = 512, T = 50, B = 32).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import scipy.linalg
+
+from ..checks import choice as _choice
+from ..checks import number
+from ..kernels.blas import NO_TRANS, TRANS, gemm
+from ..kernels.common import (
+    add_drive,
+    inject,
+    matmul_into,
+    norm_from,
+    renormalise,
+    sum_squares,
+)
+from ..kernels.fpenv import jit_entry
+from ..kernels.jit import jit
+from ..rng import stream
+from . import pipeline
+from .base import DEFAULT_FORGET_BIAS, DEFAULT_UPDATE_BIAS, INITS, Cell, Model
+from .pipeline import Kernels, adjoints_h, no_arrays, no_columns, parts_done, start_h
+
+#: Rows (steps x block rows) per weight-gradient GEMM in the backward pass,
+#: and the most steps a chunk may hold as a share of T (as in :mod:`gradpath.cells.rnn`).
+CHUNK_ROWS = 256
+CHUNK_SHARE = 16
+
+#: modReLU's bias at initialisation: U(-MODRELU_BIAS, MODRELU_BIAS), the
+#: authors' ``modrelu.reset_parameters`` (``uniform_(-0.01, 0.01)``).
+MODRELU_BIAS = 0.01
+
+#: The authors' commands reproducing the paper's experiments (README of
+#: https://github.com/Lezcano/expRNN at commit 26658bc, the ICML 2019 release,
+#: "Commands to Reproduce the Experiments"): (task, H) -> (init, lr, lr_orth),
+#: RMSprop for both groups (lr for every parameter but A, lr_orth for A; see
+#: :attr:`ExpRNN.lr_groups`), always lr_orth = lr / 10.
+PAPER_LEARNING_RATES: dict[tuple[str, int], tuple[str, float, float]] = {
+    ("copy", 190): ("henaff", 2e-4, 2e-5),  # L = 1000 and L = 2000
+    ("mnist", 170): ("cayley", 7e-4, 7e-5),
+    ("mnist", 360): ("cayley", 5e-4, 5e-5),
+    ("mnist", 512): ("cayley", 3e-4, 3e-5),
+    ("pmnist", 170): ("cayley", 1e-3, 1e-4),
+    ("pmnist", 360): ("cayley", 7e-4, 7e-5),
+    ("pmnist", 512): ("cayley", 5e-4, 5e-5),
+    ("timit", 224): ("henaff", 1e-3, 1e-4),
+    ("timit", 322): ("henaff", 7e-4, 7e-5),
+    ("timit", 425): ("henaff", 7e-4, 7e-5),
+}
+
+
+# -- the kernels -----------------------------------------------------------------
+
+
+@jit
+def prepare(rec):
+    """(W_hh.T, W_ih.T (both C-contiguous), a zero drive bias, b, W_hh) from
+    rec = (W_ih, W_hh, b): the pre-activation has no additive bias (b is
+    modReLU's), so the shared input product adds zeros."""
+    W_ih, W_hh, b = rec
+    return (np.ascontiguousarray(W_hh.T), np.ascontiguousarray(W_ih.T),
+            np.zeros(b.shape[0], b.dtype), b, W_hh)
+
+
+@jit
+def modrelu_row(z, b, h):
+    """``h[:] = sign(z) relu(|z| + b)`` for one row (NaN stays NaN; sign(0) = 0)."""
+    for i in range(h.shape[0]):
+        v = z[i]
+        m = abs(v) + b[i]
+        if m > 0.0:
+            h[i] = m if v > 0.0 else (-m if v < 0.0 else 0.0 * m)
+        elif m <= 0.0:
+            h[i] = 0.0
+        else:
+            h[i] = m  # NaN
+
+
+@jit
+def forward_rows(x, lengths, act, w, st, b0, b1):
+    """Every step of the forward pass for batch rows ``b0 <= b < b1``."""
+    w_t, w_ih_t, zero, b, _ = w
+    hs = st[0]
+    T, B, _ = x.shape
+    H = w_t.shape[1]
+    n = b1 - b0
+    a = np.empty((n, H), x.dtype)
+    tmp = np.empty((n, H), x.dtype)
+    for t in range(T):
+        matmul_into(hs[t, b0:b1], w_t, a, B)
+        add_drive(a, x[t, b0:b1], w_ih_t, zero, tmp, B)
+        for r in range(n):
+            bb = b0 + r
+            h = hs[t + 1, bb]
+            if t < lengths[bb]:
+                modrelu_row(a[r], b, h)
+            else:
+                h[:] = 0.0
+
+
+@jit
+def grad_parts(x, st):
+    """A row block's own dW_ih (H, D), dW_hh (H, H) and db (H,), accumulated
+    during its backward pass."""
+    H = st[0].shape[2]
+    D = x.shape[2]
+    return np.zeros((H, D), x.dtype), np.zeros((H, H), x.dtype), np.zeros(H, x.dtype)
+
+
+@jit
+def _row_step(d, c, h, db):
+    """One BPTT step of a row: ``d += c`` makes d the total dL/dh_t; return
+    ||d||; then ``d *= [h != 0]`` (dL/dz_t) and ``db += d * sign(h)``."""
+    H = d.shape[0]
+    for i in range(H):
+        d[i] += c[i]
+    n = norm_from(d, sum_squares(d))
+    for j in range(H):
+        hj = h[j]
+        dj = d[j] if hj != 0.0 else 0.0 * d[j]  # 0 * NaN stays NaN
+        d[j] = dj
+        db[j] += dj if hj > 0.0 else -dj
+    return n
+
+
+@jit
+def _accumulate(dbuf, hbuf, xbuf, k, dW_ih, dW_hh):
+    """Add the first ``k`` buffered steps to dW_hh and dW_ih (one GEMM each)."""
+    _, n, H = dbuf.shape
+    D = xbuf.shape[2]
+    rows = k * n
+    d2 = dbuf.reshape(-1, H)
+    gemm(NO_TRANS, TRANS, H, H, rows, 1.0, hbuf.reshape(-1, H), 0, H, d2, 0, H, 1.0, dW_hh, 0, H)
+    gemm(NO_TRANS, TRANS, D, H, rows, 1.0, xbuf.reshape(-1, D), 0, D, d2, 0, H, 1.0, dW_ih, 0, D)
+
+
+@jit
+def backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, b0, b1):
+    """BPTT for batch rows ``b0 <= b < b1``: ``carry[0]`` ends as dL/dh0; this
+    block's dL/dW_ih (H, D), dL/dW_hh (H, H) and dL/db are added to ``part``."""
+    W_hh = w[4]
+    hs = st[0]
+    c = carry[0]
+    gnorm = norms[0]
+    dW_ih, dW_hh, db = part
+    T, B, D = x.shape
+    H = W_hh.shape[0]
+    n = b1 - b0
+    K = max(1, min(-(-CHUNK_ROWS // n), T // CHUNK_SHARE))
+    dbuf = np.empty((K, n, H), x.dtype)  # dL/dz for K steps
+    hbuf = np.empty((K, n, H), x.dtype)  # h_{t-1} of the same steps
+    xbuf = np.empty((K, n, D), x.dtype)
+    k = 0
+    for t in range(T - 1, -1, -1):
+        dpre = dbuf[k]
+        for r in range(n):
+            bb = b0 + r
+            d = dpre[r]
+            if t >= lengths[bb]:
+                d[:] = 0.0
+                continue
+            inject(d, dy[t, bb], W_out)
+            gnorm[t, bb] = _row_step(d, c[bb], hs[t + 1, bb], db)
+        hbuf[k] = hs[t, b0:b1]
+        xbuf[k] = x[t, b0:b1]
+        matmul_into(dpre, W_hh, c[b0:b1], B)
+        k += 1
+        if k == K or t == 0:
+            _accumulate(dbuf, hbuf, xbuf, k, dW_ih, dW_hh)
+            k = 0
+
+
+@jit
+def serial(x, rec, init, W_out, b_out, lengths, target_f, target_i, act, loss_code, score, st,
+           dy):
+    return pipeline.serial(prepare, start_h, forward_rows, adjoints_h, grad_parts,
+                           backward_rows, no_arrays, no_columns, parts_done, x, rec, init, W_out,
+                           b_out, lengths, target_f, target_i, act, loss_code, score, st, dy)
+
+
+KERNELS = Kernels(prepare, start_h, forward_rows, adjoints_h, grad_parts, backward_rows,
+                  no_arrays, no_columns, parts_done, serial)
+
+
+@jit_entry
+def adjoint_lognorms(hs, W_hh, delta):
+    """ln||dL/dh_t|| for t = T-1..0 given dL/dh_{T-1} = ``delta`` (B, H),
+    renormalised every step (:func:`gradpath.kernels.common.renormalise`):
+    dL/dh_{t-1} = W_hh^T ([h_t != 0] * dL/dh_t).
+
+    ``hs`` is (T+1, B, H) from the forward pass. Returns (T, B); row t holds
+    ln||delta_t||, with row T-1 = ln||delta||.
+    """
+    T = hs.shape[0] - 1
+    B, H = delta.shape
+    d = delta.copy()
+    tmp = np.empty((B, H), d.dtype)
+    logs = np.zeros(B)
+    out = np.empty((T, B))
+    for t in range(T - 1, -1, -1):
+        for b in range(B):
+            out[t, b] = renormalise(d[b], logs, b)
+            h = hs[t + 1, b]
+            for i in range(H):
+                tmp[b, i] = d[b, i] if h[i] != 0.0 else 0.0 * d[b, i]
+        matmul_into(tmp, W_hh, d, B)
+    return out
+
+
+# -- the exponential map and its adjoint -------------------------------------------
+
+
+def skew(A: np.ndarray) -> np.ndarray:
+    """X = A - A^T in float64."""
+    A = np.asarray(A, np.float64)
+    return A - A.T
+
+
+def recurrent_weight(A: np.ndarray) -> np.ndarray:
+    """W_hh = expm(A - A^T) in float64 (orthogonal to rounding)."""
+    return scipy.linalg.expm(skew(A))
+
+
+def grad_A(A: np.ndarray, dW_hh: np.ndarray) -> np.ndarray:
+    """dL/dA in float64 from G = dL/dW_hh, W_hh = expm(A - A^T).
+
+    With X = A - A^T: dL/dX = L_exp(X^T, G), the adjoint (under the Frobenius
+    inner product) of the Frechet derivative L_exp(X, .) of the exponential
+    at X; then dL/dA = dL/dX - (dL/dX)^T.
+    """
+    X = skew(A)
+    dX = scipy.linalg.expm_frechet(X.T, np.asarray(dW_hh, np.float64), compute_expm=False)
+    return dX - dX.T
+
+
+def _paper_skew(init: str, H: int, rng: np.random.Generator) -> np.ndarray:
+    """A of the authors' initialisations, as the transpose of their
+    upper-triangular parameter (see :meth:`ExpRNN.init_params`)."""
+    A = np.zeros((H, H))
+    k = H // 2
+    if init == "identity" or k == 0:
+        return A
+    if init == "orthogonal":  # henaff_init_: angles U(-pi, pi)
+        diag = rng.uniform(-np.pi, np.pi, k)
+    else:  # cayley_init_: -sqrt((1 - cos s) / (1 + cos s)) = -tan(s / 2), s ~ U(0, pi/2)
+        s = rng.uniform(0.0, np.pi / 2.0, k)
+        diag = -np.sqrt((1.0 - np.cos(s)) / (1.0 + np.cos(s)))
+    idx = 2 * np.arange(k)
+    A[idx + 1, idx] = diag  # the paper's D[2i, 2i+1], transposed
+    return A
+
+
+class ExpRNN(Cell):
+    """Orthogonal RNN by the exponential map:
+    ``h_t = modReLU(W_ih x_t + W_hh h_{t-1}; b)`` with ``W_hh = expm(A - A^T)``
+    and ``modReLU(z; b)_i = sign(z_i) relu(|z_i| + b_i)``; read-out
+    ``y_t = W_out h_t + b_out``.
+
+    Parameters
+    ----------
+    input_size, hidden_size, output_size : int
+        D, H and O.
+    activation : ignored
+        The nonlinearity is fixed (modReLU); the argument is accepted like
+        every fixed-nonlinearity cell's.
+
+    Notes
+    -----
+    Parameters: ``W_ih`` (H, D), ``A`` (H, H), ``b`` (H,) (modReLU's bias),
+    ``W_out`` (O, H), ``b_out`` (O,). Only the skew part of A matters:
+    A and A + S (S symmetric) give the same network, and dL/dA is
+    skew-symmetric, so gradient steps never change A's symmetric part.
+
+    Learning rates (:attr:`lr_groups`): the paper trains A with its own
+    learning rate ``lr_orth``, with RMSprop for both groups; the authors'
+    README: "having the learning rate of the non-orthogonal parameters to be
+    10 times that of the orthogonal parameters yields the best performance".
+    Their settings (:data:`PAPER_LEARNING_RATES`): copying problem, H = 190,
+    lr = 2e-4, lr_orth = 2e-5 (also ``1_copying.py``'s defaults); pixel MNIST
+    7e-4 ... 3e-4; permuted MNIST 1e-3 ... 5e-4; TIMIT 1e-3 ... 7e-4 (each
+    with lr_orth = lr / 10). Their code parametrises X = U - U^T by the
+    strictly upper triangle U of A alone; here X = A - A^T over all of A, so
+    an elementwise optimiser (SGD, momentum, RMSprop, Adam: the two
+    entries (i, j) and (j, i) get opposite gradients and equal second
+    moments) moves X exactly twice as fast for the same learning rate: use
+    ``lr_orth / 2`` to follow the authors' trajectory of X.
+    """
+
+    name = "exprnn"
+    gates = 1
+    activations = ()
+    fixed_activation = "modrelu"
+    models = (Model("exprnn", "exprnn", "modrelu", "expRNN"),)
+    kernels = KERNELS
+    stored_per_step = 1
+    dtype_param = "A"
+    block_parts = True
+    #: Parameters trained with another learning rate than ``lr``: A with
+    #: ``lr_orth`` (the paper's separate optimiser for the skew parameter).
+    lr_groups: ClassVar[dict[str, str]] = {"A": "lr_orth"}
+
+    def __init__(self, input_size: int, hidden_size: int, output_size: int,
+                 activation: str | None = None) -> None:
+        super().__init__(input_size, hidden_size, output_size)
+
+    def param_shapes(self):
+        D, H, O = self.input_size, self.hidden_size, self.output_size
+        return {"W_ih": (H, D), "A": (H, H), "b": (H,), "W_out": (O, H), "b_out": (O,)}
+
+    def kernel_params(self, p):
+        """rec = (W_ih, W_hh, b) with W_hh = expm(A - A^T), computed in float64
+        and rounded to the parameters' dtype (afresh on every call)."""
+        return p["W_ih"], self.recurrent_weight(p), p["b"]
+
+    def recurrent_weight(self, p) -> np.ndarray:
+        """W_hh = expm(A - A^T) in the dtype of ``p["A"]``, C-contiguous and writeable."""
+        A = p["A"]
+        return np.require(recurrent_weight(A), dtype=A.dtype, requirements=["C", "W"])
+
+    def param_grads(self, p, rec_grads, dW_out, db_out):
+        """dL/dW_ih and dL/db as the kernels give them; dL/dA from dL/dW_hh
+        (:func:`grad_A`, in float64, rounded to the parameters' dtype)."""
+        dW_ih, dW_hh, db = rec_grads
+        dA = np.ascontiguousarray(grad_A(p["A"], dW_hh), dtype=p["A"].dtype)
+        return {"W_ih": dW_ih, "A": dA, "b": db, "W_out": dW_out, "b_out": db_out}
+
+    def init_params(
+        self,
+        init: str = "orthogonal",
+        gain: float = 1.0,
+        seed: int = 0,
+        dtype=np.float64,
+        input_scale: float = 1.0,
+        forget_bias: float = DEFAULT_FORGET_BIAS,
+        update_bias: float = DEFAULT_UPDATE_BIAS,
+    ) -> dict[str, np.ndarray]:
+        """Initialise parameters, deterministically from ``seed``.
+
+        The signature is :meth:`Cell.init_params`'s, so the suite calls every
+        cell alike. The suite's recurrent initialisations map onto the
+        authors' initialisations of the skew parameter (``initialization.py``),
+        both block-diagonal: rotations by angles theta_i in the planes of
+        the coordinate pairs (2i, 2i+1), i < H // 2 (for odd H the last unit
+        is left alone):
+
+        * ``"orthogonal"``: ``henaff_init_``, theta_i ~ U(-pi, pi) (Henaff,
+          Szlam & LeCun 2016); the authors' default. (Their ICML 2019
+          release, commit 26658bc, drew U(-pi, 0): the same eigenvalues
+          exp(+-i theta_i) in distribution.)
+        * ``"gaussian"``: ``cayley_init_``, theta_i = -tan(s_i / 2) with
+          s_i ~ U(0, pi/2), i.e. theta_i in [-1, 0] (the skew matrix of the
+          scaled-Cayley RNN's initialisation, Helfrich et al. 2018, used as
+          the exponential's argument).
+        * ``"identity"``: A = 0, so W_hh = I (no draw).
+
+        A holds the angles below its diagonal, ``A[2i+1, 2i] = theta_i``: the
+        transpose of the authors' upper-triangular parameter, because their
+        layer computes ``h @ B`` (row vectors), so their recurrent matrix is
+        ``B^T``; with A so, ``expm(A - A^T)`` is exactly that matrix.
+
+        Parameters
+        ----------
+        init : {"identity", "gaussian", "orthogonal"}
+        gain : float
+            Checked (a finite non-negative number) and otherwise unused:
+            W_hh = expm(A - A^T) is orthogonal for every A, every singular
+            value 1, and no scale of it stays in the group (scaling A would
+            scale rotation angles, not the spectrum, and is not the authors'
+            initialisation). A grid over ``gain`` repeats one expRNN network.
+        seed : int
+            Seed of the ``"weights"`` stream.
+        dtype : numpy dtype
+            float64 or float32 (drawn in float64 and rounded).
+        input_scale : float
+            ``W_ih ~ N(0, 2 input_scale**2 / D)``: the authors' Kaiming-normal
+            input kernel (``kaiming_normal_(..., nonlinearity="relu")``, no
+            bias) at ``input_scale = 1``.
+        forget_bias, update_bias : float
+            Unused (the gated cells' biases); checked like theirs.
+
+        Returns
+        -------
+        dict of str to ndarray
+            ``W_ih``, ``A``, ``b`` (modReLU's bias, U(-0.01, 0.01) as the
+            authors' ``modrelu``), ``W_out`` (``N(0, 1/H)``, the suite's
+            read-out; the authors' is Kaiming-normal, N(0, 2/H)), ``b_out``
+            (zeros). Drawn in that order after A's angles: with
+            ``"identity"`` (no angles), W_out is the vanilla RNN's draw and
+            W_ih sqrt(2) times it.
+        """
+        init = _choice(init, "init", INITS)
+        dt = self._dtype(dtype)
+        number(gain, "gain")
+        number(input_scale, "input_scale")
+        for name, v in (("forget_bias", forget_bias), ("update_bias", update_bias)):
+            if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) \
+                    or not np.isfinite(v):
+                raise ValueError(f"{name}: expected a finite number, got {v!r}")
+        rng = stream(seed, "weights")
+        D, H, O = self.input_size, self.hidden_size, self.output_size
+        A = _paper_skew(init, H, rng)
+        W_ih = rng.standard_normal((H, D)) * (input_scale * np.sqrt(2.0 / D))
+        W_out = rng.standard_normal((O, H)) / np.sqrt(H)
+        b = rng.uniform(-MODRELU_BIAS, MODRELU_BIAS, H)
+        params = {"W_ih": W_ih, "A": A, "b": b, "W_out": W_out, "b_out": np.zeros(O)}
+        return {k: np.ascontiguousarray(v, dtype=dt) for k, v in params.items()}
+
+    # -- the probe ------------------------------------------------------------
+    def adjoint_lognorms(self, st, p, delta):
+        return adjoint_lognorms(st[0], self.recurrent_weight(p), delta), None
+
+    def step_jacobian(self, st, p):
+        """J_t = diag([h_t != 0]) W_hh, W_hh as the forward pass used it."""
+        # the derivative taken in float64 from the (possibly float32) states
+        hs = st[0][:, 0].astype(np.float64)
+        W_hh = self.recurrent_weight(p).astype(np.float64)
+
+        def apply(t: int, q: np.ndarray) -> np.ndarray:
+            d = (hs[t + 1] != 0).astype(np.float64)
+            return d[:, None] * (W_hh @ q)
+
+        return self.hidden_size, hs.shape[0] - 1, apply
