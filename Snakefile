@@ -21,12 +21,12 @@ report: "reports/workflow.rst"
 
 
 # On a cluster, only the warm-up and the batches of runs are submitted as jobs;
-# the rate selection and the analysis are short and run where Snakemake runs.
+# the rate selection and the analysis are short and run where Snakemake runs
+# (the figures' rules say so themselves: rules/analysis.smk).
 localrules:
     all,
     aggregate,
     summarise,
-    figures,
     reproductions,
 
 
@@ -40,7 +40,7 @@ rule all:
         batch_outputs,
         rules.aggregate.output,
         rules.summarise.output,
-        rules.figures.output,
+        FIGURE_OUTPUTS,
         rules.reproductions.output,
         report_selection_outputs,
     default_target: True

@@ -1,4 +1,4 @@
-"""Snakemake job: the study's figures (seaborn), a-g.
+"""Snakemake job: one of the study's figures (seaborn), a row of figure_table.py.
 
 a. decay curves log10||dL_T/dh_t|| by lag, model x init (LSTM: hidden and cell path)
 b. measured decay rate against gain with the mean-field 0.5 ln chi curve, and
@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from figure_table import FIGURES  # noqa: E402 - analysis/, beside this script
 
 from gradpath import vocab  # noqa: E402
 from gradpath.claims import SUCCESS_FRACTION, primary, report_runs, successes  # noqa: E402
@@ -379,24 +380,17 @@ def fig_lyapunov(runs: pd.DataFrame, path: str) -> None:
     plt.close(g.figure)
 
 
-def main(inputs: dict, outputs: dict, log: str) -> None:
+def main(name: str, inputs: dict, path: str, log: str) -> None:
+    """Draw figure ``name`` of the table (figure_table.py) from its tables into ``path``."""
     logging.basicConfig(filename=log, level=logging.INFO, format="%(asctime)s %(message)s")
     theme()
-    runs = pd.read_parquet(inputs["runs"])
-    curves = pd.read_parquet(inputs["curves"])
-    training = pd.read_parquet(inputs["training"])
-    fig_decay_curves(runs, curves, outputs["a"])
-    fig_decay_theory(runs, outputs["b"])
-    fig_training_curves(runs, training, outputs["c"])
-    fig_success_by_length(runs, outputs["d"])
-    fig_clipping(runs, training, outputs["e"])
-    fig_checkpoints(runs, curves, outputs["f"])
-    fig_lyapunov(runs, outputs["g"])
-    for key, path in outputs.items():
-        logging.info("figure %s: %s", key, path)
+    fig = FIGURES[name]
+    tables = [pd.read_parquet(inputs[t]) for t in fig.tables]
+    globals()[fig.plot](*tables, path)
+    logging.info("figure %s: %s", name, path)
 
 
 if "snakemake" in globals():
     sm = snakemake  # noqa: F821 - injected by Snakemake's script directive
-    main({k: sm.input[k] for k in ("runs", "curves", "training")},
-         {k: sm.output[k] for k in "abcdefg"}, sm.log[0])
+    main(sm.params.figure, {t: sm.input[t] for t in FIGURES[sm.params.figure].tables},
+         sm.output.png, sm.log[0])

@@ -59,61 +59,36 @@ rule summarise:
         "../analysis/summarise.py"
 
 
-rule figures:
-    """Seaborn figures a-f, each with its caption."""
-    input:
-        runs=rules.aggregate.output.runs,
-        curves=rules.aggregate.output.curves,
-        training=rules.aggregate.output.training,
-    output:
-        # One label per result: with two results in a category, Snakemake's report
-        # reads a second label holding two values as a toggle and shows nothing.
-        a=report(
-            f"{RESULTS}/figures/a_decay_curves.png",
-            caption="../reports/captions/a_decay_curves.rst",
-            category="1. Decay at initialisation",
-            labels={"figure": "decay curves: log10 norm vs lag, model x init"},
-        ),
-        b=report(
-            f"{RESULTS}/figures/b_decay_rate_theory.png",
-            caption="../reports/captions/b_decay_rate_theory.rst",
-            category="2. Theory",
-            labels={"figure": "decay rate vs gain: rate vs gain; measured vs theory"},
-        ),
-        c=report(
-            f"{RESULTS}/figures/c_training_curves.png",
-            caption="../reports/captions/c_training_curves.rst",
-            category="3. Training",
-            labels={"figure": "training curves: held-out metric vs step, length x model"},
-        ),
-        d=report(
-            f"{RESULTS}/figures/d_success_by_length.png",
-            caption="../reports/captions/d_success_by_length.rst",
-            category="4. Sequence length",
-            labels={"figure": "success vs length: success, final/baseline vs T"},
-        ),
-        e=report(
-            f"{RESULTS}/figures/e_clipping_divergence.png",
-            caption="../reports/captions/e_clipping_divergence.rst",
-            category="5. Clipping",
-            labels={"figure": "clipping and divergence: gradient norm vs step"},
-        ),
-        f=report(
-            f"{RESULTS}/figures/f_decay_through_training.png",
-            caption="../reports/captions/f_decay_through_training.rst",
-            category="6. Training changes the decay",
-            labels={"figure": "decay through training: log10 norm vs lag, by step"},
-        ),
-        g=report(
-            f"{RESULTS}/figures/g_lyapunov_spectrum.png",
-            caption="../reports/captions/g_lyapunov_spectrum.rst",
-            category="1. Decay at initialisation",
-            labels={"figure": "Lyapunov spectrum: exponent vs index, by gain"},
-        ),
-    log:
-        f"{RESULTS}/logs/figures.log",
-    script:
-        "../analysis/plots.py"
+# One rule (one job) per figure of analysis/figure_table.py: changing one figure
+# redraws that figure only.
+sys.path.insert(0, str(Path(workflow.basedir) / "analysis"))
+from figure_table import FIGURES  # noqa: E402
+
+for _name, _fig in FIGURES.items():
+
+    rule:
+        name:
+            f"figure_{_name}"
+        localrule: True
+        input:
+            **{t: getattr(rules.aggregate.output, t) for t in _fig.tables},
+        output:
+            png=report(
+                f"{RESULTS}/figures/{_name}.png",
+                caption=f"../reports/captions/{_name}.rst",
+                category=_fig.category,
+                labels={"figure": _fig.label},
+            ),
+        params:
+            figure=_name,
+        log:
+            f"{RESULTS}/logs/figure_{_name}.log",
+        script:
+            "../analysis/plots.py"
+
+
+#: Every figure of the table (rule all, the cluster's local rules).
+FIGURE_OUTPUTS = [f"{RESULTS}/figures/{name}.png" for name in FIGURES]
 
 
 rule reproductions:
