@@ -99,7 +99,10 @@ $(PEERS_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,peers]'
 	@touch $(PEERS_STAMP)
 
+# The peers' own checks first: with JAX installed here, its cases of
+# tests/test_peers.py run (make test installs PyTorch only, and skips them).
 bench-peers: warmup $(PEERS_STAMP)
+	$(BIN)/pytest -q tests/test_peers.py
 	$(BIN)/python bench/peers.py --scaling
 
 test: lint unit bench

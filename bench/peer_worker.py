@@ -18,6 +18,13 @@ prints the peak memory of one call above the resident size before it.
 
 Threads are pinned by the controller's environment (``PEER_THREADS``):
 PyTorch intra-op threads, XLA's Eigen pool and gradpath's row blocks.
+
+The peers build a cell from its peer module (``peer_cases.peer_cell``; no cell
+is named here): PyTorch runs the torch.nn layer the module names (nn.RNN,
+nn.LSTM, nn.GRU: oneDNN), or else, or with ``spec["torch_loop"]``, the
+module's step in an explicit Python loop over t; JAX runs the step in
+``lax.scan``. A cell without a peer module is an error for the peers (the
+controller sends them none).
 """
 
 from __future__ import annotations
@@ -27,9 +34,10 @@ import json
 import os
 import sys
 import time
+from types import SimpleNamespace
 
 import numpy as np
-from peer_cases import TRAIN_CLIP, TRAIN_LR, data, weights
+from peer_cases import LOOP, TRAIN_CLIP, TRAIN_LR, data, peer_cell, weights
 
 THREADS = int(os.environ.get("PEER_THREADS", "2"))
 
@@ -48,12 +56,13 @@ def gradpath_case(spec: dict):
     from gradpath.train import TrainConfig, Trainer
 
     dt = np.dtype(spec["dtype"])
-    w = {k: v.astype(dt) for k, v in weights(spec).items()}
-    x, target = (a.astype(dt) for a in data(spec))
     B, H, D, T, O = spec["B"], spec["H"], spec["D"], spec["T"], spec["O"]
+    # activation None: the cell's default (a cell without a peer module)
+    model = make_model(spec["cell"], D, H, O, spec["activation"])
+    # the model's own parameter shapes: a peer module that disagrees fails the check
+    w = {k: v.astype(dt) for k, v in weights(spec, model.param_shapes()).items()}
+    x, target = (a.astype(dt) for a in data(spec))
     if spec["kind"] == "kernel":
-        model = make_model(spec["cell"], D, H, O, spec["activation"])  # RNN, LSTM, GRU
-
         def call():
             return model.loss_and_grads(w, x, target, loss="mse", score="all")
 
@@ -65,7 +74,7 @@ def gradpath_case(spec: dict):
 
     def fresh():
         cfg = TrainConfig(task="adding", seq_len=T, cell=spec["cell"],
-                          activation=spec["activation"], init="orthogonal", clip="norm",
+                          activation=model.activation, init="orthogonal", clip="norm",
                           clip_threshold=TRAIN_CLIP, optimizer="adam", lr=TRAIN_LR,
                           hidden=H, batch=B, dtype=spec["dtype"])
         tr = Trainer(cfg)
@@ -89,161 +98,254 @@ def gradpath_case(spec: dict):
 
 
 # ---------------------------------------------------------------------------
-# PyTorch: nn.RNN / nn.LSTM / nn.GRU + nn.Linear, autograd, torch.optim.Adam,
-# clip_grad_norm_
+# The peers' array namespaces (what a peer module's step and prepare see)
+# ---------------------------------------------------------------------------
+def namespace(impl: str) -> SimpleNamespace:
+    """``xp`` of the peer modules (``peer_cases``) for PyTorch or JAX."""
+    if impl == "torch":
+        import torch
+
+        return SimpleNamespace(name="torch", tanh=torch.tanh, sigmoid=torch.sigmoid,
+                               relu=torch.relu, abs=torch.abs, sign=torch.sign,
+                               expm=torch.linalg.matrix_exp,
+                               chunk=lambda a, n: torch.chunk(a, n, dim=-1))
+    import jax
+    import jax.numpy as jnp
+    import jax.scipy.linalg
+
+    return SimpleNamespace(name="jax", tanh=jnp.tanh, sigmoid=jax.nn.sigmoid,
+                           relu=jax.nn.relu, abs=jnp.abs, sign=jnp.sign,
+                           expm=jax.scipy.linalg.expm,
+                           chunk=lambda a, n: tuple(jnp.split(a, n, axis=-1)))
+
+
+def activation_of(xp, name: str | None):
+    """The activation a peer module's step takes: tanh, ReLU, or None (fixed)."""
+    return {"tanh": xp.tanh, "relu": xp.relu}.get(name)
+
+
+def peer_of(spec: dict):
+    pc = peer_cell(spec["cell"])
+    if pc is None:
+        raise ValueError(f"the {spec['cell']} cell has no peer module")
+    return pc
+
+
+def readout_loss(spec: dict, p: dict, hs, target):
+    """The mse of the read-out: every step's (kernel cases: hs (T, B, H)) or
+    the last's (train cases: hs (B, H))."""
+    y = hs @ p["W_out"].T + p["b_out"]
+    return 0.5 * ((y - target) ** 2).sum(-1).mean()
+
+
+# ---------------------------------------------------------------------------
+# PyTorch: the cell's torch.nn layer (nn.RNN / nn.LSTM / nn.GRU, oneDNN) +
+# nn.Linear where the peer module names one, else the peer module's step in an
+# explicit Python loop over t; autograd, torch.optim.Adam, clip_grad_norm_
 # ---------------------------------------------------------------------------
 def torch_case(spec: dict):
     import torch
 
     torch.set_num_threads(THREADS)
+    pc = peer_of(spec)
     dt = torch.float64 if spec["dtype"] == "float64" else torch.float32
     w = weights(spec)
     xn, tn = data(spec)
-    H, D, O = spec["H"], spec["D"], spec["O"]
-    gru = spec["cell"] == "gru"
-
-    def build():
-        if spec["cell"] == "lstm":
-            net = torch.nn.LSTM(D, H)
-        elif gru:
-            net = torch.nn.GRU(D, H)
-        else:
-            net = torch.nn.RNN(D, H, nonlinearity=spec["activation"])
-        head = torch.nn.Linear(H, O)
-        net, head = net.to(dt), head.to(dt)
-        with torch.no_grad():
-            net.weight_ih_l0.copy_(torch.from_numpy(w["W_ih"]))
-            net.weight_hh_l0.copy_(torch.from_numpy(w["W_hh"]))
-            net.bias_ih_l0.copy_(torch.from_numpy(w["b"]))
-            net.bias_hh_l0.zero_()
-            if gru:
-                net.bias_hh_l0[2 * H:].copy_(torch.from_numpy(w["b_hn"]))
-            head.weight.copy_(torch.from_numpy(w["W_out"]))
-            head.bias.copy_(torch.from_numpy(w["b_out"]))
-        if gru:
-            # bias_hh = [0, 0, b_hn]: the n block is gradpath's b_hn (inside the
-            # reset product, not a duplicate of b); the r and z blocks would
-            # duplicate b and stay 0: their gradient is masked to 0, so neither
-            # the clipping norm nor Adam (zero moments: a zero step) sees them
-            mask = torch.zeros(3 * H, dtype=dt)
-            mask[2 * H:] = 1
-            net.bias_hh_l0.register_hook(lambda g: g * mask)
-        else:
-            # gradpath has one bias vector per gate block; the second stays 0
-            net.bias_hh_l0.requires_grad_(False)
-        return net, head
-
     x = torch.from_numpy(xn).to(dt)
     target = torch.from_numpy(tn).to(dt)
-    net, head = build()
+    if pc.torch_path(spec.get("torch_loop", False)) == LOOP:
+        build, loss_of, grads_of, named = torch_loop(spec, pc, w, x, target, dt)
+    else:
+        build, loss_of, grads_of, named = torch_layer(spec, pc, w, x, target, dt)
+    net = build()
 
-    def loss_of(net, head):
-        out, _ = net(x)
-        y = head(out) if spec["kind"] == "kernel" else head(out[-1])
-        return 0.5 * ((y - target) ** 2).sum(-1).mean()
-
-    def grads_of(net, head):
-        return {"W_ih": net.weight_ih_l0.grad, "W_hh": net.weight_hh_l0.grad,
-                "b": net.bias_ih_l0.grad,
-                **({"b_hn": net.bias_hh_l0.grad[2 * H:]} if gru else {}),
-                "W_out": head.weight.grad, "b_out": head.bias.grad}
-
-    def named(net, head):
-        return {"W_ih": net.weight_ih_l0, "W_hh": net.weight_hh_l0, "b": net.bias_ih_l0,
-                **({"b_hn": net.bias_hh_l0[2 * H:]} if gru else {}),
-                "W_out": head.weight, "b_out": head.bias}
+    def trainable(n):
+        return [t for t in n.parameters() if t.requires_grad]
 
     if spec["kind"] == "kernel":
         def call():
-            for p in (*net.parameters(), *head.parameters()):
-                p.grad = None
-            loss = loss_of(net, head)
+            for t in net.parameters():
+                t.grad = None
+            loss = loss_of(net)
             loss.backward()
             return loss
 
         def check():
-            n, h = build()
-            loss = loss_of(n, h)
+            n = build()
+            loss = loss_of(n)
             loss.backward()
             return {"loss": loss.item(), **{f"grad_{k}": g.numpy()
-                                             for k, g in grads_of(n, h).items()}}
+                                             for k, g in grads_of(n).items()}}
         return call, check
 
-    def trainable(n, h):
-        return [p for p in (*n.parameters(), *h.parameters()) if p.requires_grad]
+    opt = torch.optim.Adam(trainable(net), lr=TRAIN_LR)
 
-    opt = torch.optim.Adam(trainable(net, head), lr=TRAIN_LR)
-
-    def update(n, h, o):
+    def update(n, o):
         o.zero_grad(set_to_none=True)
-        loss = loss_of(n, h)
+        loss = loss_of(n)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable(n, h), TRAIN_CLIP)
+        torch.nn.utils.clip_grad_norm_(trainable(n), TRAIN_CLIP)
         o.step()
         return loss
 
     def call():
-        return update(net, head, opt)
+        return update(net, opt)
 
     def check():
-        n, h = build()
-        o = torch.optim.Adam(trainable(n, h), lr=TRAIN_LR)
+        n = build()
+        o = torch.optim.Adam(trainable(n), lr=TRAIN_LR)
         o.zero_grad(set_to_none=True)
-        loss = loss_of(n, h)
+        loss = loss_of(n)
         loss.backward()
         out = {"loss": loss.item(), **{f"grad_{k}": g.detach().clone().numpy()
-                                       for k, g in grads_of(n, h).items()}}
-        torch.nn.utils.clip_grad_norm_(trainable(n, h), TRAIN_CLIP)
+                                       for k, g in grads_of(n).items()}}
+        torch.nn.utils.clip_grad_norm_(trainable(n), TRAIN_CLIP)
         o.step()
-        out.update({f"param_{k}": p.detach().numpy() for k, p in named(n, h).items()})
+        out.update({f"param_{k}": t.detach().numpy() for k, t in named(n).items()})
         return out
     return call, check
 
 
+def torch_layer(spec: dict, pc, w: dict, x, target, dt):
+    """(build, loss_of, grads_of, named) for the cell's torch.nn layer + nn.Linear.
+
+    The layer's tensors that gradpath's parameters cover (``TORCH_LAYER``'s
+    "params") start from them; the rest start at 0 and never move: a tensor
+    no parameter covers takes no gradient, and the uncovered rows of a
+    partly covered one (the GRU's ``bias_hh`` = [0, 0, b_hn]) have their
+    gradient masked to 0, so neither the clipping norm nor Adam (zero
+    moments: a zero step) sees them.
+    """
+    import torch
+
+    H, D, O = spec["H"], spec["D"], spec["O"]
+    layer = pc.torch_layer
+    kwargs = ({layer["activation_kwarg"]: spec["activation"]}
+              if layer.get("activation_kwarg") else {})
+
+    def rows(target_):
+        name, first, end = (target_, None, None) if isinstance(target_, str) else target_
+        return name, slice(None) if first is None else slice(first * H, end * H)
+
+    where = {k: rows(v) for k, v in layer["params"].items()}
+
+    def build():
+        rnn = getattr(torch.nn, layer["class"])(D, H, **kwargs).to(dt)
+        head = torch.nn.Linear(H, O).to(dt)
+        covered = {}
+        with torch.no_grad():
+            for t in rnn.parameters():
+                t.zero_()
+            for k, (name, sl) in where.items():
+                getattr(rnn, name)[sl].copy_(torch.from_numpy(w[k]))
+                mask = covered.setdefault(name, torch.zeros(getattr(rnn, name).shape[0],
+                                                             dtype=torch.bool))
+                mask[sl] = True
+            head.weight.copy_(torch.from_numpy(w["W_out"]))
+            head.bias.copy_(torch.from_numpy(w["b_out"]))
+        for name, t in rnn.named_parameters():
+            mask = covered.get(name)
+            if mask is None:
+                t.requires_grad_(False)
+            elif not bool(mask.all()):
+                m = mask.to(dt).reshape(-1, *([1] * (t.dim() - 1)))
+                t.register_hook(lambda g, m=m: g * m)
+        net = torch.nn.ModuleDict({"rnn": rnn, "head": head})
+        return net
+
+    def loss_of(net):
+        out, _ = net["rnn"](x)
+        hs = out if spec["kind"] == "kernel" else out[-1]
+        return readout_loss(spec, {"W_out": net["head"].weight, "b_out": net["head"].bias},
+                            hs, target)
+
+    def named(net):
+        return {**{k: getattr(net["rnn"], name)[sl] for k, (name, sl) in where.items()},
+                "W_out": net["head"].weight, "b_out": net["head"].bias}
+
+    def grads_of(net):
+        return {**{k: getattr(net["rnn"], name).grad[sl] for k, (name, sl) in where.items()},
+                "W_out": net["head"].weight.grad, "b_out": net["head"].bias.grad}
+
+    return build, loss_of, grads_of, named
+
+
+def torch_loop(spec: dict, pc, w: dict, x, target, dt):
+    """(build, loss_of, grads_of, named) for the peer module's step in an
+    explicit Python loop over t: gradpath's parameters as leaf tensors."""
+    import torch
+
+    xp = namespace("torch")
+    act = activation_of(xp, spec["activation"])
+    B, H = spec["B"], spec["H"]
+
+    class Params(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            # copies: the optimiser updates them in place, and w must stay the start
+            self.p = torch.nn.ParameterDict(
+                {k: torch.nn.Parameter(torch.tensor(v, dtype=dt)) for k, v in w.items()})
+
+    def build():
+        return Params()
+
+    def loss_of(net):
+        p = pc.prepare(xp, dict(net.p))
+        xw = pc.drive(xp, p, x)
+        zero = torch.zeros((B, H), dtype=dt)
+        state = zero if pc.states == 1 else tuple(zero for _ in range(pc.states))
+        hs = []
+        for t in range(xw.shape[0]):
+            state = pc.step(xp, p, state, xw[t], act)
+            if spec["kind"] == "kernel":
+                hs.append(state if pc.states == 1 else state[0])
+        last = state if pc.states == 1 else state[0]
+        return readout_loss(spec, p, torch.stack(hs) if spec["kind"] == "kernel" else last,
+                            target)
+
+    def named(net):
+        return dict(net.p)
+
+    def grads_of(net):
+        return {k: t.grad for k, t in net.p.items()}
+
+    return build, loss_of, grads_of, named
+
+
 # ---------------------------------------------------------------------------
-# JAX: lax.scan + value_and_grad under jit; optax for the update
+# JAX: the peer module's step in lax.scan; value_and_grad under jit; optax for
+# the update
 # ---------------------------------------------------------------------------
 def jax_case(spec: dict, ahead: bool = False):
     import jax
     import jax.numpy as jnp
     from jax import lax
 
+    pc = peer_of(spec)
+    xp = namespace("jax")
+    act = activation_of(xp, spec["activation"])
     dt = jnp.float64 if spec["dtype"] == "float64" else jnp.float32
     w0 = {k: jnp.asarray(v, dt) for k, v in weights(spec).items()}
     xn, tn = data(spec)
     x, target = jnp.asarray(xn, dt), jnp.asarray(tn, dt)
     B, H = spec["B"], spec["H"]
-    cell = spec["cell"]
-    act = jnp.tanh if spec["activation"] == "tanh" else jax.nn.relu
 
-    def loss_fn(p, x, target):
-        xw = x @ p["W_ih"].T + p["b"]  # the input projection, outside the scan
-        if cell == "lstm":
-            def step(carry, xt):
-                h, c = carry
-                i, f, g, o = jnp.split(xt + h @ p["W_hh"].T, 4, axis=-1)
-                c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-                h = jax.nn.sigmoid(o) * jnp.tanh(c)
-                return (h, c), h
-            z = jnp.zeros((B, H), dt)
-            _, hs = lax.scan(step, (z, z), xw)
-        elif cell == "gru":  # torch.nn.GRU's convention: b_hn inside the reset product
-            def step(h, xt):
-                xr, xz, xn = jnp.split(xt, 3, axis=-1)
-                hr, hz, hn = jnp.split(h @ p["W_hh"].T, 3, axis=-1)
-                r = jax.nn.sigmoid(xr + hr)
-                z = jax.nn.sigmoid(xz + hz)
-                n = jnp.tanh(xn + r * (hn + p["b_hn"]))
-                h = (1.0 - z) * n + z * h
-                return h, h
-            _, hs = lax.scan(step, jnp.zeros((B, H), dt), xw)
-        else:
-            def step(h, xt):
-                h = act(xt + h @ p["W_hh"].T)
-                return h, h
-            _, hs = lax.scan(step, jnp.zeros((B, H), dt), xw)
-        y = (hs if spec["kind"] == "kernel" else hs[-1]) @ p["W_out"].T + p["b_out"]
-        return 0.5 * jnp.mean(jnp.sum((y - target) ** 2, axis=-1))
+    def loss_fn(w, x, target):
+        p = pc.prepare(xp, w)
+        xw = pc.drive(xp, p, x)  # the input product, outside the scan
+        zero = jnp.zeros((B, H), dt)
+        init = zero if pc.states == 1 else tuple(zero for _ in range(pc.states))
+
+        def body(state, xt):
+            state = pc.step(xp, p, state, xt, act)
+            if spec["kind"] != "kernel":  # the read-out sees the last state alone
+                return state, None
+            return state, (state if pc.states == 1 else state[0])
+
+        last, hs = lax.scan(body, init, xw)
+        if spec["kind"] == "kernel":
+            return readout_loss(spec, p, hs, target)
+        return readout_loss(spec, p, last if pc.states == 1 else last[0], target)
 
     vg = jax.jit(jax.value_and_grad(loss_fn))
     if ahead:  # compiled now, so the first call only runs

@@ -2,8 +2,8 @@
 
 ``make bench-peers`` (needs the ``[peers]`` extra, see README). For every
 case of ``peer_cases.py`` (forward + BPTT at every bench size, and one
-training update of the adding problem), for every cell (RNN, LSTM, GRU;
-``--cells`` to choose), in both precisions:
+training update of the adding problem), for every registered cell
+(``gradpath.cells.TABLE``; ``--cells`` to choose), in both precisions:
 
 1. each implementation runs in its own fresh process (``peer_worker.py``),
    its threads pinned (``--threads``: PyTorch intra-op threads, XLA's Eigen
@@ -17,11 +17,20 @@ training update of the adding problem), for every cell (RNN, LSTM, GRU;
    implementation back to back in random order, a sample lasting >= 50 ms,
    the median over >= 7 rounds;
 4. the machine's GEMM roof (numpy matmul of large square matrices, same
-   threads) and each kernel case's fraction of it (FLOPs: 6 B T (H^2 + H D)
-   per gate block);
+   threads) and each kernel case's fraction of it (FLOPs: 6 B T (R H^2 + G H D),
+   G gate blocks, R recurrent H x H blocks; the roof target only where R > 0);
 5. peak memory of one call (fresh process, Linux high-water mark) against
    the floor of activations + parameters + gradients;
 6. ``--scaling``: time against T and against H, log-log, with fitted slopes.
+
+The peers know a cell from its peer module, ``src/gradpath/cells/<cell>_peer.py``
+(``peer_cases.py`` describes it): its parameter shapes, its step written once
+for both peers, and the torch.nn layer standing for it if there is one.
+PyTorch runs that layer (nn.RNN, nn.LSTM, nn.GRU: oneDNN's fused kernels) or,
+for a cell without one (or with ``--torch-loop``), the step in an explicit
+Python loop over t, marked in the table; JAX runs the step in ``lax.scan``.
+A cell without a peer module is timed for gradpath alone and shown without a
+ratio or the targets that need a peer.
 
 Writes ``bench/results/peers.{md,json}`` (and ``peers_scaling.png``) and
 prints the table with each target's verdict. Exit status 1 only when a peer
@@ -43,7 +52,18 @@ from pathlib import Path
 import numpy as np
 from bench_cases import CELLS
 from gate import cpu_model
-from peer_cases import IMPLS, flops, kernel_specs, memory_floor, train_specs
+from peer_cases import (
+    IMPLS,
+    LOOP,
+    activation,
+    flops,
+    has_peer,
+    kernel_specs,
+    memory_floor,
+    peer_cell,
+    recurrent_blocks,
+    train_specs,
+)
 
 BENCH = Path(__file__).resolve().parent
 WORKER = BENCH / "peer_worker.py"
@@ -139,8 +159,12 @@ def compare(ref: dict, got: dict, impl: str, kind: str) -> list[str]:
             bad.append(f"{k} missing")
             continue
         rtol = TORCH_PARAM_RTOL if (impl == "torch" and k.startswith("param_")) else CHECK_RTOL
+        g = np.asarray(g, np.float64)
+        if g.size != r.size:
+            bad.append(f"{k}: shape {g.shape}, gradpath's {r.shape}")
+            continue
         scale = max(float(np.max(np.abs(r))), 1e-300)
-        err = float(np.max(np.abs(np.asarray(g, np.float64).reshape(r.shape) - r)))
+        err = float(np.max(np.abs(g.reshape(r.shape) - r)))
         if not err <= rtol * scale:
             bad.append(f"{k}: {err / scale:.2e} relative")
     return bad
@@ -179,25 +203,45 @@ def memory(impl: str, spec: dict, threads: int) -> float:
     return json.loads(done.stdout.strip().splitlines()[-1])["peak_bytes"]
 
 
+def setup(workers: dict, specs: list[dict]) -> dict:
+    """Send the cases to every worker (the peers only those of cells with a
+    peer module); {impl: {key: error}}."""
+    errors = {}
+    for impl, w in workers.items():
+        mine = [s for s in specs if impl == "gradpath" or s["peer"]]
+        reply = w.request(cmd="setup", cases=mine)
+        w.ok |= set(reply["ok"])
+        errors[impl] = reply["errors"]
+    return errors
+
+
+def torch_path(spec: dict) -> str:
+    """How PyTorch runs a case: ``nn.<Layer>`` or :data:`peer_cases.LOOP`."""
+    pc = peer_cell(spec["cell"])
+    return "–" if pc is None else pc.torch_path(spec.get("torch_loop", False))
+
+
 def fmt(v: float, digits: int = 3) -> str:
     if v is None or not math.isfinite(v):
         return "–"
     return f"{v:.{digits}g}" if v < 1000 else f"{v:.0f}"
 
 
-def scaling(workers: dict, threads: int, out: Path, rng, cells: list[str]) -> dict:
+def scaling(workers: dict, threads: int, out: Path, rng, cells: list[str],
+            torch_loop: bool = False) -> dict:
     """Time against T (H = 128) and against H (T = 100), B = 16, float32."""
-    base = {"kind": "kernel", "O": 1, "activation": "tanh", "dtype": "float32", "B": 16}
     specs = []
     for cell in cells:
+        base = {"kind": "kernel", "O": 1, "activation": activation(cell, "kernel"),
+                "dtype": "float32", "B": 16, "peer": has_peer(cell),
+                "torch_loop": torch_loop}
         for T in (100, 316, 1000, 3162, 10000):
             specs.append({**base, "cell": cell, "H": 128, "D": 2, "T": T, "axis": "T",
                           "key": f"scale-{cell}-T{T}"})
         for H in (32, 64, 128, 256, 512, 1024):
             specs.append({**base, "cell": cell, "H": H, "D": 2, "T": 100, "axis": "H",
                           "key": f"scale-{cell}-H{H}"})
-    for w in workers.values():
-        w.ok |= set(w.request(cmd="setup", cases=specs)["ok"])
+    setup(workers, specs)
     t = run_rounds(workers, specs, 3, rng)
     rows = []
     for s in specs:
@@ -247,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
     ap.add_argument("--scaling", action="store_true", help="also time against T and H")
     ap.add_argument("--only", default="", help="keep cases whose key contains this")
+    ap.add_argument("--torch-loop", action="store_true",
+                    help="PyTorch runs every cell's step in an explicit loop over t, "
+                         "also where torch.nn has a layer for it (nn.RNN, nn.LSTM, nn.GRU)")
     ap.add_argument("--out", type=Path, default=BENCH / "results")
     args = ap.parse_args(argv)
     impls = [i for i in args.impls.split(",") if i]
@@ -258,7 +305,11 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--cells: any of {', '.join(CELLS)}")
     specs = (kernel_specs() if "kernel" in kinds else []) + \
         (train_specs() if "train" in kinds else [])
-    specs = [s for s in specs if s["cell"] in cells and args.only in s["key"]]
+    specs = [{**s, "torch_loop": args.torch_loop} for s in specs
+             if s["cell"] in cells and args.only in s["key"]]
+    alone = sorted({s["cell"] for s in specs if not s["peer"]})
+    if alone:
+        print(f"no peer module (gradpath alone, no ratio): {', '.join(alone)}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     cpu = cpu_model()
@@ -273,9 +324,8 @@ def main(argv: list[str] | None = None) -> int:
         for impl in impls:
             t0 = time.perf_counter()
             w = PeerWorker(impl, args.threads)
-            setup = w.request(cmd="setup", cases=specs)
-            w.ok = set(setup["ok"])
-            for key, err in setup["errors"].items():
+            w.ok = set()
+            for key, err in setup({impl: w}, specs)[impl].items():
                 problems[(impl, key)] = f"error: {err}"
             workers[impl] = w
             print(f"{impl}: {len(w.ok)} cases ready in {time.perf_counter() - t0:.0f} s",
@@ -301,7 +351,8 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         times = run_rounds(workers, specs, args.rounds, rng)
         print(f"timed in {time.perf_counter() - t0:.0f} s", flush=True)
-        scale = scaling(workers, args.threads, args.out, rng, cells) if args.scaling else None
+        scale = (scaling(workers, args.threads, args.out, rng, cells, args.torch_loop)
+                 if args.scaling else None)
     finally:
         for w in workers.values():
             w.close()
@@ -311,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
         for spec in specs:
             if spec["kind"] == "kernel":
                 for impl in impls:
-                    if (impl, spec["key"]) not in problems:
+                    if (impl, spec["key"]) not in problems and \
+                            (impl == "gradpath" or spec["peer"]):
                         mem[(impl, spec["key"])] = memory(impl, spec, args.threads)
 
     rows = []
@@ -321,26 +373,29 @@ def main(argv: list[str] | None = None) -> int:
         best = min(peers) if peers else math.nan
         row = {"key": spec["key"], "kind": spec["kind"], "cell": spec["cell"],
                "B": spec["B"], "H": spec["H"], "D": spec["D"], "T": spec["T"],
-               "dtype": spec["dtype"], "ms": ms, "vs_best_peer": ms["gradpath"] / best,
+               "dtype": spec["dtype"], "activation": spec["activation"],
+               "peer": spec["peer"], "torch_path": torch_path(spec), "ms": ms,
+               "vs_best_peer": ms["gradpath"] / best,
                "problems": {i: problems[(i, spec["key"])] for i in impls
                             if (i, spec["key"]) in problems}}
-        targets = {"no slower than the faster peer": ms["gradpath"] <= best}
+        # the targets against a peer only where one was timed
+        targets = {"no slower than the faster peer": ms["gradpath"] <= best} if peers else {}
         if spec["kind"] == "kernel":
             gf = flops(spec) / (ms["gradpath"] / 1e3) / 1e9
             row.update(gflops=gf, roof_fraction=gf / roof[spec["dtype"]])
             if spec["B"] == 1 and "torch" in ms and math.isfinite(ms["torch"]):
                 targets[f">= {B1_VS_TORCH:g}x PyTorch at B = 1"] = \
                     ms["torch"] / ms["gradpath"] >= B1_VS_TORCH
-            if spec.get("size") == "large":
+            if spec.get("size") == "large" and recurrent_blocks(spec["cell"]) > 0:
                 targets[f">= {ROOF_FRACTION:.0%} of the GEMM roof"] = \
                     row["roof_fraction"] >= ROOF_FRACTION
             floor = memory_floor(spec)
             row["memory_floor_mb"] = floor / 2**20
             row["peak_mb"] = {i: mem.get((i, spec["key"]), math.nan) / 2**20 for i in impls}
-            if math.isfinite(row["peak_mb"]["gradpath"]):
+            if math.isfinite(row["peak_mb"]["gradpath"]) and math.isfinite(floor):
                 targets[f"peak memory <= {MEMORY_FACTOR:g}x floor"] = \
                     row["peak_mb"]["gradpath"] <= MEMORY_FACTOR * row["memory_floor_mb"]
-        else:
+        elif peers:
             targets[f">= {TRAIN_VS_BEST:g}x the faster peer per update"] = \
                 best / ms["gradpath"] >= TRAIN_VS_BEST
         row["targets"] = targets
@@ -349,19 +404,27 @@ def main(argv: list[str] | None = None) -> int:
     md = [f"Measured on {cpu}, {args.threads} threads per implementation; GEMM roof "
           f"{roof['float32']:.0f} GFLOP/s float32, {roof['float64']:.0f} GFLOP/s float64 "
           "(numpy matmul 3072², best of 5). Median ms per call; ratio = gradpath / faster "
-          "peer (< 1: gradpath faster).", "",
+          "peer (< 1: gradpath faster). PyTorch runs torch.nn's layer (nn.RNN, nn.LSTM, "
+          f"nn.GRU: oneDNN) where there is one; † marks its {LOOP} over t (autograd through "
+          "the cell's step, no fused kernel). JAX: lax.scan. A cell without a peer module "
+          "(src/gradpath/cells/<cell>_peer.py) is timed for gradpath alone, without a "
+          "ratio.", "",
           "| case | dtype | gradpath | torch | jax | ratio | GFLOP/s | % roof | peak MB "
-          "(gp / torch / jax) | floor MB | targets missed |",
+          "(gp / torch / jax) | floor MB | targets missed, notes |",
           "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
     for r in rows:
         name = (f"{r['cell']} {r['B']},{r['H']},{r['D']},{r['T']}" if r["kind"] == "kernel"
                 else f"update {r['cell']} B{r['B']} H{r['H']} T{r['T']}")
         missed = [k for k, ok in r["targets"].items() if not ok]
+        if not r["peer"]:
+            missed.append("no peer module")
         missed += [f"{i}: {p}" for i, p in r["problems"].items()]
         peak = " / ".join(fmt(r["peak_mb"].get(i, math.nan)) for i in IMPLS) \
             if "peak_mb" in r else "–"
-        md.append(f"| {name} | {r['dtype']} | " + " | ".join(
-            fmt(r["ms"].get(i, math.nan)) for i in IMPLS) +
+        shown = {i: fmt(r["ms"].get(i, math.nan)) for i in IMPLS}
+        if r["torch_path"] == LOOP and shown["torch"] != "–":
+            shown["torch"] += " †"
+        md.append(f"| {name} | {r['dtype']} | " + " | ".join(shown.values()) +
             f" | {fmt(r['vs_best_peer'], 2)} | {fmt(r.get('gflops', math.nan))} | "
             f"{fmt(100 * r.get('roof_fraction', math.nan), 2)} | {peak} | "
             f"{fmt(r.get('memory_floor_mb', math.nan))} | {'; '.join(missed) or 'all met'} |")

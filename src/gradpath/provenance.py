@@ -50,11 +50,14 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
 
 
 def source_files() -> list[Path]:
-    """The files :func:`code_id` hashes, in a fixed order."""
+    """The files :func:`code_id` hashes, in a fixed order (not the cells' peer
+    modules, ``cells/*_peer.py``: the benchmarks' PyTorch and JAX twins
+    compute none of the suite's numbers)."""
     files = []
     for name in COMPUTE_SOURCES:
         path = PACKAGE / name
-        files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
+        files += sorted(p for p in path.rglob("*.py") if not p.name.endswith("_peer.py")) \
+            if path.is_dir() else [path]
     return files
 
 
