@@ -22,18 +22,17 @@ Networks", ICML 2016, https://arxiv.org/abs/1511.06464 (modReLU).
 The kernels (the roles of :mod:`gradpath.cells.pipeline`) are the vanilla
 RNN's (:mod:`gradpath.cells.rnn`) with modReLU in place of tanh/ReLU: they
 take rec = (W_ih, W_hh, b) with W_hh computed from A by :meth:`ExpRNN.kernel_params`
-(scipy's ``expm`` in float64, rounded to the parameters' dtype), and return
-dL/dW_ih, dL/dW_hh and dL/db summed per row block during the backward pass.
-:meth:`ExpRNN.param_grads` maps dL/dW_hh to dL/dA through the adjoint of the
-Frechet derivative of the exponential (scipy's ``expm_frechet``).
+(in float64 from the eigendecomposition of the skew A - A^T, rounded to the
+parameters' dtype), and return dL/dW_ih, dL/dW_hh and dL/db summed per row
+block during the backward pass. :meth:`ExpRNN.param_grads` maps dL/dW_hh to
+dL/dA through the adjoint of the Frechet derivative of the exponential
+(:func:`grad_A`; the tests hold both against scipy's Pade-based ``expm`` and
+``expm_frechet``).
 
 Cost: every call (loss and gradients, forward, probe) computes expm(A - A^T)
-afresh, and every gradient call one Frechet derivative as well: O(H^3) each,
-nothing cached between calls. Measured with one BLAS thread: expm 0.4 / 5 /
-65 ms and the Frechet adjoint 1 / 16 / 215 ms at H = 64 / 190 / 512. Next
-to the passes' 6 T B H^2 flops that is a few per cent when T B is in the
-thousands or more (H = 190, T = 1000, B = 128: about 1.5 %), but it dominates
-small batches of short sequences at large H (H = 512, T = 50, B = 32).
+afresh, and every gradient call the Frechet adjoint as well: one complex
+eigendecomposition and a few H x H products each, nothing cached between
+calls. They dominate small batches of short sequences at large H.
 """
 
 from __future__ import annotations
@@ -41,7 +40,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-import scipy.linalg
 
 from ..checks import choice as _choice
 from ..checks import number
@@ -256,9 +254,17 @@ def skew(A: np.ndarray) -> np.ndarray:
     return A - A.T
 
 
+def _eig_skew(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mu, V) with X = V diag(i mu) V^H, V unitary, for a real skew-symmetric
+    X: the eigendecomposition of the Hermitian -iX (LAPACK's zheevd)."""
+    return np.linalg.eigh(-1j * X)
+
+
 def recurrent_weight(A: np.ndarray) -> np.ndarray:
-    """W_hh = expm(A - A^T) in float64 (orthogonal to rounding)."""
-    return scipy.linalg.expm(skew(A))
+    """W_hh = expm(A - A^T) in float64 (orthogonal to rounding), from the
+    eigendecomposition of the skew X = A - A^T: V diag(e^{i mu}) V^H."""
+    mu, V = _eig_skew(skew(A))
+    return ((V * np.exp(1j * mu)) @ V.conj().T).real
 
 
 def grad_A(A: np.ndarray, dW_hh: np.ndarray) -> np.ndarray:
@@ -266,10 +272,18 @@ def grad_A(A: np.ndarray, dW_hh: np.ndarray) -> np.ndarray:
 
     With X = A - A^T: dL/dX = L_exp(X^T, G), the adjoint (under the Frobenius
     inner product) of the Frechet derivative L_exp(X, .) of the exponential
-    at X; then dL/dA = dL/dX - (dL/dX)^T.
+    at X; then dL/dA = dL/dX - (dL/dX)^T. X is normal, so the Daleckii-Krein
+    formula gives it from X^T's eigendecomposition: V (F o (V^H G V)) V^H
+    with F the divided differences of exp at the eigenvalues i mu, written
+    e^{i(a+c)/2} sin((a-c)/2) / ((a-c)/2) (no cancellation for close
+    eigenvalues). One complex eigendecomposition and four products, a
+    fraction of the Pade-based ``scipy.linalg.expm_frechet``'s cost.
     """
-    X = skew(A)
-    dX = scipy.linalg.expm_frechet(X.T, np.asarray(dW_hh, np.float64), compute_expm=False)
+    mu, V = _eig_skew(skew(A).T)
+    a, c = mu[:, None], mu[None, :]
+    F = np.exp(0.5j * (a + c)) * np.sinc((a - c) / (2.0 * np.pi))
+    Vh = V.conj().T
+    dX = (V @ (F * (Vh @ np.asarray(dW_hh, np.float64) @ V)) @ Vh).real
     return dX - dX.T
 
 
