@@ -36,7 +36,7 @@ def main(runs: list[dict], runs_dir: str, out: str, log: str, inputs: list[str],
     rates = json.loads(Path(selection[0]).read_text()) if selection else None
     statuses = {}
     for i, r in enumerate(runs, 1):
-        run = Run(r["kind"], r["run_id"], r["config"])
+        run = Run.from_record(r)
         t = time.perf_counter()
         status = execute(run, runs_dir, rates, stale)
         statuses[run.run_id] = status

@@ -108,10 +108,7 @@ if workflow.is_main_process:
 
 def batch_runs(wildcards):
     """The runs of one batch, as plain dicts for the job script."""
-    return [
-        {"kind": r.kind, "run_id": r.run_id, "config": r.config}
-        for r in ALL_BATCHES[wildcards.batch]
-    ]
+    return [r.record() for r in ALL_BATCHES[wildcards.batch]]
 
 
 # What each batch asks the scheduler for: mem_mb and runtime (minutes).

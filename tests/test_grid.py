@@ -199,3 +199,27 @@ def test_claims_count_fixed_rate_twins_in_two_precisions_once():
     twins = p[p["seq_len"] == 30]
     assert len(twins) == 3 and set(twins["dtype"]) == {"float32"}
     assert not p.duplicated(["task", "model", "init", "gain", "clip", "seq_len", "seed"]).any()
+
+
+def test_a_run_record_reads_back_as_the_same_typed_run_and_an_edited_one_is_refused():
+    """The grid hands jobs plain records; a job rebuilds the typed configuration
+    and refuses one whose configuration no longer hashes to its id."""
+    section = [{"name": "sweep", "tasks": ["adding"], "models": ["rnn-relu"],
+                "inits": ["identity"], "clips": ["norm"], "seq_lens": [5], "steps": 4,
+                "seeds": [0], "optimizer": "adam", "lrs": [0.001, 0.01],
+                "selection_seeds": [100], "sweep_fraction": 0.5, "clip_threshold": 1.0,
+                "hidden": 4, "batch": 2, "eval_every": 2, "eval_batches": 1,
+                "ragged": False, "dtype": "float64", "gain": 1.0}]
+    runs = grid.train_runs(section)
+    pending = [r for r in runs if r.lr_candidates]
+    assert pending and all(r.config["lr"] is None for r in pending)
+    for r in runs:
+        back = grid.Run.from_record(r.record())
+        assert back.spec == r.spec and back.run_id == r.run_id and back.config == r.config
+    # the one recipe: a pending run's id is its TrainConfig's, given the candidates
+    r = pending[0]
+    assert r.run_id == r.spec.run_id(r.stage, r.selection, r.lr_candidates)
+    edited = r.record()
+    edited["config"] = {**edited["config"], "hidden": 5}
+    with pytest.raises(ValueError, match=f"^run {r.run_id}: its configuration has the id"):
+        grid.Run.from_record(edited)

@@ -31,7 +31,7 @@ def finished_code_id(out_dir: Path, rid: str) -> str | None:
 
 
 def _run() -> grid.Run:
-    return grid.Run("train", "0123456789abcdef", dict(SMALL))
+    return grid.Run.from_config("train", dict(SMALL))
 
 
 # -- the code id ------------------------------------------------------------------------
@@ -117,7 +117,7 @@ def test_reported_run_is_redone_when_its_sweep_selects_another_rate(tmp_path, ca
     """A reported run's id covers its candidate rates, not the chosen one: if
     the selection changes, the finished run is not reused at the old rate."""
     cfg = {**SMALL, "lr": None, "selection": "k", "lr_candidates": [1e-3, 1e-2]}
-    run = grid.Run("train", "fedcba9876543210", cfg)
+    run = grid.Run.from_config("train", cfg)
     assert grid.execute(run, tmp_path, {"k": 1e-3}) == "finished"
     assert grid.execute(run, tmp_path, {"k": 1e-3}) == "skipped"
     with caplog.at_level(logging.WARNING, logger="gradpath.grid"):
@@ -133,7 +133,7 @@ PEAK = """
 import resource, sys, json
 from pathlib import Path
 from gradpath import grid
-run = grid.Run(sys.argv[1], "x", json.loads(sys.argv[2]))
+run = grid.Run.from_config(sys.argv[1], json.loads(sys.argv[2]))
 grid.execute(run, sys.argv[3])
 status = Path("/proc/self/status")
 if status.exists():
@@ -194,8 +194,7 @@ def test_a_run_that_cannot_fit_names_its_section_and_keys():
 
 
 def test_batch_resources_request_the_largest_run_and_the_summed_time():
-    runs = [grid.Run("train", str(i), {**TRAIN, "seq_len": t}) for i, t in
-            enumerate((100, 4000))]
+    runs = [grid.Run.from_config("train", {**TRAIN, "seq_len": t}) for t in (100, 4000)]
     res = grid.batch_resources(runs)
     est = [resources.estimate("train", r.config) for r in runs]
     assert res["mem_mb"] == math.ceil(max(e.mem_mb for e in est))

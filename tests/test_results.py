@@ -371,8 +371,7 @@ def test_a_truncated_summary_or_an_old_damaged_run_is_not_finished(tmp_path, tra
 def test_execute_recomputes_a_truncated_run_and_logs_why(tmp_path, caplog):
     cfg = TrainConfig(task="adding", seq_len=6, cell="rnn", activation="tanh",
                       init="orthogonal", hidden=6, batch=4, steps=4, eval_every=2, seed=0)
-    run = grid.Run("train", cfg.run_id(), {**cfg.as_dict(), "stage": "report",
-                                           "selection": ""})
+    run = grid.Run(cfg)
     assert grid.execute(run, tmp_path) == "finished"
     before = read_tables(tmp_path)
     assert grid.execute(run, tmp_path) == "skipped"

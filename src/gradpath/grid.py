@@ -15,6 +15,7 @@ damaged run file is recomputed, not read.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -44,13 +45,83 @@ from .vocab import MODELS, model_of
 
 @dataclass(frozen=True)
 class Run:
-    """One run of a grid: its kind ("probe" | "train"), id and configuration,
-    and the config section it comes from (for messages; not part of the id)."""
+    """One run of a grid: its typed configuration, from the grid's expansion to
+    :func:`execute`.
 
-    kind: str
-    run_id: str
-    config: dict
+    Attributes
+    ----------
+    spec : ProbeConfig or TrainConfig
+        What runs. A reported run that waits for its learning-rate sweep
+        holds the first candidate rate here; :func:`execute` puts in the
+        selected one.
+    stage, selection : str
+        A training run's stage (:data:`REPORT` or :data:`SWEEP`) and the key
+        of the sweep its rate is chosen under ("" without one).
+    lr_candidates : tuple of float
+        The rates a reported run waits to be chosen from (empty otherwise).
+    source : str
+        The config section it comes from (for messages; not part of the id).
+    """
+
+    spec: ProbeConfig | TrainConfig
+    stage: str = REPORT
+    selection: str = ""
+    lr_candidates: tuple[float, ...] = ()
     source: str = ""
+
+    @property
+    def kind(self) -> str:
+        """"probe" or "train"."""
+        return "probe" if isinstance(self.spec, ProbeConfig) else "train"
+
+    @functools.cached_property
+    def run_id(self) -> str:
+        """The run's id: the one recipe of its configuration class
+        (:attr:`ProbeConfig.run_id`, :meth:`TrainConfig.run_id`)."""
+        if self.kind == "probe":
+            return self.spec.run_id
+        return self.spec.run_id(self.stage, self.selection, self.lr_candidates)
+
+    @property
+    def config(self) -> dict:
+        """The configuration as the tables and the jobs see it: the spec's
+        fields, and for training its stage and selection (``lr`` None and
+        ``lr_candidates`` for a run that waits for its sweep)."""
+        if self.kind == "probe":
+            return self.spec.as_dict()
+        c = {**self.spec.as_dict(), "stage": self.stage, "selection": self.selection}
+        if self.lr_candidates:
+            c.update(lr=None, lr_candidates=list(self.lr_candidates))
+        return c
+
+    def record(self) -> dict:
+        """The run as plain data for a job (:meth:`from_record` reads it back)."""
+        return {"kind": self.kind, "run_id": self.run_id, "config": self.config}
+
+    @classmethod
+    def from_config(cls, kind: str, config: dict, source: str = "") -> Run:
+        """The run of a :attr:`config` dict ("probe" or "train")."""
+        c = dict(config)
+        if kind == "probe":
+            return cls(ProbeConfig(**c), source=source)
+        stage, selection = c.pop("stage", REPORT), c.pop("selection", "")
+        candidates = tuple(float(v) for v in c.pop("lr_candidates", None) or ())
+        if c.get("lr", 0.0) is None:
+            if not candidates:
+                raise ValueError("lr: null, and no candidate rates (lr_candidates) given")
+            c["lr"] = candidates[0]
+        return cls(TrainConfig(**c), stage, selection, candidates, source)
+
+    @classmethod
+    def from_record(cls, record: dict) -> Run:
+        """The run of a job's :meth:`record`; ValueError if its configuration
+        does not hash to its id (an edited record, or one from other code),
+        before anything runs."""
+        run = cls.from_config(record["kind"], record["config"])
+        if run.run_id != record["run_id"]:
+            raise ValueError(f"run {record['run_id']}: its configuration has the id "
+                             f"{run.run_id}; refusing to run it under the other")
+        return run
 
 
 def probe_runs(spec: dict) -> list[Run]:
@@ -69,7 +140,7 @@ def probe_runs(spec: dict) -> list[Run]:
         c = ProbeConfig(cell=m.cell, activation=m.activation, init=init, gain=gain,
                         input_std=spec["input_std"], bias_std=spec["bias_std"],
                         seeds=(int(seed),), **fixed)
-        runs.append(Run("probe", c.run_id, c.as_dict(), "probe"))
+        runs.append(Run(c, source="probe"))
     return runs
 
 
@@ -246,23 +317,19 @@ def train_runs(section) -> list[Run]:
             if not sweep:
                 for seed in block["seeds"]:
                     c = TrainConfig(**fixed, lr=lrs[0], steps=steps, seed=int(seed))
-                    cfg = {**c.as_dict(), "stage": REPORT, "selection": ""}
-                    runs.append(Run("train", c.run_id(REPORT), cfg, source))
+                    runs.append(Run(c, REPORT, source=source))
                 continue
             sweep_steps = max(1, round(steps * float(block["sweep_fraction"])))
-            check = TrainConfig(**fixed, lr=lrs[0], steps=steps, seed=0)  # validates fixed
             key = run_id("selection", {**fixed, "lrs": lrs, "steps": sweep_steps,
                                        "seeds": [int(s) for s in block["selection_seeds"]]})
             for lr in lrs:
                 for seed in block["selection_seeds"]:
                     c = TrainConfig(**fixed, lr=lr, steps=sweep_steps, seed=int(seed))
-                    cfg = {**c.as_dict(), "stage": SWEEP, "selection": key}
-                    runs.append(Run("train", c.run_id(SWEEP, key), cfg, source))
+                    runs.append(Run(c, SWEEP, key, source=source))
             for seed in block["seeds"]:
-                # no TrainConfig yet (its rate awaits the sweep): the id covers the candidates
-                cfg = {**check.as_dict(), "lr": None, "seed": int(seed), "stage": REPORT,
-                       "selection": key, "lr_candidates": lrs}
-                runs.append(Run("train", run_id("train", cfg), cfg, source))
+                # its rate awaits the sweep: the id covers the candidates
+                c = TrainConfig(**fixed, lr=lrs[0], steps=steps, seed=int(seed))
+                runs.append(Run(c, REPORT, key, tuple(lrs), source))
     return _merge_duplicates(runs)
 
 
@@ -470,19 +537,16 @@ def execute(run: Run, out_dir: str | Path, rates: dict[str, float] | None = None
                 return "kept-stale"
             log.warning("%s: recomputing it", why)
     remove_partial(out_dir, run.run_id)  # what a killed write of this run left
-    c = dict(run.config)
     t0 = time.perf_counter()
     if run.kind == "probe":  # the id is the run's, carried from the grid's expansion
-        res = probe(ProbeConfig(**c))
-        tables = probe_tables(res, time.perf_counter() - t0, run.run_id)
+        tables = probe_tables(probe(run.spec), time.perf_counter() - t0, run.run_id)
     else:
-        stage, selection = c.pop("stage"), c.pop("selection")
-        c.pop("lr_candidates", None)
-        if c["lr"] is None:
-            if not rates or selection not in rates:
+        spec = run.spec
+        if run.lr_candidates:
+            if not rates or run.selection not in rates:
                 raise ValueError(f"run {run.run_id}: no selected learning rate for sweep "
-                                 f"{selection!r}; run the sweep first")
-            c["lr"] = rates[selection]
-        tables = train_tables(train(TrainConfig(**c)), run.run_id, stage, selection)
+                                 f"{run.selection!r}; run the sweep first")
+            spec = replace(spec, lr=rates[run.selection])
+        tables = train_tables(train(spec), run.run_id, run.stage, run.selection)
     write_run(out_dir, tables)
     return str(tables["runs"]["status"].iloc[0])

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -124,17 +124,24 @@ class TrainConfig:
         groups = cell_class(self.cell).lr_groups
         return {k: getattr(self, f) for k, f in groups.items() if getattr(self, f) is not None}
 
-    def run_id(self, stage: str = REPORT, selection: str = "") -> str:
+    def run_id(self, stage: str = REPORT, selection: str = "",
+               lr_candidates: Iterable[float] = ()) -> str:
         """The id of this configuration's run: a reported run (default), or a
-        run of stage ``stage`` of the learning-rate sweep ``selection``.
+        run of stage ``stage`` of the learning-rate sweep ``selection``; with
+        ``lr_candidates``, a reported run that waits for that sweep to choose
+        its rate among them (its id covers the candidates, not ``lr``).
 
-        Whoever defines the run (the grid, the command line) computes it once
-        and carries it to the tables. The stage and selection are part of it
-        because the runs row records them: the same configuration reported
-        from the command line and from a study's block without a sweep is
-        one run.
+        The one recipe of a training run's id: whoever defines the run (the
+        grid, the command line) computes it here once and carries it to the
+        tables. The stage and selection are part of it because the runs row
+        records them: the same configuration reported from the command line
+        and from a study's block without a sweep is one run.
         """
-        return run_id("train", {**self.as_dict(), "stage": stage, "selection": selection})
+        c = {**self.as_dict(), "stage": stage, "selection": selection}
+        candidates = [float(v) for v in lr_candidates]
+        if candidates:
+            c.update(lr=None, lr_candidates=candidates)
+        return run_id("train", c)
 
 
 def validate_config(c: TrainConfig) -> None:
