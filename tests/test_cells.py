@@ -1,7 +1,9 @@
 """Checks every registered cell passes, enumerated from the registry.
 
 A cell added to ``gradpath.cells.TABLE`` is checked here without editing this
-file: its gradients against central finite differences (float64), float32
+file: its kernels against its numpy twin (1e-12 in float64; tests/naive.py
+finds a later cell's as tests/naive_<cell>.py), its gradients against central
+finite differences (float64), float32
 against float64, bit-identity across thread counts, bad input refused with a
 ValueError naming the argument, its step Jacobian against finite differences
 of its forward pass, its probe adjoint against products of those Jacobians,
@@ -10,6 +12,7 @@ and its Lyapunov exponents against the QR method on explicit Jacobians.
 
 from __future__ import annotations
 
+import naive  # tests/naive.py: the cells' numpy twins, found by name
 import numpy as np
 import pytest
 
@@ -201,3 +204,30 @@ def test_lyapunov_is_the_qr_method_on_explicit_jacobians(cell):
             with np.errstate(divide="ignore"):  # a dead ReLU unit: ln 0 = -inf
                 acc += np.log(np.abs(np.diag(r)))
     np.testing.assert_allclose(got, np.sort(acc / (len(Js) - 10))[::-1], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("loss,score", [("mse", "last"), ("xent", "all")])
+def test_the_numpy_twin_agrees(cell, loss, score):
+    """The kernels against the cell's plain-numpy twin (tests/naive.py, or
+    tests/naive_<cell>.py for a later cell), in float64: loss, every gradient,
+    the norms and dL/dh0, on a ragged batch from a given h0."""
+    model = make(cell)
+    p, x, target, init = problem(model)
+    T, B = x.shape[:2]
+    if loss == "xent":
+        target = np.random.default_rng(2).integers(0, O, (T, B))
+    lengths = np.array([6, 4, 1])
+    res = run(model, p, x, target, init, loss=loss, score=score, lengths=lengths)
+    twin = naive.loss_and_grads(cell, p, x, target, activation=model.activation, loss=loss,
+                                score=score, lengths=lengths, **init)
+
+    def close(got, want, what):
+        scale = max(1.0, float(np.abs(want).max()))
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * scale, err_msg=what)
+
+    close(res.loss, twin["loss"], "loss")
+    for k in p:
+        close(res.grads[k], twin["grads"][k], k)
+    close(res.grad_norms, twin["grad_norms"], "grad_norms")
+    close(res.h0_grad, twin["h0_grad"], "h0_grad")
