@@ -39,6 +39,7 @@ def test_a_run_given_by_two_blocks_is_one_run_naming_both():
     cfg = smoke()
     ref = expand(copy.deepcopy(cfg))
     extra = {**copy.deepcopy(block(cfg, "exploding")), "name": "copy", "clips": ["none"]}
+    new = len(cfg["train"])  # the appended block's index
     cfg["train"].append(extra)
     runs = expand(cfg)
     ids = [r.run_id for r in runs]
@@ -46,7 +47,7 @@ def test_a_run_given_by_two_blocks_is_one_run_naming_both():
     assert {r.run_id for r in runs} == {r.run_id for r in ref}
     merged = [r for r in runs if " + " in r.source]
     assert len(merged) == 3  # the three unclipped seeds
-    assert all(r.source == "train[1] (exploding) + train[4] (copy)" for r in merged)
+    assert all(r.source == f"train[1] (exploding) + train[{new}] (copy)" for r in merged)
     assert all(r.config["clip"] == "none" for r in merged)
 
 
@@ -54,11 +55,12 @@ def test_one_seed_reported_twice_with_other_settings_is_refused_naming_both_bloc
     cfg = smoke()
     extra = {**copy.deepcopy(block(cfg, "exploding")), "name": "faster", "clips": ["none"],
              "lr": 0.02}
+    new = len(cfg["train"])  # the appended block's index
     cfg["train"].append(extra)
     with pytest.raises(ValueError) as info:
         expand(cfg)
     text = str(info.value)
-    for word in ("train[1] (exploding)", "train[4] (faster)", "lr 0.01 vs 0.02", "seed=0",
+    for word in ("train[1] (exploding)", f"train[{new}] (faster)", "lr 0.01 vs 0.02", "seed=0",
                  "clip=none", "twice"):
         assert word in text, (word, text)
 
