@@ -11,10 +11,16 @@ import naive
 import numpy as np
 
 import gradpath as gp
+from gradpath import models, vocab
 
-#: (cell, activation) pairs: every RNN activation and the gated cells (activation unused).
+#: (cell, activation) pairs of the first cells, which the detailed test files
+#: parametrize over (with per-cell sizes and checks): every RNN activation and
+#: the gated cells (activation unused).
 CELLS = [("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh"), ("gru", "tanh")]
 CELL_IDS = ["rnn-tanh", "rnn-relu", "lstm", "gru"]
+#: Every model of the registry (a later cell included), for the generic tests.
+ALL_CELLS = [(m.cell, m.activation) for m in vocab.MODELS.values()]
+ALL_CELL_IDS = list(vocab.MODELS)
 LOSSES = ["mse", "xent"]
 SCORES = ["last", "all"]
 
@@ -60,7 +66,7 @@ class Problem:
     def kernel(self):
         """gradpath's result (a :class:`gradpath.LossGrads`)."""
         kw = {"loss": self.loss, "score": self.score, "lengths": self.lengths, "h0": self.h0}
-        if self.cell == "lstm":
+        if "c0" in self.model.initial_states:
             kw["c0"] = self.c0
         return self.model.loss_and_grads(self.params, self.x, self.target, **kw)
 
@@ -79,11 +85,8 @@ class Problem:
 
 
 def make_model(cell, D, H, O, activation="tanh"):
-    if cell == "rnn":
-        return gp.RNN(input_size=D, hidden_size=H, output_size=O, activation=activation)
-    if cell == "gru":
-        return gp.GRU(input_size=D, hidden_size=H, output_size=O)
-    return gp.LSTM(input_size=D, hidden_size=H, output_size=O)
+    """The registry's model of ``cell`` (``activation`` where the cell takes one)."""
+    return models.make_model(cell, D, H, O, activation)
 
 
 def random_lengths(rng, T, B):
@@ -115,7 +118,8 @@ def make_problem(cell="rnn", activation="tanh", loss="mse", score="last", T=6, B
     else:
         target = rng.integers(0, O, size=lead)
     h0 = 0.5 * rng.standard_normal((B, H)) if with_h0 else None
-    c0 = 0.5 * rng.standard_normal((B, H)) if (with_h0 and cell == "lstm") else None
+    c0 = 0.5 * rng.standard_normal((B, H)) if (with_h0 and "c0" in model.initial_states) \
+        else None
     return Problem(cell, activation, loss, score, model, params, x, target, lengths, h0, c0)
 
 
@@ -147,7 +151,7 @@ def compare_results(res, ref, rtol, cell, atol=TINY):
         assert_rel_close(res.grads[k], ref["grads"][k], rtol, f"grads[{k!r}]", atol)
     assert_rel_close(res.grad_norms, ref["grad_norms"], rtol, "grad_norms", atol)
     assert_rel_close(res.h0_grad, ref["h0_grad"], rtol, "h0_grad", atol)
-    if cell == "lstm":
+    if models.CELL_TYPES[cell].cell_state is not None:
         assert_rel_close(res.cell_grad_norms, ref["cell_grad_norms"], rtol, "cell_grad_norms",
                          atol)
         assert_rel_close(res.c0_grad, ref["c0_grad"], rtol, "c0_grad", atol)
