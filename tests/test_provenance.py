@@ -149,11 +149,17 @@ TRAIN = {**SMALL, "seq_len": 4000, "hidden": 64, "batch": 32, "steps": 2, "eval_
          "cell": "lstm", "dtype": "float32"}
 
 
-@pytest.mark.parametrize("kind,config", [("probe", PROBE), ("train", TRAIN),
-                                         ("probe", {**PROBE, "cell": "gru"}),
-                                         ("train", {**TRAIN, "cell": "gru"})],
-                         ids=["lstm-probe", "lstm-train-float32", "gru-probe",
-                              "gru-train-float32"])
+#: The later cells, at their own activations.
+LATER = {"indrnn": "relu", "exprnn": "modrelu"}
+
+
+@pytest.mark.parametrize("kind,config", [
+    ("probe", PROBE), ("train", TRAIN), ("probe", {**PROBE, "cell": "gru"}),
+    ("train", {**TRAIN, "cell": "gru"}),
+    *(("probe", {**PROBE, "cell": c, "activation": a}) for c, a in LATER.items()),
+    *(("train", {**TRAIN, "cell": c, "activation": a}) for c, a in LATER.items())],
+    ids=["lstm-probe", "lstm-train-float32", "gru-probe", "gru-train-float32",
+         *(f"{c}-probe" for c in LATER), *(f"{c}-train-float32" for c in LATER)])
 def test_memory_estimate_covers_the_measured_peak_without_waste(tmp_path, kind, config):
     """The estimate is at least the measured peak resident memory of the run's
     process, and not more than twice it."""
