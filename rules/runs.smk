@@ -40,7 +40,8 @@ rule run_batch:
 
 
 rule select_rates:
-    """Pick each sweep's learning rate from its sweep runs (lowest held-out metric)."""
+    """Pick each sweep's learning rate and clip threshold from its sweep runs (lowest
+    held-out metric)."""
     input:
         sweep_outputs,
     output:

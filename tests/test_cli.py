@@ -252,19 +252,20 @@ def test_train_defaults_are_the_default_studys():
     for key in ("gain", "clip_threshold", "optimizer", "lr", "hidden", "batch", "steps",
                 "eval_every", "eval_batches", "ragged", "dtype"):
         assert getattr(cfg, key) == block[key], key
-    mine = {k: v for k, v in cfg.as_dict().items() if k != "lr"}
+    mine = {k: v for k, v in cfg.as_dict().items() if k not in ("lr", "clip_threshold")}
     same = [r for r in grid.train_runs(_study()["train"])
             if r.config["stage"] == grid.REPORT
-            and {k: r.config[k] for k in mine} == mine]
+            and {k: r.config.get(k) for k in mine} == mine]
     assert same, "no reported run of the default study has the CLI's defaults"
     run = same[0]
     if run.config["lr"] is None:  # the study sweeps the rate: --help says so
-        assert cfg.lr in run.config["lr_candidates"]
+        assert [cfg.lr, cfg.clip_threshold] in run.config["candidates"]
         assert "sweep" in cli.TRAIN_NOT_STUDY
         assert " ".join(cli.TRAIN_NOT_STUDY.split()) in " ".join(
             gradpath("train", "--help").stdout.split())
     else:  # the same run
-        assert cfg.lr == run.config["lr"] and cfg.run_id() == run.run_id
+        assert cfg.lr == run.config["lr"] and cfg.clip_threshold == run.config[
+            "clip_threshold"] and cfg.run_id() == run.run_id
 
 
 DEFAULT_TABLES = {"demo": "DEMO_DEFAULTS", "probe": "PROBE_DEFAULTS", "train": "TRAIN_DEFAULTS"}

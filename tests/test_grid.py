@@ -15,6 +15,7 @@ import yaml
 from snakemake.utils import validate
 
 from gradpath import grid
+from gradpath.results import read_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = str(ROOT / "configs" / "schema.yaml")
@@ -213,15 +214,59 @@ def test_a_run_record_reads_back_as_the_same_typed_run_and_an_edited_one_is_refu
                 "hidden": 4, "batch": 2, "eval_every": 2, "eval_batches": 1,
                 "ragged": False, "dtype": "float64", "gain": 1.0}]
     runs = grid.train_runs(section)
-    pending = [r for r in runs if r.lr_candidates]
+    pending = [r for r in runs if r.candidates]
     assert pending and all(r.config["lr"] is None for r in pending)
     for r in runs:
         back = grid.Run.from_record(r.record())
         assert back.spec == r.spec and back.run_id == r.run_id and back.config == r.config
     # the one recipe: a pending run's id is its TrainConfig's, given the candidates
     r = pending[0]
-    assert r.run_id == r.spec.run_id(r.stage, r.selection, r.lr_candidates)
+    assert r.run_id == r.spec.run_id(r.stage, r.selection, r.candidates)
     edited = r.record()
     edited["config"] = {**edited["config"], "hidden": 5}
     with pytest.raises(ValueError, match=f"^run {r.run_id}: its configuration has the id"):
         grid.Run.from_record(edited)
+
+
+# -- clip-threshold grids and the per-weight initialisation keys ----------------------------
+_LE_BLOCK = {"name": "le", "tasks": ["adding"], "models": ["lstm"], "inits": ["orthogonal"],
+             "clips": ["norm"], "seq_lens": [6], "steps": 4, "seeds": [0, 1],
+             "optimizer": "sgd", "lrs": [0.01, 0.1], "clip_thresholds": [1.0, 100.0],
+             "selection_seeds": [100], "sweep_fraction": 0.5, "clip_threshold": 1.0,
+             "hidden": 4, "batch": 2, "eval_every": 2, "eval_batches": 1, "ragged": False,
+             "dtype": "float64", "gain": 1.0, "w_ih_std": 0.001, "w_out_std": 0.002,
+             "forget_bias": 4.0}
+
+
+def test_a_sweep_over_rates_and_clip_thresholds_runs_every_pair(tmp_path):
+    runs = grid.train_runs([_LE_BLOCK])
+    sweep = [r for r in runs if r.stage == grid.SWEEP]
+    assert {(r.spec.lr, r.spec.clip_threshold) for r in sweep} == {
+        (0.01, 1.0), (0.01, 100.0), (0.1, 1.0), (0.1, 100.0)}
+    pending = [r for r in runs if r.candidates]
+    assert len(pending) == 2 and all(r.config["clip_threshold"] is None for r in pending)
+    assert all(r.spec.w_ih_std == 0.001 and r.spec.forget_bias == 4.0 for r in runs)
+    # the selected pair is what the reported run trains with, and records
+    selection = {pending[0].selection: {"lr": 0.1, "clip_threshold": 100.0}}
+    grid.execute(pending[0], tmp_path, selection)
+    row = read_tables(tmp_path)["runs"].iloc[0]
+    assert (row["lr"], row["clip_threshold"]) == (0.1, 100.0)
+    assert (row["w_ih_std"], row["w_out_std"], row["forget_bias"]) == (0.001, 0.002, 4.0)
+    assert row["momentum"] == 0.0
+    # a changed selection recomputes it
+    assert grid.execute(pending[0], tmp_path, selection) == "skipped"
+    other = {pending[0].selection: {"lr": 0.1, "clip_threshold": 1.0}}
+    assert grid.execute(pending[0], tmp_path, other) != "skipped"
+
+
+def test_a_threshold_and_a_threshold_grid_together_are_refused():
+    with pytest.raises(ValueError, match="clip_threshold .* and clip_thresholds"):
+        grid.check_raw_train([_LE_BLOCK])
+
+
+def test_the_forget_bias_of_a_mixed_block_goes_to_its_lstm_only():
+    block = {**_LE_BLOCK, "models": ["lstm", "rnn-tanh"], "lrs": [], "lr": 0.01,
+             "clip_thresholds": []}
+    runs = grid.train_runs([block])
+    fb = {r.spec.cell: r.spec.forget_bias for r in runs}
+    assert fb == {"lstm": 4.0, "rnn": None}

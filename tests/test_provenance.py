@@ -116,13 +116,15 @@ def test_stale_run_is_kept_when_asked_and_still_logged(tmp_path, caplog):
 def test_reported_run_is_redone_when_its_sweep_selects_another_rate(tmp_path, caplog):
     """A reported run's id covers its candidate rates, not the chosen one: if
     the selection changes, the finished run is not reused at the old rate."""
-    cfg = {**SMALL, "lr": None, "selection": "k", "lr_candidates": [1e-3, 1e-2]}
+    cfg = {**SMALL, "lr": None, "clip_threshold": None, "selection": "k",
+           "candidates": [[1e-3, 1.0], [1e-2, 1.0]]}
     run = grid.Run.from_config("train", cfg)
-    assert grid.execute(run, tmp_path, {"k": 1e-3}) == "finished"
-    assert grid.execute(run, tmp_path, {"k": 1e-3}) == "skipped"
+    first, second = ({"k": {"lr": lr, "clip_threshold": 1.0}} for lr in (1e-3, 1e-2))
+    assert grid.execute(run, tmp_path, first) == "finished"
+    assert grid.execute(run, tmp_path, first) == "skipped"
     with caplog.at_level(logging.WARNING, logger="gradpath.grid"):
-        assert grid.execute(run, tmp_path, {"k": 1e-2}) == "finished"
-    assert "now selects 0.01" in caplog.text
+        assert grid.execute(run, tmp_path, second) == "finished"
+    assert "now selects {'lr': 0.01" in caplog.text
     assert read_tables(tmp_path)["runs"].iloc[0]["lr"] == 1e-2
 
 

@@ -40,7 +40,9 @@ RUN_COLUMNS = [
     "ragged", "status", "diverged_at", "cause", "final_metric",
     "baseline", "success", "clipped_fraction", "decay_rate", "cell_decay_rate",
     "theory_slope", "lyapunov_1", "horizon", "wall_time_s", "dtype", "stage", "selection",
-    "lyapunov", "initial_metric", "version_gradpath", "version_numpy", "version_numba",
+    "lyapunov", "initial_metric", "w_ih_std", "w_out_std", "forget_bias", "test_correct",
+    "lr_orth",
+    "version_gradpath", "version_numpy", "version_numba",
     "version_python", "version_scipy", "version_pandas", "code_id", "machine_cpu",
     "machine_blas", "machine_os",
 ]
@@ -100,7 +102,8 @@ def test_run_id_hashes_1_and_1_0_alike():
 _OTHER = dict(task="copy", seq_len=13, cell="lstm", activation="relu", init="identity",
               gain=1.5, clip="value", clip_threshold=0.5, optimizer="sgd", lr=0.01,
               momentum=0.5, hidden=9, batch=5, steps=13, seed=1, eval_every=6,
-              eval_batches=3, ragged=True, dtype="float32", lr_orth=1e-4)
+              eval_batches=3, ragged=True, dtype="float32", lr_orth=1e-4, w_ih_std=0.001,
+              w_out_std=0.002, forget_bias=4.0)
 
 
 @pytest.mark.parametrize("field", [f.name for f in dataclasses.fields(TrainConfig)])
@@ -116,6 +119,10 @@ def test_run_id_changes_with_every_field(field):
             return
         base = dataclasses.replace(base, cell=cells[0],
                                    activation=REGISTRY[cells[0]].fixed_activation)
+    if field == "momentum":  # SGD's only
+        base = dataclasses.replace(base, optimizer="sgd")
+    if field == "forget_bias":  # the LSTM's only
+        base = dataclasses.replace(base, cell="lstm")
     changed = dataclasses.replace(base, **{field: _OTHER[field]})
     assert changed.as_dict()[field] != base.as_dict().get(field)
     assert run_id("train", changed.as_dict()) != run_id("train", base.as_dict())
@@ -138,7 +145,9 @@ def test_probe_run_id_follows_its_configuration(lstm_probe):
 
 
 # Ids computed by the code before ProbeConfig and TrainConfig.run_id existed (commit
-# 81d3a14): a finished run is found by its id, so a refactor must keep every id.
+# 81d3a14; the training ids re-pinned when SGD's momentum default became 0 and a
+# sweep's candidates became (lr, clip threshold) pairs): a finished run is found by
+# its id, so a refactor must keep every id.
 PINNED_PROBES = dict(models=["rnn-tanh", "lstm"], inits=["identity", "orthogonal"],
                      gains=[1, 2.5], seeds=[0, 3], hidden=16, seq_len=30, batch=2,
                      input_std=1.0, bias_std=0.1, burn_in=20, lyapunov_k=2)
@@ -153,9 +162,9 @@ def test_grid_run_ids_are_the_ones_computed_before():
     runs = (grid.probe_runs(PINNED_PROBES) + grid.train_runs([PINNED_BLOCK])
             + grid.train_runs([{**PINNED_BLOCK, "lrs": []}]))  # probes, sweeps, reported
     assert {r.config.get("stage") for r in runs} == {None, "sweep", "report"}
-    assert runs[0].run_id == "30433ae247837ebd" and runs[-1].run_id == "2dfaba82c2a4798e"
+    assert runs[0].run_id == "30433ae247837ebd" and runs[-1].run_id == "2868f728a7f479a4"
     ids = " ".join(r.run_id for r in runs)
-    assert len(runs) == 40 and hashlib.sha256(ids.encode()).hexdigest()[:16] == "754df7fb62f3f26a"
+    assert len(runs) == 40 and hashlib.sha256(ids.encode()).hexdigest()[:16] == "bf9a35458dd3548b"
 
 
 def test_probe_config_id_is_the_one_computed_before():

@@ -138,7 +138,7 @@ def test_sine_format(ragged):
 def test_ragged_batches_are_accepted_by_the_kernels(name):
     """Every task's batch, ragged or not, is a valid input of both models."""
     for ragged in (False, True):
-        task = make_task(name, 12, ragged)
+        task = make_task(name, 24, ragged)
         b = task.batch(6, seed=0, index=0)
         for model in (gp.RNN(task.input_size, 8, task.output_size),
                       gp.LSTM(task.input_size, 8, task.output_size)):
@@ -263,7 +263,7 @@ def test_baselines_depend_on_T_only_where_they_should():
 
 def test_success_criterion():
     for name in TASKS:
-        task = make_task(name, 20)
+        task = make_task(name, 24)
         base = task.baseline()
         assert task.success(0.5 * task.success_fraction * base)
         assert not task.success(1.5 * task.success_fraction * base)
@@ -298,3 +298,69 @@ def test_bad_batch_size(bad):
 def test_bad_seed():
     with pytest.raises(ValueError, match="seed"):
         Adding(10).batch(4, seed=-1)
+
+
+# -- Hochreiter & Schmidhuber's adding problem -------------------------------------
+def test_hs_adding_follows_the_paper_format():
+    """Section 5.4: values in [-1, 1]; X1 among the first 10 pairs, X2 among the
+    first T/2 - 1 not already marked; markers -1 on the first and last pair
+    unless marked; lengths T..T + T/10; target 0.5 + (X1 + X2) / 4; a marked
+    first pair carries 0."""
+    T = 60
+    task = make_task("adding-hs", T)
+    b = task.batch(4000, seed=3)
+    x, n = b.x, b.x.shape[1]
+    assert task.steps == x.shape[0] == T + T // 10 and b.lengths is not None
+    assert b.lengths.min() >= T and b.lengths.max() <= T + T // 10
+    assert np.all(np.abs(x[:, :, 0]) <= 1.0)
+    for i in range(n):
+        L = b.lengths[i]
+        marks = np.flatnonzero(x[:L, i, 1] == 1.0)
+        assert len(marks) == 2 and marks.min() < 10
+        assert marks.max() <= T // 2 - 1  # X2: among the first T/2 - 1 pairs X1 left
+        if 0 not in marks:
+            assert x[0, i, 1] == -1.0
+        else:
+            assert x[0, i, 0] == 0.0
+        if L - 1 not in marks:
+            assert x[L - 1, i, 1] == -1.0
+        others = np.setdiff1d(np.arange(1, L - 1), marks)
+        assert np.all(x[others, i, 1] == 0.0)
+        want = 0.5 + x[marks, i, 0].sum() / 4.0
+        assert b.target[i, 0] == pytest.approx(want, abs=1e-15)
+    # X1 is spread over the first 10 pairs, X2 over the first T/2 - 1
+    firsts = [np.flatnonzero(x[: b.lengths[i], i, 1] == 1.0) for i in range(n)]
+    assert {int(m.min()) for m in firsts} == set(range(10))
+    assert max(int(m.max()) for m in firsts) == T // 2 - 1
+
+
+def test_hs_adding_baseline_is_the_variance_of_its_target():
+    task = make_task("adding-hs", 100)
+    b = task.batch(60_000, seed=0)
+    mean, se = _mean_and_se((b.target[:, 0] - 0.5) ** 2)
+    assert abs(mean - task.baseline()) < 4 * se and se < 5e-4
+    assert task.baseline() == pytest.approx((0.9 + 1 - 0.9 / 49) / 3 / 16, rel=1e-12)
+
+
+def test_count_correct_counts_the_test_set_within_the_tolerance():
+    """A stand-in model whose last-step output misses the target by 0.03 on even
+    sequences and by 0.05 on odd ones gets exactly half of the 2,560 right."""
+    from types import SimpleNamespace
+
+    from gradpath.train import TrainConfig, count_correct
+
+    task = make_task("adding-hs", 30)
+
+    class Stub:
+        def forward(self, params, x, lengths):
+            marked = (x[:, :, 1] == 1.0) * x[:, :, 0]
+            target = 0.5 + marked.sum(axis=0) / 4.0
+            miss = np.where(np.arange(x.shape[1]) % 2 == 0, 0.03, 0.05)
+            y = np.zeros((x.shape[0], x.shape[1], 1))
+            y[lengths - 1, np.arange(x.shape[1]), 0] = target + miss
+            return SimpleNamespace(y=y)
+
+    c = TrainConfig(task="adding-hs", seq_len=30, cell="lstm", hidden=4)
+    assert count_correct(Stub(), None, task, c) == 0.5
+    assert math.isnan(count_correct(Stub(), None, make_task("adding", 30), c))
+    assert task.test_sequences == 2560 and task.tolerance == 0.04

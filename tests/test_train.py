@@ -328,7 +328,8 @@ def test_compiled_optimisers_equal_the_numpy_formulas(name, dtype):
               .astype(dtype)}
     ref = {k: v.copy() for k, v in params.items()}
     state = {k: {s: np.zeros_like(v) for s in ("v", "s", "m")} for k, v in ref.items()}
-    opt = make_optimizer(name, params, 1e-2)
+    # SGD with heavy-ball momentum 0.9 (the formula's state); plain SGD below
+    opt = make_optimizer(name, params, 1e-2, momentum=0.9 if name == "sgd" else 0.0)
     for t in range(1, 4):
         grads = {k: rng.standard_normal(v.shape).astype(dtype) for k, v in params.items()}
         opt.step(params, grads)
@@ -370,3 +371,48 @@ def test_lr_orth_is_refused_for_a_cell_without_a_skew_matrix_and_hashed_only_whe
         TrainConfig(cell="rnn", lr_orth=-1.0)
     c = TrainConfig(cell="rnn")
     assert "lr_orth" not in c.as_dict() and c.lrs() == {}
+
+
+def test_sgd_is_plain_sgd_unless_a_momentum_is_set():
+    """``sgd`` means p -= lr g (Pascanu et al.'s and Le et al.'s SGD): momentum 0
+    by default, recorded per run; another optimiser refuses a momentum."""
+    assert TrainConfig().momentum == 0.0
+    rng = np.random.default_rng(1)
+    p = {"W": rng.standard_normal((3, 2))}
+    ref = p["W"].copy()
+    opt = make_optimizer("sgd", p, 0.1)
+    for _ in range(3):
+        g = rng.standard_normal((3, 2))
+        opt.step(p, {"W": g})
+        ref -= 0.1 * g
+    np.testing.assert_allclose(p["W"], ref, rtol=1e-15)
+    with pytest.raises(ValueError, match="momentum: only SGD"):
+        TrainConfig(optimizer="adam", momentum=0.9)
+
+
+def test_per_weight_init_scales_set_the_draws_and_are_recorded():
+    """w_ih_std / w_out_std scale the same draws (Le et al.'s N(0, 0.001^2));
+    forget_bias sets the LSTM's forget block; each run records what they
+    resolved to, the defaults included."""
+    base = dict(task="adding", seq_len=8, cell="lstm", hidden=6, batch=3, steps=2,
+                eval_every=1, eval_batches=1)
+    small = TrainConfig(**base, w_ih_std=0.001, w_out_std=0.002, forget_bias=4.0)
+    default = TrainConfig(**base)
+    from gradpath.train import Trainer
+
+    p, q = Trainer(small).params, Trainer(default).params
+    np.testing.assert_allclose(p["W_ih"], q["W_ih"] * 0.001 / (1 / np.sqrt(2)), rtol=1e-12)
+    np.testing.assert_allclose(p["W_out"], q["W_out"] * 0.002 * np.sqrt(6), rtol=1e-12)
+    np.testing.assert_array_equal(p["W_hh"], q["W_hh"])
+    assert np.all(p["b"][6:12] == 4.0) and np.all(q["b"][6:12] == 1.0)
+    assert small.init_settings() == {"w_ih_std": 0.001, "w_out_std": 0.002, "forget_bias": 4.0}
+    got = default.init_settings()
+    assert got["w_ih_std"] == pytest.approx(2 ** -0.5) and got["w_out_std"] == pytest.approx(
+        6 ** -0.5) and got["forget_bias"] == 1.0
+    row = train_tables(train(small))["runs"].iloc[0]
+    assert (row["w_ih_std"], row["w_out_std"], row["forget_bias"]) == (0.001, 0.002, 4.0)
+    assert "w_ih_std" not in default.as_dict()  # unset: the id of earlier runs holds
+    with pytest.raises(ValueError, match="forget_bias: only the LSTM"):
+        TrainConfig(**{**base, "cell": "gru"}, forget_bias=2.0)
+    with pytest.raises(ValueError, match="w_ih_std"):
+        TrainConfig(**base, w_ih_std=0.0)

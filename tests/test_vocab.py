@@ -139,7 +139,7 @@ def test_the_library_speaks_the_vocabulary():
         if "W_hh" in m.param_shapes():
             assert m.param_shapes()["W_hh"] == (vocab.GATE_BLOCKS[cell] * 3, 3)
     for name in vocab.TASKS:
-        assert tasks.make_task(name, 10).name == name
+        assert tasks.make_task(name, 24).name == name
     params = {"w": np.zeros(2)}
     for name in vocab.OPTIMIZERS:
         make_optimizer(name, params, 0.1)

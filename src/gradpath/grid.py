@@ -39,7 +39,7 @@ from .results import (
     write_run,
 )
 from .runid import run_id
-from .train import REPORT, SWEEP, TrainConfig, train
+from .train import REPORT, SWEEP, SWEPT_FIELDS, TrainConfig, train, with_candidates
 from .vocab import MODELS, model_of
 
 
@@ -51,14 +51,13 @@ class Run:
     Attributes
     ----------
     spec : ProbeConfig or TrainConfig
-        What runs. A reported run that waits for its learning-rate sweep
-        holds the first candidate rate here; :func:`execute` puts in the
-        selected one.
+        What runs. A reported run that waits for its sweep holds the first
+        candidate setting here; :func:`execute` puts in the selected one.
     stage, selection : str
         A training run's stage (:data:`REPORT` or :data:`SWEEP`) and the key
-        of the sweep its rate is chosen under ("" without one).
-    lr_candidates : tuple of float
-        The rates a reported run waits to be chosen from (empty otherwise).
+        of the sweep its setting is chosen under ("" without one).
+    candidates : tuple of (lr, clip_threshold)
+        The settings a reported run waits to be chosen from (empty otherwise).
     source : str
         The config section it comes from (for messages; not part of the id).
     """
@@ -66,7 +65,7 @@ class Run:
     spec: ProbeConfig | TrainConfig
     stage: str = REPORT
     selection: str = ""
-    lr_candidates: tuple[float, ...] = ()
+    candidates: tuple[tuple[float, float], ...] = ()
     source: str = ""
 
     @property
@@ -80,19 +79,18 @@ class Run:
         (:attr:`ProbeConfig.run_id`, :meth:`TrainConfig.run_id`)."""
         if self.kind == "probe":
             return self.spec.run_id
-        return self.spec.run_id(self.stage, self.selection, self.lr_candidates)
+        return self.spec.run_id(self.stage, self.selection, self.candidates)
 
     @property
     def config(self) -> dict:
         """The configuration as the tables and the jobs see it: the spec's
-        fields, and for training its stage and selection (``lr`` None and
-        ``lr_candidates`` for a run that waits for its sweep)."""
+        fields, and for training its stage and selection (``lr`` and
+        ``clip_threshold`` None and ``candidates`` for a run that waits for
+        its sweep: :func:`gradpath.train.with_candidates`)."""
         if self.kind == "probe":
             return self.spec.as_dict()
-        c = {**self.spec.as_dict(), "stage": self.stage, "selection": self.selection}
-        if self.lr_candidates:
-            c.update(lr=None, lr_candidates=list(self.lr_candidates))
-        return c
+        return with_candidates({**self.spec.as_dict(), "stage": self.stage,
+                                "selection": self.selection}, self.candidates)
 
     def record(self) -> dict:
         """The run as plain data for a job (:meth:`from_record` reads it back)."""
@@ -105,11 +103,11 @@ class Run:
         if kind == "probe":
             return cls(ProbeConfig(**c), source=source)
         stage, selection = c.pop("stage", REPORT), c.pop("selection", "")
-        candidates = tuple(float(v) for v in c.pop("lr_candidates", None) or ())
+        candidates = tuple((float(lr), float(thr)) for lr, thr in c.pop("candidates", None) or ())
         if c.get("lr", 0.0) is None:
             if not candidates:
-                raise ValueError("lr: null, and no candidate rates (lr_candidates) given")
-            c["lr"] = candidates[0]
+                raise ValueError("lr: null, and no candidate settings (candidates) given")
+            c["lr"], c["clip_threshold"] = candidates[0]
         return cls(TrainConfig(**c), stage, selection, candidates, source)
 
     @classmethod
@@ -180,15 +178,20 @@ def check_raw_train(section) -> None:
     its defaults (after which a default ``lr`` cannot be told from a given one).
 
     Raises ValueError naming the block that gives both ``lr`` and a non-empty
-    ``lrs``: one would silently override the other.
+    ``lrs``, or both ``clip_threshold`` and a non-empty ``clip_thresholds``:
+    one would silently override the other.
     """
     if section is None:
         return
     for i, block in enumerate(train_blocks(section)):
-        if isinstance(block, dict) and "lr" in block and block.get("lrs"):
-            raise ValueError(
-                f"{_block_name(i, block)}: gives both lr ({block['lr']}) and lrs "
-                f"({block['lrs']}); give lr for one rate, or lrs for a sweep, not both")
+        if not isinstance(block, dict):
+            continue
+        for one, grid in (("lr", "lrs"), ("clip_threshold", "clip_thresholds")):
+            if one in block and block.get(grid):
+                raise ValueError(
+                    f"{_block_name(i, block)}: gives both {one} ({block[one]}) and {grid} "
+                    f"({block[grid]}); give {one} for one value, or {grid} for a sweep, "
+                    "not both")
 
 
 #: What identifies a reported configuration and seed in the study's tables
@@ -264,23 +267,30 @@ def _block_steps(block: dict) -> dict[int, int]:
     return {t: int(n) for t, n in zip(lens, steps, strict=True)}
 
 
+#: Block keys that set a TrainConfig field only where given (None: the default).
+OPTIONAL_BLOCK_KEYS: tuple[str, ...] = ("w_ih_std", "w_out_std", "forget_bias")
+
+
 def train_runs(section) -> list[Run]:
     """Expand the training blocks: tasks x models x inits x clips x seq_lens x seeds.
 
     A block's keys: tasks, models, inits, clips, seq_lens, seeds, and the
     fixed settings gain, clip_threshold (a number, or a mapping clip mode ->
-    threshold), optimizer, lr or lrs, hidden, batch, steps (a number, or one
-    per seq_len), eval_every, eval_batches, ragged, dtype, and for a sweep
+    threshold) or clip_thresholds (a grid), optimizer, momentum (SGD), lr or
+    lrs (a grid), hidden, batch, steps (a number, or one per seq_len),
+    eval_every, eval_batches, ragged, dtype, the initialisation's w_ih_std,
+    w_out_std and forget_bias (the LSTM's), lr_orth, and for a sweep
     selection_seeds and sweep_fraction.
 
-    With several learning rates (``lrs``), every configuration first runs the
-    sweep: each rate on each selection seed (disjoint from the reported
+    With several candidate settings (``lrs`` x ``clip_thresholds``; the
+    thresholds only for clipped runs), every configuration first runs the
+    sweep: each setting on each selection seed (disjoint from the reported
     seeds), for ``sweep_fraction`` of the updates; its reported runs then use
-    the rate whose sweep runs end with the lowest held-out metric
-    (:func:`select_rates`). Each run's config carries its ``stage`` and, for a
-    sweep, the ``selection`` key its rate is chosen under; a reported run of a
-    sweep has ``lr`` None until the selection fills it in (its id covers the
-    candidate rates instead).
+    the setting whose sweep runs end with the lowest held-out metric
+    (:func:`select_settings`). Each run's config carries its ``stage`` and,
+    for a sweep, the ``selection`` key its setting is chosen under; a
+    reported run of a sweep has ``lr`` and ``clip_threshold`` None until the
+    selection fills them in (its id covers the candidates instead).
     """
     runs = []
     for i, block in enumerate(train_blocks(section)):
@@ -295,78 +305,114 @@ def train_runs(section) -> list[Run]:
                     f"mode of clips other than none: {sorted(thresholds)} given)")
         lrs = [float(v) for v in (block.get("lrs") or [block["lr"]])]
         steps_for = _block_steps(block)
-        sweep = len(lrs) > 1
-        if sweep and set(block["selection_seeds"]) & set(block["seeds"]):
-            raise ValueError("train.selection_seeds: must be disjoint from train.seeds, got "
-                             f"{block['selection_seeds']} and {block['seeds']}")
+        optional = {k: float(block[k]) for k in OPTIONAL_BLOCK_KEYS if block.get(k) is not None}
         for task, model, init, clip, seq_len in itertools.product(
                 block["tasks"], block["models"], block["inits"], block["clips"],
                 block["seq_lens"]):
             m = MODELS[model]
             # unclipped runs get one value (unused), so their ids do not depend on it
-            thr = 1.0 if clip == "none" else (
-                thresholds[clip] if isinstance(thresholds, dict) else thresholds)
+            if clip == "none":
+                thrs = [1.0]
+            elif block.get("clip_thresholds"):
+                thrs = [float(v) for v in block["clip_thresholds"]]
+            else:
+                thrs = [float(thresholds[clip] if isinstance(thresholds, dict) else thresholds)]
+            settings = [(lr, thr) for lr in lrs for thr in thrs]
             steps = steps_for[int(seq_len)]
             fixed = dict(task=task, seq_len=int(seq_len), cell=m.cell, activation=m.activation,
                          init=init, gain=float(block["gain"]), clip=clip,
-                         clip_threshold=float(thr),
-                         optimizer=block["optimizer"], hidden=int(block["hidden"]),
+                         optimizer=block["optimizer"], momentum=float(block.get("momentum", 0.0)),
+                         hidden=int(block["hidden"]),
                          batch=int(block["batch"]), eval_every=int(block["eval_every"]),
                          eval_batches=int(block["eval_batches"]), ragged=bool(block["ragged"]),
-                         dtype=block["dtype"], **_cell_lrs(block, m.cell))
-            if not sweep:
+                         dtype=block["dtype"], **_cell_lrs(block, m.cell),
+                         **{k: v for k, v in optional.items()
+                            if k != "forget_bias" or m.cell == "lstm"})
+            if len(settings) == 1:
                 for seed in block["seeds"]:
-                    c = TrainConfig(**fixed, lr=lrs[0], steps=steps, seed=int(seed))
+                    c = TrainConfig(**fixed, lr=lrs[0], clip_threshold=thrs[0], steps=steps,
+                                    seed=int(seed))
                     runs.append(Run(c, REPORT, source=source))
                 continue
+            if set(block["selection_seeds"]) & set(block["seeds"]):
+                raise ValueError(f"{source}.selection_seeds: must be disjoint from seeds, got "
+                                 f"{block['selection_seeds']} and {block['seeds']}")
             sweep_steps = max(1, round(steps * float(block["sweep_fraction"])))
-            key = run_id("selection", {**fixed, "lrs": lrs, "steps": sweep_steps,
+            key = run_id("selection", {**fixed, "candidates": [list(x) for x in settings],
+                                       "steps": sweep_steps,
                                        "seeds": [int(s) for s in block["selection_seeds"]]})
-            for lr in lrs:
+            for lr, thr in settings:
                 for seed in block["selection_seeds"]:
-                    c = TrainConfig(**fixed, lr=lr, steps=sweep_steps, seed=int(seed))
+                    c = TrainConfig(**fixed, lr=lr, clip_threshold=thr, steps=sweep_steps,
+                                    seed=int(seed))
                     runs.append(Run(c, SWEEP, key, source=source))
             for seed in block["seeds"]:
-                # its rate awaits the sweep: the id covers the candidates
-                c = TrainConfig(**fixed, lr=lrs[0], steps=steps, seed=int(seed))
-                runs.append(Run(c, REPORT, key, tuple(lrs), source))
+                # its setting awaits the sweep: the id covers the candidates
+                c = TrainConfig(**fixed, lr=lrs[0], clip_threshold=thrs[0], steps=steps,
+                                seed=int(seed))
+                runs.append(Run(c, REPORT, key, tuple(settings), source))
     return _merge_duplicates(runs)
 
 
-def select_rates(runs) -> dict[str, float]:
-    """The selected learning rate of each sweep, from the runs table of its
-    sweep runs: the lowest mean final held-out metric over the selection
-    seeds (a diverged run counts as infinitely bad; ties go to the smaller
-    rate). Returns {selection key: lr}."""
+def planned_table(runs: Iterable[Run]):
+    """The configuration columns of the runs table for runs not yet run (the
+    training runs of a grid): each run's fields, its model label, stage and
+    selection, and what its initialisation resolves to
+    (:meth:`gradpath.train.TrainConfig.init_settings`), as
+    :func:`gradpath.results.train_tables` records them; a run awaiting its
+    sweep shows its first candidate setting. For describing a study's
+    protocols before it runs (:func:`gradpath.claims.describe`)."""
+    import pandas as pd
+
+    rows = []
+    for r in runs:
+        if r.kind != "train":
+            continue
+        c = r.spec
+        rows.append({**c.as_dict(), "kind": "train", "model": _model_label(r.config),
+                     "stage": r.stage, "selection": r.selection, "run_id": r.run_id,
+                     "lr_orth": math.nan if c.lr_orth is None else c.lr_orth,
+                     **c.init_settings()})
+    return pd.DataFrame(rows)
+
+
+def select_settings(runs) -> dict[str, dict[str, float]]:
+    """The selected setting of each sweep, from the runs table of its sweep
+    runs: the (lr, clip_threshold) with the lowest mean final held-out metric
+    over the selection seeds (a diverged run counts as infinitely bad; ties
+    go to the smaller rate, then the smaller threshold). Returns {selection
+    key: {"lr": ..., "clip_threshold": ...}}."""
     sw = runs[runs["stage"] == SWEEP]
     out = {}
     for key, g in sw.groupby("selection"):
         metric = g["final_metric"].where(g["status"] == "finished", float("inf"))
-        mean = metric.fillna(float("inf")).groupby(g["lr"]).mean()
-        best = mean[mean == mean.min()].index.min()
-        out[str(key)] = float(best)
+        mean = metric.fillna(float("inf")).groupby([g[f] for f in SWEPT_FIELDS]).mean()
+        best = min(mean[mean == mean.min()].index)
+        out[str(key)] = {f: float(v) for f, v in zip(SWEPT_FIELDS, best, strict=True)}
     return out
 
 
-def sweep_table(runs, rates: dict[str, float]):
-    """One row per sweep configuration and candidate rate: the mean held-out
-    metric over the selection seeds (and relative to the baseline), the
-    diverged runs, and whether it was selected."""
+def sweep_table(runs, settings: dict[str, dict[str, float]]):
+    """One row per sweep configuration and candidate setting (lr,
+    clip_threshold): the mean held-out metric over the selection seeds (and
+    relative to the baseline), the diverged runs, and whether it was selected."""
     import pandas as pd
 
-    cols = ["selection", "task", "model", "init", "clip", "seq_len", "optimizer", "lr",
-            "seeds", "mean_final_metric", "mean_final_over_baseline", "diverged", "selected"]
+    keys = ["selection", "task", "model", "init", "clip", "seq_len", "optimizer", "lr",
+            "clip_threshold"]
+    cols = [*keys, "seeds", "mean_final_metric", "mean_final_over_baseline", "diverged",
+            "selected"]
     sw = runs[runs["stage"] == SWEEP]
     if sw.empty:
         return pd.DataFrame(columns=cols)
     sw = sw.assign(diverged=sw["status"] == "diverged",
                    over=sw["final_metric"] / sw["baseline"])
-    g = sw.groupby(["selection", "task", "model", "init", "clip", "seq_len", "optimizer", "lr"],
-                   as_index=False)
-    out = g.agg(seeds=("seed", "nunique"), mean_final_metric=("final_metric", "mean"),
-                mean_final_over_baseline=("over", "mean"), diverged=("diverged", "sum"))
-    out["selected"] = [rates.get(k) == lr for k, lr in zip(out["selection"], out["lr"],
-                                                           strict=True)]
+    out = sw.groupby(keys, as_index=False).agg(
+        seeds=("seed", "nunique"), mean_final_metric=("final_metric", "mean"),
+        mean_final_over_baseline=("over", "mean"), diverged=("diverged", "sum"))
+    out["selected"] = [settings.get(k) == {"lr": lr, "clip_threshold": thr}
+                       for k, lr, thr in zip(out["selection"], out["lr"], out["clip_threshold"],
+                                             strict=True)]
     return out[cols].round(4)
 
 
@@ -502,13 +548,13 @@ def execute(run: Run, out_dir: str | Path, rates: dict[str, float] | None = None
     out_dir : path
         The runs folder.
     rates : dict, optional
-        The selected learning rate of each sweep (:func:`select_rates`),
-        needed by a reported run whose rate a sweep chooses.
+        The selected setting of each sweep (:func:`select_settings`), needed
+        by a reported run whose setting a sweep chooses.
     stale : {"recompute", "keep"}
         A finished run computed by other code (its ``code_id`` differs from
         :func:`gradpath.provenance.code_id`) is recomputed, or kept; either
         way the log says so. A finished reported run of a sweep whose
-        recorded rate is no longer the selected one is always recomputed.
+        recorded setting is no longer the selected one is always recomputed.
 
     Returns
     -------
@@ -522,11 +568,12 @@ def execute(run: Run, out_dir: str | Path, rates: dict[str, float] | None = None
         log.warning("run %s is not finished: %s; recomputing it", run.run_id, damaged)
     if done is not None:
         done_by = str(done.get("code_id") or "")
-        selected = (rates or {}).get(run.config.get("selection", ""))
-        if run.config.get("lr", 0.0) is None and selected is not None and done["lr"] != selected:
-            # the id of a reported run covers its candidate rates, not the chosen one
-            log.warning("run %s was trained at lr %s, its sweep now selects %s: recomputing it",
-                        run.run_id, done["lr"], selected)
+        selected = (rates or {}).get(run.selection) if run.candidates else None
+        was = {f: done[f] for f in SWEPT_FIELDS}
+        if selected is not None and was != selected:
+            # the id of a reported run covers its candidate settings, not the chosen one
+            log.warning("run %s was trained at %s, its sweep now selects %s: recomputing it",
+                        run.run_id, was, selected)
         elif done_by == code_id():
             return "skipped"
         else:
@@ -542,11 +589,11 @@ def execute(run: Run, out_dir: str | Path, rates: dict[str, float] | None = None
         tables = probe_tables(probe(run.spec), time.perf_counter() - t0, run.run_id)
     else:
         spec = run.spec
-        if run.lr_candidates:
+        if run.candidates:
             if not rates or run.selection not in rates:
-                raise ValueError(f"run {run.run_id}: no selected learning rate for sweep "
+                raise ValueError(f"run {run.run_id}: no selected setting for sweep "
                                  f"{run.selection!r}; run the sweep first")
-            spec = replace(spec, lr=rates[run.selection])
+            spec = replace(spec, **rates[run.selection])
         tables = train_tables(train(spec), run.run_id, run.stage, run.selection)
     write_run(out_dir, tables)
     return str(tables["runs"]["status"].iloc[0])

@@ -19,7 +19,12 @@ Three long tables, one row per observation:
     selection (the sweep's key, "" without one) and lyapunov (the probe's
     top-k exponents, descending; for a training run, lambda_1 at
     initialisation), initial_metric (held-out metric before the first update;
-    NaN for probes), and the provenance: version_gradpath, version_numpy,
+    NaN for probes), w_ih_std, w_out_std and forget_bias (what a training
+    run's initialisation of the input and read-out weights and of the LSTM's
+    forget gate resolved to; NaN where it does not apply), test_correct (the
+    share of a per-sequence task's test set within its tolerance, NaN
+    otherwise), lr_orth (the learning rate of an orthogonal cell's skew
+    matrix, NaN when not set), and the provenance: version_gradpath, version_numpy,
     version_numba, version_python, version_scipy, version_pandas, code_id
     (:func:`gradpath.provenance.code_id`), machine_cpu, machine_blas and
     machine_os.
@@ -80,8 +85,9 @@ RUN_COLUMNS: tuple[str, ...] = (
     "ragged", "status", "diverged_at", "cause", "final_metric", "baseline", "success",
     "clipped_fraction", "decay_rate", "cell_decay_rate", "theory_slope", "lyapunov_1",
     "horizon", "wall_time_s", "dtype", "stage", "selection", "lyapunov", "initial_metric",
-    "version_gradpath", "version_numpy", "version_numba", "version_python", "version_scipy",
-    "version_pandas", "code_id", "machine_cpu", "machine_blas", "machine_os",
+    "w_ih_std", "w_out_std", "forget_bias", "test_correct", "lr_orth", "version_gradpath",
+    "version_numpy", "version_numba", "version_python", "version_scipy", "version_pandas",
+    "code_id", "machine_cpu", "machine_blas", "machine_os",
 )
 #: Provenance columns: which code (``code_id``, the versions) and which machine
 #: made a run.
@@ -134,7 +140,9 @@ def probe_tables(res: ProbeResult, wall_time_s: float = 0.0,
         theory_slope=_num(res.theory_slope), lyapunov_1=float(res.lyapunov[0]),
         horizon=-1 if res.horizon is None else res.horizon, wall_time_s=wall_time_s,
         dtype="float64", stage="probe", selection="",
-        lyapunov=[float(v) for v in res.lyapunov], initial_metric=math.nan, **_provenance(),
+        lyapunov=[float(v) for v in res.lyapunov], initial_metric=math.nan,
+        w_ih_std=math.nan, w_out_std=math.nan, forget_bias=math.nan, test_correct=math.nan,
+        lr_orth=math.nan, **_provenance(),
     )
     curves = _curve_frame(rid, "init", 0, res.log10_grad_norm, res.log10_cell_grad_norm)
     return _frames(row, curves, _empty_training())
@@ -165,7 +173,8 @@ def train_tables(res: TrainResult, rid: str | None = None, stage: str = "report"
         theory_slope=math.nan, lyapunov_1=_num(res.lyapunov_init),
         horizon=-1 if horizon_lag is None else horizon_lag, wall_time_s=res.wall_time_s,
         stage=stage, selection=selection, lyapunov=[_num(res.lyapunov_init)],
-        initial_metric=_num(res.initial_metric), **_provenance(),
+        initial_metric=_num(res.initial_metric), **res.config.init_settings(),
+        test_correct=_num(res.test_correct), lr_orth=_num(res.config.lr_orth), **_provenance(),
     )
     parts = [_curve_frame(rid, cv["phase"], cv["step"], cv["log10_grad_norm"],
                           cv["log10_cell_grad_norm"]) for cv in res.curves]
@@ -196,7 +205,8 @@ def _frames(row: dict, curves: pd.DataFrame, training: pd.DataFrame) -> dict[str
     for col in ("gain", "clip_threshold", "lr", "momentum", "input_std", "bias_std",
                 "final_metric",
                 "baseline", "clipped_fraction", "decay_rate", "cell_decay_rate",
-                "theory_slope", "lyapunov_1", "wall_time_s", "initial_metric"):
+                "theory_slope", "lyapunov_1", "wall_time_s", "initial_metric", "w_ih_std",
+                "w_out_std", "forget_bias", "test_correct", "lr_orth"):
         runs[col] = runs[col].astype("float64")
     curves = curves[list(CURVE_COLUMNS)].astype({"step": "int64", "lag": "int64"})
     training = training[list(TRAINING_COLUMNS)].astype({"step": "int64", "clipped": "bool"})

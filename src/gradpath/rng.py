@@ -18,6 +18,7 @@ STREAMS: dict[str, int] = {
     "eval": 3,
     "lyapunov": 4,
     "state": 5,
+    "test": 6,
 }
 
 

@@ -90,8 +90,17 @@ class Task:
         dtype : numpy dtype
             Of ``x`` and of float targets.
         """
+        return self._batch(batch_size, stream(seed, "eval" if held_out else "data", index),
+                           dtype)
+
+    def test_batch(self, batch_size: int, seed: int, index: int = 0, dtype=np.float64) -> Batch:
+        """Batch number ``index`` of run ``seed``'s test set (the ``"test"``
+        stream, disjoint from training and held-out batches), for a task's
+        per-sequence criterion (:attr:`tolerance`)."""
+        return self._batch(batch_size, stream(seed, "test", index), dtype)
+
+    def _batch(self, batch_size: int, rng: np.random.Generator, dtype) -> Batch:
         batch_size = integer(batch_size, "batch_size")
-        rng = stream(seed, "eval" if held_out else "data", index)
         b = self._make(rng, batch_size)
         b.x = np.ascontiguousarray(b.x, dtype=dtype)
         if b.target.dtype.kind == "f":
@@ -122,6 +131,11 @@ class Task:
                     * self.baseline(lengths))
 
     success_fraction = 0.1
+    #: A task with a per-sequence criterion: a sequence is correct when its
+    #: absolute error at its last step is below this (None: no such criterion).
+    tolerance: float | None = None
+    #: Size of the test set the per-sequence criterion is counted on.
+    test_sequences = 0
 
     def _make(self, rng: np.random.Generator, n: int) -> Batch:  # pragma: no cover
         raise NotImplementedError
@@ -159,6 +173,67 @@ class Adding(Task):
     def baseline(self, lengths=None) -> float:
         """Var(X1 + X2) = 2 * Var(U[0,1]) = 2/12: the MSE of always predicting 1."""
         return 2.0 / 12.0
+
+
+class AddingHS(Task):
+    """The adding problem as Hochreiter & Schmidhuber (1997, section 5.4,
+    Experiment 4) posed it.
+
+    Input (T', B, 2) pairs: a value from U[-1, 1] and a marker. Sequence
+    lengths are drawn uniformly from T..T + T // 10 (T' is the longest). X1
+    is one of the first 10 pairs, X2 one of the first T/2 - 1 pairs not
+    already marked; both have marker 1; the first pair and each sequence's
+    last pair have marker -1 unless marked; every other marker is 0. A
+    marked first pair carries the value 0. Target at each sequence's last
+    step: 0.5 + (X1 + X2) / 4, with MSE. A sequence is processed correctly
+    when its absolute error is below :attr:`tolerance` = 0.04; the paper
+    counts the errors on 2,560 test sequences (:attr:`test_sequences`).
+    """
+
+    name = "adding-hs"
+    input_size = 2
+    output_size = 1
+    loss = "mse"
+    score = "last"
+    tolerance = 0.04
+    test_sequences = 2560
+    #: X1 is among the first this many pairs.
+    first_span = 10
+
+    def __init__(self, seq_len: int, ragged: bool = False) -> None:
+        super().__init__(integer(seq_len, "seq_len", minimum=2 * self.first_span + 4), True)
+
+    @property
+    def steps(self) -> int:
+        """The longest sequence: T + T // 10."""
+        return self.seq_len + self.seq_len // 10
+
+    def _candidates(self) -> int:
+        """The pairs X2 is drawn among: the first T/2 - 1 not marked by X1."""
+        return self.seq_len // 2 - 1
+
+    def _make(self, rng, n):
+        T, total, cols = self.seq_len, self.steps, np.arange(n)
+        lengths = rng.integers(T, total + 1, size=n).astype(np.int64)
+        x = np.zeros((total, n, 2))
+        x[:, :, 0] = rng.uniform(-1.0, 1.0, size=(total, n))
+        first = rng.integers(0, self.first_span, size=n)
+        second = rng.integers(0, self._candidates(), size=n)
+        second += second >= first  # the k-th pair not marked by X1
+        x[0, :, 1] = -1.0
+        x[lengths - 1, cols, 1] = -1.0
+        x[first, cols, 1] = 1.0
+        x[second, cols, 1] = 1.0
+        x[0, (first == 0) | (second == 0), 0] = 0.0
+        target = 0.5 + (x[first, cols, 0] + x[second, cols, 0]) / 4.0
+        return Batch(x, target[:, None], lengths)
+
+    def baseline(self, lengths=None) -> float:
+        """Var(target) = (E[X1^2] + E[X2^2]) / 16, E[Xi^2] = P(pair i is not
+        the first) / 3: the MSE of always predicting the mean 0.5."""
+        p1 = 1.0 / self.first_span  # X1 marks the first pair
+        p2 = (1.0 - p1) / self._candidates()  # X2 marks it
+        return ((1.0 - p1) + (1.0 - p2)) / 3.0 / 16.0
 
 
 class Copy(Task):
@@ -243,11 +318,16 @@ class Sine(Task):
         return 1.0 - mean_cos + 2.0 * self.noise**2
 
 
-_REGISTRY = {cls.name: cls for cls in (Adding, Copy, Sine)}
+_REGISTRY = {cls.name: cls for cls in (Adding, AddingHS, Copy, Sine)}
 #: Each task's :attr:`Task.success_fraction`, by name: the one threshold of
 #: success, which training records per run and :mod:`gradpath.claims` counts.
 SUCCESS_FRACTIONS: dict[str, float] = {name: cls.success_fraction
                                        for name, cls in _REGISTRY.items()}
+
+
+#: Each task's per-sequence tolerance (:attr:`Task.tolerance`; None: no
+#: per-sequence criterion), by name.
+TOLERANCES: dict[str, float | None] = {name: cls.tolerance for name, cls in _REGISTRY.items()}
 
 
 def make_task(name: str, seq_len: int, ragged: bool = False) -> Task:

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import vocab
 from .cells import cell_class
-from .cells.base import network_fields
+from .cells.base import DEFAULT_FORGET_BIAS, network_fields
 from .checks import choice, integer, number
 from .clipping import clip_by_norm, clip_by_value, global_norm
 from .kernels.optim import adam_update, rmsprop_update, sgd_update
@@ -62,7 +62,9 @@ class TrainConfig:
         One of :data:`gradpath.vocab.OPTIMIZERS`.
     lr : float
     momentum : float
-        SGD momentum (heavy ball).
+        SGD's heavy-ball momentum: 0 (plain SGD, the default) unless set;
+        only SGD takes it (another optimiser with a non-zero momentum is
+        refused, not silently ignored).
     hidden, batch, steps, seed : int
     eval_every : int
         Steps between held-out evaluations (and decay-curve checkpoints).
@@ -77,6 +79,13 @@ class TrainConfig:
         Learning rate of an orthogonal cell's skew matrix (the expRNN's A, as
         in Lezcano-Casado & Martinez-Rubio 2019); None: ``lr``. Only for a
         cell with such a parameter (its ``lr_groups``).
+    w_ih_std, w_out_std : float or None
+        Standard deviation of the input and read-out weights' entries; None:
+        the cell's scaled defaults (:meth:`gradpath.cells.base.Cell.init_stds`).
+        E.g. 0.001 for Le et al.'s N(0, 0.001^2).
+    forget_bias : float or None
+        The LSTM's forget-gate bias at initialisation; None: the default 1.0
+        (:data:`gradpath.cells.base.DEFAULT_FORGET_BIAS`). Only for the LSTM.
     """
 
     task: str = "adding"
@@ -89,7 +98,7 @@ class TrainConfig:
     clip_threshold: float = 1.0
     optimizer: str = "adam"
     lr: float = 1e-3
-    momentum: float = 0.9
+    momentum: float = 0.0
     hidden: int = 64
     batch: int = 32
     steps: int = 500
@@ -99,6 +108,9 @@ class TrainConfig:
     ragged: bool = False
     dtype: str = "float64"
     lr_orth: float | None = None
+    w_ih_std: float | None = None
+    w_out_std: float | None = None
+    forget_bias: float | None = None
 
     def __post_init__(self) -> None:
         validate_config(self)
@@ -107,16 +119,38 @@ class TrainConfig:
         for name in ("clip_threshold", "lr", "momentum"):
             # 1 and 1.0 are one configuration: one run id
             object.__setattr__(self, name, float(getattr(self, name)))
-        if self.lr_orth is not None:
-            object.__setattr__(self, "lr_orth", float(self.lr_orth))
+        for name in OPTIONAL_FIELDS:
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, float(getattr(self, name)))
 
     def as_dict(self) -> dict:
-        """The fields as a plain dict; ``lr_orth`` only when set (so the ids of
-        runs from before it existed hold)."""
+        """The fields as a plain dict; the optional ones (:data:`OPTIONAL_FIELDS`)
+        only when set, so a configuration's id does not change when such a
+        field is added."""
         d = asdict(self)
-        if d["lr_orth"] is None:
-            del d["lr_orth"]
+        for name in OPTIONAL_FIELDS:
+            if d[name] is None:
+                del d[name]
         return d
+
+    def init_settings(self) -> dict[str, float]:
+        """What the initialisation of every weight resolves to for this
+        config, as a run records it: the standard deviations of W_ih and W_out
+        (:meth:`gradpath.cells.base.Cell.init_stds`) and, for the LSTM, the
+        forget-gate bias (NaN for other cells)."""
+        task = make_task(self.task, self.seq_len)
+        model = build_model(self, task)
+        s_ih, s_out = model.init_stds(w_ih_std=self.w_ih_std, w_out_std=self.w_out_std)
+        fb = (DEFAULT_FORGET_BIAS if self.forget_bias is None else self.forget_bias) \
+            if self.cell == "lstm" else math.nan
+        return {"w_ih_std": s_ih, "w_out_std": s_out, "forget_bias": fb}
+
+    def init_kwargs(self) -> dict:
+        """The keyword arguments of ``init_params`` this config sets."""
+        kw = {"w_ih_std": self.w_ih_std, "w_out_std": self.w_out_std}
+        if self.forget_bias is not None:
+            kw["forget_bias"] = self.forget_bias
+        return kw
 
     def lrs(self) -> dict[str, float]:
         """Learning rates of the cell's own parameter groups (the cell's
@@ -125,11 +159,12 @@ class TrainConfig:
         return {k: getattr(self, f) for k, f in groups.items() if getattr(self, f) is not None}
 
     def run_id(self, stage: str = REPORT, selection: str = "",
-               lr_candidates: Iterable[float] = ()) -> str:
+               candidates: Iterable[tuple[float, float]] = ()) -> str:
         """The id of this configuration's run: a reported run (default), or a
-        run of stage ``stage`` of the learning-rate sweep ``selection``; with
-        ``lr_candidates``, a reported run that waits for that sweep to choose
-        its rate among them (its id covers the candidates, not ``lr``).
+        run of stage ``stage`` of the sweep ``selection``; with ``candidates``
+        ((lr, clip_threshold) pairs), a reported run that waits for that sweep
+        to choose its setting among them (its id covers the candidates, not
+        ``lr`` and ``clip_threshold``).
 
         The one recipe of a training run's id: whoever defines the run (the
         grid, the command line) computes it here once and carries it to the
@@ -137,11 +172,24 @@ class TrainConfig:
         records them: the same configuration reported from the command line
         and from a study's block without a sweep is one run.
         """
-        c = {**self.as_dict(), "stage": stage, "selection": selection}
-        candidates = [float(v) for v in lr_candidates]
-        if candidates:
-            c.update(lr=None, lr_candidates=candidates)
-        return run_id("train", c)
+        return run_id("train", with_candidates(
+            {**self.as_dict(), "stage": stage, "selection": selection}, candidates))
+
+
+#: TrainConfig fields that default to None and enter a run's id only when set.
+OPTIONAL_FIELDS: tuple[str, ...] = ("lr_orth", "w_ih_std", "w_out_std", "forget_bias")
+#: What a sweep chooses for its reported runs.
+SWEPT_FIELDS: tuple[str, ...] = ("lr", "clip_threshold")
+
+
+def with_candidates(config: dict, candidates: Iterable[tuple[float, float]]) -> dict:
+    """A run's config dict with its sweep's candidate settings, if any: the
+    swept fields (:data:`SWEPT_FIELDS`) None and ``candidates`` the list of
+    [lr, clip_threshold] pairs it waits to be chosen from."""
+    pairs = [[float(lr), float(thr)] for lr, thr in candidates]
+    if not pairs:
+        return config
+    return {**config, **dict.fromkeys(SWEPT_FIELDS), "candidates": pairs}
 
 
 def validate_config(c: TrainConfig) -> None:
@@ -169,6 +217,18 @@ def validate_config(c: TrainConfig) -> None:
                          f"got {c.clip_threshold!r}")
     if c.momentum >= 1:
         raise ValueError(f"momentum: expected a number in [0, 1), got {c.momentum!r}")
+    if c.momentum != 0 and c.optimizer != "sgd":
+        raise ValueError(f"momentum: only SGD takes a momentum; got {c.momentum!r} with "
+                         f"optimizer={c.optimizer!r}")
+    for name in ("w_ih_std", "w_out_std"):
+        if getattr(c, name) is not None:
+            number(getattr(c, name), name, positive=True)
+    if c.forget_bias is not None and (isinstance(c.forget_bias, bool) or not isinstance(
+            c.forget_bias, int | float) or not math.isfinite(c.forget_bias)):
+        raise ValueError(f"forget_bias: expected a finite number, got {c.forget_bias!r}")
+    if c.forget_bias is not None and c.cell != "lstm":
+        raise ValueError(f"forget_bias: only the LSTM has a forget gate; got "
+                         f"{c.forget_bias!r} with cell={c.cell!r}")
 
 
 # -- optimisers -------------------------------------------------------------
@@ -206,7 +266,7 @@ def _flat(arrays) -> tuple[np.ndarray, ...]:
 class SGD(Optimizer):
     """SGD with heavy-ball momentum: v <- mu v - lr g; p <- p + v."""
 
-    def __init__(self, params, lr, momentum=0.9, lrs=None):
+    def __init__(self, params, lr, momentum=0.0, lrs=None):
         super().__init__(params, lr, lrs)
         self.momentum = momentum
         self.v = {k: np.zeros_like(p) for k, p in params.items()}
@@ -219,10 +279,17 @@ class SGD(Optimizer):
                        _flat(self.v[k] for k in keys), t(lr), t(self.momentum))
 
 
+#: The optimisers' fixed settings (the protocols name them): RMSProp's decay,
+#: Adam's betas, and the epsilon of both.
+RMSPROP_DECAY = 0.9
+ADAM_BETAS = (0.9, 0.999)
+EPS = 1e-8
+
+
 class RMSProp(Optimizer):
     """RMSProp (Tieleman & Hinton 2012): s <- rho s + (1-rho) g^2; p -= lr g / (sqrt(s)+eps)."""
 
-    def __init__(self, params, lr, rho=0.9, eps=1e-8, lrs=None):
+    def __init__(self, params, lr, rho=RMSPROP_DECAY, eps=EPS, lrs=None):
         super().__init__(params, lr, lrs)
         self.rho, self.eps = rho, eps
         self.s = {k: np.zeros_like(p) for k, p in params.items()}
@@ -239,7 +306,8 @@ class RMSProp(Optimizer):
 class Adam(Optimizer):
     """Adam (Kingma & Ba 2015) with bias correction."""
 
-    def __init__(self, params, lr, beta1=0.9, beta2=0.999, eps=1e-8, lrs=None):
+    def __init__(self, params, lr, beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1], eps=EPS,
+                 lrs=None):
         super().__init__(params, lr, lrs)
         self.b1, self.b2, self.eps = beta1, beta2, eps
         self.m = {k: np.zeros_like(p) for k, p in params.items()}
@@ -258,7 +326,7 @@ class Adam(Optimizer):
 
 
 def make_optimizer(name: str, params: dict[str, np.ndarray], lr: float,
-                   momentum: float = 0.9, lrs: dict[str, float] | None = None) -> Optimizer:
+                   momentum: float = 0.0, lrs: dict[str, float] | None = None) -> Optimizer:
     """Build an optimiser by name: ``"sgd"``, ``"rmsprop"`` or ``"adam"``
     (``lrs``: learning rates of some parameters of their own)."""
     if name == "sgd":
@@ -307,6 +375,11 @@ class TrainResult:
     lyapunov_init : float
         lambda_1 at initialisation along a held-out input sequence.
     wall_time_s : float
+    test_correct : float
+        For a task with a per-sequence criterion (:attr:`gradpath.tasks.Task.tolerance`):
+        the share of its test set whose absolute error at the last step is
+        below the tolerance, after training (NaN otherwise, and for a
+        diverged run).
     """
 
     config: TrainConfig
@@ -324,6 +397,7 @@ class TrainResult:
     wall_time_s: float = 0.0
     clipped_fraction: float = field(default=0.0)
     initial_metric: float = math.nan
+    test_correct: float = math.nan
 
 
 def build_model(c: TrainConfig, task: Task):
@@ -376,7 +450,7 @@ class Trainer:
         self.dtype = np.dtype(c.dtype)
         self.model = build_model(c, self.task)
         self.params = self.model.init_params(c.init, gain=c.gain, seed=c.seed,
-                                             dtype=self.dtype)
+                                             dtype=self.dtype, **c.init_kwargs())
         # a constrained cell (the IndRNN's |u| bound) starts and stays in its set
         self.model.project(self.params, self.task.steps)
         self.optimizer = make_optimizer(c.optimizer, self.params, c.lr, c.momentum, c.lrs())
@@ -461,6 +535,26 @@ def decay_curve(model, params, task: Task, c: TrainConfig) -> dict:
         if res.cell_grad_norms is not None:
             cn = 0.5 * np.log10(np.mean(np.square(res.cell_grad_norms), axis=1))[::-1]
     return {"log10_grad_norm": h, "log10_cell_grad_norm": cn}
+
+
+#: Sequences per forward pass when counting a test set (bounds the memory).
+TEST_CHUNK = 128
+
+
+def count_correct(model, params, task: Task, c: TrainConfig) -> float:
+    """The share of the task's test set (:attr:`gradpath.tasks.Task.test_sequences`
+    sequences of the ``"test"`` stream) whose absolute error at its last
+    step is below the task's tolerance; NaN for a task without one."""
+    if task.tolerance is None:
+        return math.nan
+    n, ok = task.test_sequences, 0
+    for i in range(math.ceil(n / TEST_CHUNK)):
+        b = task.test_batch(min(TEST_CHUNK, n - i * TEST_CHUNK), c.seed, i, dtype=c.dtype)
+        B = b.x.shape[1]
+        last = np.full(B, b.x.shape[0]) if b.lengths is None else b.lengths
+        y = model.forward(params, b.x, b.lengths).y[last - 1, np.arange(B)]
+        ok += int(np.sum(np.abs(y.astype(np.float64) - b.target) < task.tolerance))
+    return ok / n
 
 
 def _lyapunov_init(model, params, task: Task, c: TrainConfig) -> float:
@@ -559,13 +653,15 @@ def train(config: TrainConfig, progress: Callable[[Progress], None] | None = Non
             phase = "final" if step == c.steps else "checkpoint"
             curves.append({"phase": phase, "step": step,
                            **decay_curve(model, params, task, c)})
+    correct = math.nan
     if status == "diverged":
         final = math.nan
         success = False
     else:
         final = evals["eval_metric"][-1]
         success = bool(evals["success"][-1])
+        correct = count_correct(model, params, task, c)
     clipped_fraction = float(np.mean(rec["clipped"])) if rec["clipped"] else 0.0
     return TrainResult(c, status, diverged_at, cause, rec, evals, curves, baseline,
                        final, success, decay0, lyap0, time.perf_counter() - t0,
-                       clipped_fraction, initial)
+                       clipped_fraction, initial, correct)

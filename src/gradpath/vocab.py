@@ -16,7 +16,7 @@ ACTIVATIONS: tuple[str, ...] = ("tanh", "relu")
 #: Initialisations of the recurrent weights (per gate block for gated cells).
 INITS: tuple[str, ...] = ("identity", "gaussian", "orthogonal")
 #: Synthetic tasks (:mod:`gradpath.tasks`).
-TASKS: tuple[str, ...] = ("adding", "copy", "sine")
+TASKS: tuple[str, ...] = ("adding", "adding-hs", "copy", "sine")
 #: Gradient clipping: none, by global norm, by value.
 CLIPS: tuple[str, ...] = ("none", "norm", "value")
 #: Optimisers (:mod:`gradpath.kernels.optim`).

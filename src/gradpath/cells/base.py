@@ -256,6 +256,8 @@ class Cell:
         input_scale: float = 1.0,
         forget_bias: float = DEFAULT_FORGET_BIAS,
         update_bias: float = DEFAULT_UPDATE_BIAS,
+        w_ih_std: float | None = None,
+        w_out_std: float | None = None,
     ) -> dict[str, np.ndarray]:
         """Initialise parameters, deterministically from ``seed``.
 
@@ -281,6 +283,11 @@ class Cell:
         update_bias : float
             GRU only: the bias of the update-gate (z) block (default 1.0, see
             :data:`DEFAULT_UPDATE_BIAS`). Every other bias starts at 0.
+        w_ih_std, w_out_std : float, optional
+            Standard deviation of the entries of ``W_ih`` and ``W_out``,
+            overriding the scaled defaults (``input_scale / sqrt(D)`` and
+            ``1 / sqrt(H)``); e.g. 0.001 for Le et al.'s N(0, 0.001^2). The
+            same draws are scaled, so only the scale changes.
 
         Returns
         -------
@@ -290,24 +297,56 @@ class Cell:
         """
         init = _choice(init, "init", INITS)
         dt = self._dtype(dtype)
+        self._check_init(gain, input_scale, forget_bias, update_bias, w_ih_std, w_out_std)
+        rng = stream(seed, "weights")
+        H, O, G = self.hidden_size, self.output_size, self.gates
+        W_hh = np.concatenate([recurrent_matrix(init, H, gain, rng) for _ in range(G)])
+        W_ih, W_out = self._io_weights(rng, G * H, input_scale, w_ih_std, w_out_std)
+        params = {"W_ih": W_ih, "W_hh": W_hh, "b": np.zeros(G * H), "W_out": W_out,
+                  "b_out": np.zeros(O)}
+        params = self._gate_biases(params, forget_bias=forget_bias, update_bias=update_bias)
+        return {k: np.ascontiguousarray(v, dtype=dt) for k, v in params.items()}
+
+    #: W_ih's default variance times D (LeCun scaling: 1; Kaiming's: 2).
+    input_var_gain: ClassVar[float] = 1.0
+
+    def init_stds(self, input_scale: float = 1.0, w_ih_std: float | None = None,
+                  w_out_std: float | None = None) -> tuple[float, float]:
+        """The standard deviations of W_ih's and W_out's entries an
+        initialisation uses: the given ones, else ``input_scale *
+        sqrt(input_var_gain / D)`` and ``1 / sqrt(H)`` (what a run records)."""
+        d_ih = input_scale * np.sqrt(self.input_var_gain / self.input_size)
+        return (float(d_ih if w_ih_std is None else w_ih_std),
+                float(1.0 / np.sqrt(self.hidden_size) if w_out_std is None else w_out_std))
+
+    def _io_weights(self, rng, rows: int, input_scale: float, w_ih_std: float | None,
+                    w_out_std: float | None) -> tuple[np.ndarray, np.ndarray]:
+        """W_ih (``rows`` x D), then W_out, drawn from ``rng`` at their scales
+        (:meth:`init_stds`; the defaults computed as they always were, so the
+        draws of earlier versions are reproduced to the bit)."""
+        D, H, O = self.input_size, self.hidden_size, self.output_size
+        z = rng.standard_normal((rows, D))
+        if w_ih_std is not None:
+            W_ih = z * w_ih_std
+        elif self.input_var_gain == 1.0:
+            W_ih = z * (input_scale / np.sqrt(D))
+        else:
+            W_ih = z * (input_scale * np.sqrt(self.input_var_gain / D))
+        z = rng.standard_normal((O, H))
+        return W_ih, (z / np.sqrt(H) if w_out_std is None else z * w_out_std)
+
+    def _check_init(self, gain, input_scale, forget_bias, update_bias, w_ih_std, w_out_std
+                    ) -> None:
+        """Check :meth:`init_params`' numbers (ValueError naming the first bad one)."""
         number(gain, "gain")
         number(input_scale, "input_scale")
         for name, v in (("forget_bias", forget_bias), ("update_bias", update_bias)):
             if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) \
                     or not np.isfinite(v):
                 raise ValueError(f"{name}: expected a finite number, got {v!r}")
-        rng = stream(seed, "weights")
-        D, H, O, G = self.input_size, self.hidden_size, self.output_size, self.gates
-        W_hh = np.concatenate([recurrent_matrix(init, H, gain, rng) for _ in range(G)])
-        params = {
-            "W_ih": rng.standard_normal((G * H, D)) * (input_scale / np.sqrt(D)),
-            "W_hh": W_hh,
-            "b": np.zeros(G * H),
-            "W_out": rng.standard_normal((O, H)) / np.sqrt(H),
-            "b_out": np.zeros(O),
-        }
-        params = self._gate_biases(params, forget_bias=forget_bias, update_bias=update_bias)
-        return {k: np.ascontiguousarray(v, dtype=dt) for k, v in params.items()}
+        for name, v in (("w_ih_std", w_ih_std), ("w_out_std", w_out_std)):
+            if v is not None:
+                number(v, name)
 
     def _gate_biases(self, params: dict, forget_bias: float, update_bias: float) -> dict:
         """A gated cell's own biases on the drawn parameters (none here)."""

@@ -42,7 +42,6 @@ from typing import ClassVar
 import numpy as np
 
 from ..checks import choice as _choice
-from ..checks import number
 from ..kernels.blas import NO_TRANS, TRANS, gemm
 from ..kernels.common import (
     add_drive,
@@ -344,6 +343,8 @@ class ExpRNN(Cell):
     gates = 1
     activations = ()
     fixed_activation = "modrelu"
+    #: Kaiming-normal input weights (the authors'): N(0, 2 / D)
+    input_var_gain = 2.0
     models = (Model("exprnn", "exprnn", "modrelu", "expRNN"),)
     kernels = KERNELS
     stored_per_step = 1
@@ -387,6 +388,8 @@ class ExpRNN(Cell):
         input_scale: float = 1.0,
         forget_bias: float = DEFAULT_FORGET_BIAS,
         update_bias: float = DEFAULT_UPDATE_BIAS,
+        w_ih_std: float | None = None,
+        w_out_std: float | None = None,
     ) -> dict[str, np.ndarray]:
         """Initialise parameters, deterministically from ``seed``.
 
@@ -431,6 +434,8 @@ class ExpRNN(Cell):
             bias) at ``input_scale = 1``.
         forget_bias, update_bias : float
             Unused (the gated cells' biases); checked like theirs.
+        w_ih_std, w_out_std : float, optional
+            As for :meth:`Cell.init_params`.
 
         Returns
         -------
@@ -444,17 +449,11 @@ class ExpRNN(Cell):
         """
         init = _choice(init, "init", INITS)
         dt = self._dtype(dtype)
-        number(gain, "gain")
-        number(input_scale, "input_scale")
-        for name, v in (("forget_bias", forget_bias), ("update_bias", update_bias)):
-            if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) \
-                    or not np.isfinite(v):
-                raise ValueError(f"{name}: expected a finite number, got {v!r}")
+        self._check_init(gain, input_scale, forget_bias, update_bias, w_ih_std, w_out_std)
         rng = stream(seed, "weights")
-        D, H, O = self.input_size, self.hidden_size, self.output_size
+        H, O = self.hidden_size, self.output_size
         A = _paper_skew(init, H, rng)
-        W_ih = rng.standard_normal((H, D)) * (input_scale * np.sqrt(2.0 / D))
-        W_out = rng.standard_normal((O, H)) / np.sqrt(H)
+        W_ih, W_out = self._io_weights(rng, H, input_scale, w_ih_std, w_out_std)
         b = rng.uniform(-MODRELU_BIAS, MODRELU_BIAS, H)
         params = {"W_ih": W_ih, "A": A, "b": b, "W_out": W_out, "b_out": np.zeros(O)}
         return {k: np.ascontiguousarray(v, dtype=dt) for k, v in params.items()}

@@ -28,7 +28,6 @@ import numpy as np
 
 from ..checks import choice as _choice
 from ..checks import integer as _positive_int
-from ..checks import number
 from ..kernels.blas import NO_TRANS, TRANS, gemm
 from ..kernels.common import (
     activate_row,
@@ -282,6 +281,8 @@ class IndRNN(Cell):
         input_scale: float = 1.0,
         forget_bias: float = DEFAULT_FORGET_BIAS,
         update_bias: float = DEFAULT_UPDATE_BIAS,
+        w_ih_std: float | None = None,
+        w_out_std: float | None = None,
     ) -> dict[str, np.ndarray]:
         """Initialise parameters, deterministically from ``seed``.
 
@@ -320,6 +321,8 @@ class IndRNN(Cell):
             the authors' code draws N(0, 0.001**2)).
         forget_bias, update_bias : float
             Unused (the gated cells' biases); checked like theirs.
+        w_ih_std, w_out_std : float, optional
+            As for :meth:`Cell.init_params`.
 
         Returns
         -------
@@ -330,25 +333,21 @@ class IndRNN(Cell):
         """
         init = _choice(init, "init", INITS)
         dt = self._dtype(dtype)
-        number(gain, "gain")
-        number(input_scale, "input_scale")
-        for name, v in (("forget_bias", forget_bias), ("update_bias", update_bias)):
-            if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) \
-                    or not np.isfinite(v):
-                raise ValueError(f"{name}: expected a finite number, got {v!r}")
+        self._check_init(gain, input_scale, forget_bias, update_bias, w_ih_std, w_out_std)
         rng = stream(seed, "weights")
-        D, H, O = self.input_size, self.hidden_size, self.output_size
+        H, O = self.hidden_size, self.output_size
         if init == "identity":
             u = np.full(H, float(gain))
         elif init == "gaussian":
             u = gain * rng.uniform(0.0, 1.0, H)
         else:
             u = gain * np.where(rng.random(H) < 0.5, -1.0, 1.0)
+        W_ih, W_out = self._io_weights(rng, H, input_scale, w_ih_std, w_out_std)
         params = {
-            "W_ih": rng.standard_normal((H, D)) * (input_scale / np.sqrt(D)),
+            "W_ih": W_ih,
             "u": u,
             "b": np.zeros(H),
-            "W_out": rng.standard_normal((O, H)) / np.sqrt(H),
+            "W_out": W_out,
             "b_out": np.zeros(O),
         }
         return {k: np.ascontiguousarray(v, dtype=dt) for k, v in params.items()}
