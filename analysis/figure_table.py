@@ -50,4 +50,13 @@ FIGURES: dict[str, Figure] = {
     "g_lyapunov_spectrum": Figure(
         "fig_lyapunov", ("runs",), "1. Decay at initialisation",
         "Lyapunov spectrum: exponent vs index, by gain"),
+    "i_clipping_rates": Figure(
+        "fig_clipping_rates", ("runs",), "8. Reproductions",
+        "clipping and learning rate: success, divergence vs lr"),
+    "j_copy_control": Figure(
+        "fig_copy", ("runs", "training"), "8. Reproductions",
+        "copy task: cross-entropy vs step, with the positive control"),
+    "k_three_rates": Figure(
+        "fig_three_rates", ("runs",), "2. Theory",
+        "three rates: lambda_1, decay slope, 0.5 ln chi"),
 }

@@ -10,6 +10,9 @@ e. gradient norms over training with the clipping threshold, by clip mode,
    and the diverged runs
 f. the decay curve at every checkpoint through training, for the remedies
 g. the Lyapunov spectrum at initialisation
+i. success and divergence against the learning rate, clipped and unclipped
+j. the copy task's curves, with the positive control
+k. lambda_1 and the decay slope against 0.5 ln chi
 Every training figure is faceted by task when a study has several.
 """
 
@@ -27,6 +30,7 @@ from figure_table import FIGURES  # noqa: E402 - analysis/, beside this script
 
 from gradpath import vocab  # noqa: E402
 from gradpath.claims import SUCCESS_FRACTION, primary, report_runs, successes  # noqa: E402
+from gradpath.tasks import SUCCESS_FRACTIONS  # noqa: E402
 from gradpath.theory import THEORY_INITS, critical_gain, mean_field  # noqa: E402
 
 # Orders and names from the vocabulary: a new model, init or clip mode gets
@@ -378,6 +382,108 @@ def fig_lyapunov(runs: pd.DataFrame, path: str) -> None:
                       "exploding gradients)", y=1.02)
     g.savefig(path, dpi=DPI, bbox_inches="tight")
     plt.close(g.figure)
+
+
+def fig_clipping_rates(runs: pd.DataFrame, path: str) -> None:
+    """(i) Pascanu et al.'s exploding regime: success and divergence against the
+    learning rate, clipped and unclipped (the runs of a sweep over rates
+    trained with several clip modes: every rate's runs are data here)."""
+    tr = runs[(runs["kind"] == "train") & (runs["stage"] == "sweep")]
+    keys = ["task", "model", "init", "gain", "seq_len"]
+    tr = tr[tr.groupby(keys)["clip"].transform("nunique") > 1]
+    if tr.empty:
+        return _empty(path, "no learning-rate sweep with and without clipping in this study")
+    tr = tr.assign(success=successes(tr).astype(float),
+                   diverged=(tr["status"] != "finished").astype(float),
+                   ratio=(tr["final_metric"] / tr["baseline"]).clip(upper=CAP),
+                   setting=tr["model"].map(MODEL_LABEL) + ", gain " + tr["gain"].map("{:g}".format)
+                   + ", T = " + tr["seq_len"].astype(str))
+    clips = _present(CLIP_ORDER, tr["clip"])
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    for ax, (col, label) in zip(axes, (("success", "success rate over seeds"),
+                                       ("diverged", "diverged share of seeds"),
+                                       ("ratio", "final held-out metric / baseline")),
+                                strict=True):
+        sns.lineplot(data=tr, x="lr", y=col, hue="clip", hue_order=clips, palette=CLIP_PALETTE,
+                     style="setting", marker="o", errorbar=None,
+                     estimator="median" if col == "ratio" else "mean", ax=ax,
+                     legend=ax is axes[0])
+        ax.set(xscale="log", xlabel="learning rate (plain SGD)", ylabel=label)
+        if col == "ratio":
+            ax.set_yscale("log")
+            ax.axhline(1.0, color="k", lw=1, ls="--")
+            ax.axhline(SUCCESS_FRACTION, color="C2", lw=1, ls=":")
+        else:
+            ax.set_ylim(-0.05, 1.05)
+    n = int(tr.groupby(["clip", "lr", "setting"])["seed"].nunique().min())
+    fig.suptitle("Which learning rates train, clipped against unclipped (Pascanu et al. 2013): "
+                 f"{n} seeds per point; median ratio (diverged runs omitted)", y=1.02)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+
+
+def fig_copy(runs: pd.DataFrame, training: pd.DataFrame, path: str) -> None:
+    """(j) the copy task: held-out cross-entropy / baseline by step for every
+    model (median and range over the reported seeds), by length: the models
+    that stay at the memoryless baseline and the positive control that solves it."""
+    tr = primary(report_runs(runs))
+    tr = tr[tr["task"] == "copy"]
+    if tr.empty:
+        return _empty(path, "no copy-task runs in this study")
+    cols = ["run_id", "model", "seed", "seq_len", "baseline"]
+    d = training.merge(tr[cols], on="run_id")
+    d = d[np.isfinite(d["eval_metric"])]
+    d = pd.concat([tr[cols].assign(step=0, eval_metric=tr["initial_metric"]),
+                   d[cols + ["step", "eval_metric"]]], ignore_index=True)
+    d = d.assign(ratio=(d["eval_metric"] / d["baseline"]).clip(upper=CAP),
+                 panel="T = " + d["seq_len"].astype(str))
+    models = _models(tr)
+    g = sns.relplot(data=d, x="step", y="ratio", hue="model", hue_order=models,
+                    palette=MODEL_PALETTE, col="panel",
+                    col_order=[f"T = {t}" for t in sorted(set(tr["seq_len"]))], kind="line",
+                    estimator="median", errorbar=("pi", 100), height=3.2, aspect=1.5)
+    for ax in g.axes.flat:
+        ax.axhline(1.0, color="k", lw=1, ls="--")
+        ax.axhline(SUCCESS_FRACTIONS["copy"], color="C2", lw=1, ls=":")
+        ax.set_yscale("log")
+    g.set_axis_labels("update step", "held-out cross-entropy / baseline")
+    g.set_titles(col_template="{col_name}")
+    g.figure.suptitle("The copy task (Arjovsky et al. 2016): dashed, the memoryless baseline "
+                      "10 ln 8 / (T + 20); dotted, success (10 % of it)", y=1.04)
+    g.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(g.figure)
+
+
+def fig_three_rates(runs: pd.DataFrame, path: str) -> None:
+    """(k) three measures of one rate: lambda_1 and the BPTT decay slope against
+    the mean-field 0.5 ln chi, for the input-driven vanilla RNN probes."""
+    pr = runs[(runs["kind"] == "probe") & (runs["cell"] == "rnn")]
+    pr = pr[pr["init"].isin(THEORY_INITS) & np.isfinite(pr["theory_slope"].astype(float))]
+    pr = pr[~((pr["activation"] == "relu") & (pr["gain"] >= math.sqrt(2)))]
+    if pr.empty:
+        return _empty(path, "no gaussian/orthogonal RNN probes with a mean-field rate")
+    d = pd.concat([pr.assign(measure="λ₁ (Lyapunov, QR)", value=pr["lyapunov_1"]),
+                   pr.assign(measure="BPTT decay slope", value=pr["decay_rate"])])
+    d = d.assign(network=d["model"].map(MODEL_LABEL))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    sns.scatterplot(data=d, x="theory_slope", y="value", hue="measure", style="network", s=40,
+                    ax=ax1)
+    lo = float(min(d["theory_slope"].min(), d["value"].min())) - 0.05
+    hi = float(max(d["theory_slope"].max(), d["value"].max())) + 0.05
+    ax1.plot([lo, hi], [lo, hi], color="0.3", lw=1, ls="--", label="identity")
+    ax1.set(xlabel="½ ln χ (mean field, per step)", ylabel="measured rate (per step)",
+            title="λ₁ and the decay slope against ½ ln χ")
+    ax1.legend(fontsize=7)
+    pr = pr.assign(network=pr["model"].map(MODEL_LABEL),
+                   gap=pr["lyapunov_1"] - pr["decay_rate"])
+    sns.scatterplot(data=pr, x="gain", y="gap", hue="network", style="init", s=40, ax=ax2)
+    ax2.axhline(0, color="0.4", lw=0.8)
+    ax2.set(xlabel="recurrent gain σ_w", ylabel="λ₁ − decay slope (per step)",
+            title=f"The two measured rates per probe (N = {int(pr['hidden'].min())})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
 
 
 def main(name: str, inputs: dict, path: str, log: str) -> None:

@@ -2,9 +2,12 @@
 the figure of Pascanu et al.'s cliff.
 
 ``reproductions.csv``: one row per published claim (:mod:`gradpath.claims`:
-claim, source, the paper's number, the measure, the value measured here, the
-verdict, the budget used), then one row per mean-field probe. Claims whose
-runs the study lacks are "n/a" (``configs/paper.yaml`` has them all).
+its kind, claim, source, the paper's result, the measure, the value measured
+here, the three-valued verdict and why an undecided one is, the budget used,
+and for a training reproduction both protocols and the deviations), then one
+row per mean-field probe. ``protocols.csv``: the protocols field by field
+(claim, field, paper, gradpath, deviation). Claims whose runs the study lacks
+are "n/a" (``configs/paper.yaml`` has them all).
 """
 
 import logging
@@ -18,7 +21,14 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from summarise import to_html  # noqa: E402
 
-from gradpath.claims import CLIFF_LR, CLIFF_START, cliff_experiment, reproductions  # noqa: E402
+from gradpath.claims import (  # noqa: E402
+    CLIFF_LR,
+    CLIFF_START,
+    REPRODUCTIONS,
+    cliff_experiment,
+    protocol_rows,
+    reproductions,
+)
 
 
 def fig_cliff(path: str) -> None:
@@ -54,6 +64,7 @@ def main(inputs: dict, outputs: dict, log: str) -> None:
     rep.to_csv(outputs["table"], index=False)
     with open(outputs["html"], "w") as f:
         f.write(to_html(rep, "Reproductions: published claims, measured here"))
+    protocol_rows(REPRODUCTIONS, tables).to_csv(outputs["protocols"], index=False)
     fig_cliff(outputs["cliff"])
     for _, r in rep.iterrows():
         logging.info("%s: %s (%s)", r["claim"], r["verdict"], r["value"])
@@ -62,4 +73,4 @@ def main(inputs: dict, outputs: dict, log: str) -> None:
 if "snakemake" in globals():
     sm = snakemake  # noqa: F821 - injected by Snakemake's script directive
     main({k: sm.input[k] for k in ("runs", "curves", "training")},
-         {k: sm.output[k] for k in ("table", "html", "cliff")}, sm.log[0])
+         {k: sm.output[k] for k in ("table", "html", "protocols", "cliff")}, sm.log[0])

@@ -92,6 +92,7 @@ table { border-collapse: collapse; }
 th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: #f0f3f6; }
 td.holds { background: #e6f4ea; } td.fails { background: #fce8e6; }
+td.undecided { background: #fff4d6; }
 </style>"""
 
 
@@ -112,6 +113,8 @@ def to_html(df: pd.DataFrame, title: str) -> str:
     body = df.to_html(index=False, border=0, na_rep="", escape=True)
     body = body.replace("<td>holds</td>", '<td class="holds">holds</td>')
     body = body.replace("<td>does not hold</td>", '<td class="fails">does not hold</td>')
+    body = body.replace("<td>undecided at this budget</td>",
+                        '<td class="undecided">undecided at this budget</td>')
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title>"
             f"{STYLE}</head><body><h3>{title}</h3>{body}</body></html>")
 

@@ -99,6 +99,7 @@ rule reproductions:
         training=rules.aggregate.output.training,
     output:
         table=f"{RESULTS}/tables/reproductions.csv",
+        protocols=f"{RESULTS}/tables/protocols.csv",
         html=report(
             f"{RESULTS}/tables/reproductions.html",
             caption="../reports/captions/reproductions.rst",
