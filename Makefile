@@ -10,7 +10,7 @@ CONFIG ?= configs/default.yaml
 CORES  ?= 2
 REPORT ?= reports/report.html
 
-.PHONY: help setup warmup run report demo test lint unit bench bench-peers chromium slurm readme paper clean
+.PHONY: help setup warmup run report demo test lint unit bench bench-peers chromium slurm readme paper paper-full reseed clean
 
 help:
 	@echo "make run    set up, run the default study ($(CONFIG)) and build $(REPORT)"
@@ -19,6 +19,7 @@ help:
 	@echo "make bench  kernel speed targets, and the gate against BENCH_BASE (default HEAD~1)"
 	@echo "make bench-peers  gradpath against PyTorch and JAX (installs them into .venv)"
 	@echo "make paper  the published results as verdicts (configs/paper.yaml, reports/paper.html)"
+	@echo "make reseed the study again with other training seeds (SEEDS=\"11 12 13\")"
 
 # PyTorch, for the oracle test (and the peers), pinned first so that the
 # `torch>=2.3` of the dev extra is already met: on the machines this suite is
@@ -122,6 +123,20 @@ readme: setup
 clean:
 	rm -rf $(VENV) .pytest_cache .benchmarks .hypothesis .snakemake
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# The study again with other training seeds (scripts/reseed.py): do its verdicts hold?
+SEEDS ?= 11 12 13
+RESEEDED = results/$(notdir $(basename $(CONFIG)))-seeds.yaml
+reseed: warmup
+	$(BIN)/python scripts/reseed.py $(CONFIG) --seeds $(SEEDS) --out $(RESEEDED)
+	$(BIN)/python scripts/unlock_if_stale.py --configfile $(RESEEDED)
+	$(BIN)/snakemake --profile profiles/local --configfile $(RESEEDED) --cores $(CORES)
+
+# The papers' budgets (configs/paper-full.yaml): hundreds of CPU-hours, for a
+# cluster (the README's cost table; scripts/plan.py), e.g. on SLURM:
+# snakemake --profile profiles/slurm --configfile configs/paper-full.yaml
+paper-full: warmup
+	$(BIN)/snakemake --profile profiles/local --configfile configs/paper-full.yaml --cores $(CORES)
 
 # The published results as verdicts (configs/paper.yaml) and their report.
 paper: warmup
