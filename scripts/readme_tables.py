@@ -83,8 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         done.append(str(rep))
         protocols = rep.with_name("protocols.csv")
         if protocols.exists():
-            (ROOT / "docs" / "reproductions.md").write_text(
-                reproductions_page(table, pd.read_csv(protocols, keep_default_na=False)))
+            page = args.readme.parent / "docs" / "reproductions.md"
+            page.parent.mkdir(exist_ok=True)
+            page.write_text(reproductions_page(table, pd.read_csv(
+                protocols, dtype=str, keep_default_na=False)))
             done.append(str(protocols))
     if not done:
         print("no study tables found: run `make run` (and `make paper`) first", file=sys.stderr)

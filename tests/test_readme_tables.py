@@ -54,3 +54,24 @@ def test_missing_markers_are_an_error(tmp_path):
         tables / "findings.csv", index=False)
     with pytest.raises(SystemExit, match="markers"):
         readme_tables.main(["--readme", str(readme), "--results", str(tmp_path / "results")])
+
+
+def test_the_reproductions_page_has_both_protocols_and_the_deviations(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- findings:start -->\n<!-- findings:end -->\n"
+                      "<!-- reproductions:start -->\n<!-- reproductions:end -->\n")
+    tables = tmp_path / "results" / "paper" / "tables"
+    tables.mkdir(parents=True)
+    pd.DataFrame({"kind": ["reproduction"], "claim": ["c"], "value": ["v"],
+                  "verdict": ["undecided at this budget"], "detail": ["undecided: why"]}
+                 ).to_csv(tables / "reproductions.csv", index=False)
+    pd.DataFrame({"claim": ["le-150", "le-150"], "field": ["hidden", "lr"],
+                  "paper": ["100", "grid"], "gradpath": ["100", "0.1"],
+                  "deviation": ["", "a subset"]}).to_csv(tables / "protocols.csv", index=False)
+    assert readme_tables.main(["--readme", str(readme), "--results",
+                               str(tmp_path / "results")]) == 0
+    assert "| reproduction | c | v | undecided at this budget | undecided: why |" in _block(
+        readme.read_text(), "reproductions")
+    page = (tmp_path / "docs" / "reproductions.md").read_text()
+    assert "| hidden | 100 | 100 |  |" in page and "| lr | grid | 0.1 | a subset |" in page
+    assert "Le, Jaitly & Hinton 2015" in page  # the claim's source, from gradpath.claims
