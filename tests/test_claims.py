@@ -260,6 +260,18 @@ def test_le_claim_needs_both_remedies_to_learn_and_tanh_not_to():
         == claims.FAILS
 
 
+def test_le_rows_show_the_grid_with_its_divergences():
+    claim = {c.key: c for c in claims.REPRODUCTIONS}["le-300"]
+    tables = _le_runs(300, (0.02, 0.6, 0.03))
+    sweep = [train_row("rnn-relu", "identity", 300, 1000, f, stage="sweep", lr=lr,
+                       clip_threshold=thr) for lr, thr, f in ((0.01, 1.0, 0.9),
+                                                              (0.1, 100.0, math.nan))]
+    tables["runs"] = pd.concat([tables["runs"], runs_of(sweep)], ignore_index=True)
+    detail = claim.judge(tables).detail
+    assert "IRNN grid (1000): lr 0.01 / clip 1: 0 of 1 diverged, 0.9" in detail
+    assert "lr 0.1 / clip 100: 1 of 1 diverged, -" in detail
+
+
 def test_a_budget_below_the_papers_onset_of_learning_is_undecided_not_a_failure():
     """Le et al.'s IRNN starts learning after about 10^6 updates: flat runs at 100
     updates do not refute it; at a budget past the onset they do."""

@@ -722,18 +722,38 @@ LE_MODELS: tuple[tuple[str, str, str], ...] = (("IRNN", "rnn-relu", "identity"),
 LE_ONSET = 1_000_000
 
 
+def _grid_evidence(runs: pd.DataFrame, label: str, **where) -> str:
+    """A sweep's grid as evidence: per (lr, clip threshold), the sweep runs
+    that diverged and the mean final metric over the baseline."""
+    sw = runs[(runs["kind"] == "train") & (runs["stage"] == "sweep")]
+    for col, val in where.items():
+        sw = sw[np.isclose(sw[col], val)] if isinstance(val, float) else sw[sw[col] == val]
+    if sw.empty:
+        return ""
+    cells = []
+    for (lr, thr), g in sw.groupby(["lr", "clip_threshold"]):
+        div = int((g["status"] != "finished").sum())
+        ok = g[g["status"] == "finished"]
+        ratio = f"{float((ok['final_metric'] / ok['baseline']).mean()):.3g}" if len(ok) else "-"
+        cells.append(f"lr {lr:g} / clip {thr:g}: {div} of {len(g)} diverged, {ratio}")
+    return f"{label} grid ({', '.join(map(str, sorted(set(sw['seed']))))}): " + "; ".join(cells)
+
+
 def _le(seq_len: int) -> Callable[[dict], Verdict]:
     def judge(tables: dict) -> Verdict:
         runs, training = tables["runs"], tables.get("training")
-        parts = []
+        parts, grids = [], []
         for label, model, init in LE_MODELS:
             tr = reported(runs, model=model, init=init, seq_len=seq_len, gain=1.0)
             learns = model != "rnn-tanh"
             v = learning_verdict(tr, training, learns, label)
             parts.append(_onset(v, tr, LE_ONSET if learns else None, label))
+            grids.append(_grid_evidence(runs, label, task="adding", model=model, init=init,
+                                        seq_len=seq_len, gain=1.0))
         if any(v.holds is None and not v.undecided for v in parts):
             return _na()
-        return combine(parts, "; ".join(v.value for v in parts), parts[0].detail)
+        return combine(parts, "; ".join(v.value for v in parts),
+                       "; ".join([parts[0].detail, *filter(None, grids)]))
     return judge
 
 
