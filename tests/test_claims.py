@@ -144,6 +144,21 @@ def test_exploding_claim_counts_divergence_of_plain_sgd_by_clip_mode():
     assert verdict("clipping", rows([nan, nan, nan], [3, 1, 0.5], 0.9)).holds is None
 
 
+def test_precision_pairs_differ_in_the_precision_alone():
+    """A float32 run of the same configuration but another initialisation (a
+    sweep-selected twin with small input weights) is not the float64 run's pair."""
+    rows = [train_row(seed=s, dtype=d, selection="", final=0.05)
+            for s in range(2) for d in ("float32", "float64")]
+    rows += [{**train_row(seed=s, dtype="float32", final=0.05), "w_ih_std": 0.1}
+             for s in range(2)]
+    runs = runs_of(rows)
+    steps = np.arange(1, claims.PRECISION_STEPS + 1)
+    training = pd.concat([pd.DataFrame({"run_id": r["run_id"], "step": steps,
+                                        "loss": 1.0 / steps * (3 if r.get("w_ih_std") else 1)})
+                          for r in rows])
+    assert verdict("float32", runs, training).label == claims.HOLDS
+
+
 def test_precision_claim_compares_early_training_loss_run_for_run():
     rows = [train_row(seed=s, dtype=d, selection="", final=0.05)
             for s in range(2) for d in ("float32", "float64")]

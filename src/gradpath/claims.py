@@ -560,10 +560,22 @@ PRECISION_STEPS = 20
 PRECISION_RTOL = 1e-3
 
 
+#: What two runs of a float32 / float64 pair share: every setting but the precision.
+PAIR_KEYS: list[str] = [*CONFIG_KEYS, "optimizer", "momentum", "lr", "clip_threshold", "hidden",
+                        "batch", "steps", "seed", "selection", "w_ih_std", "w_out_std",
+                        "forget_bias", "lr_orth"]
+
+
 def _precision(tables: dict) -> Verdict:
     runs, training = tables["runs"], tables.get("training")
     tr = report_runs(runs)
-    keys = CONFIG_KEYS + ["optimizer", "lr", "hidden", "batch", "steps", "seed"]
+    # a pair differs in its precision alone: every other setting is a key
+    keys = [k for k in PAIR_KEYS if k in tr.columns]
+    tr = tr.assign(**{k: tr[k].fillna(-1.0) for k in keys if tr[k].dtype.kind == "f"})
+    twice = tr.groupby([*keys, "dtype"])["run_id"].count()
+    if (twice > 1).any():
+        raise ValueError(f"float32 claim: {int((twice > 1).sum())} configurations have several "
+                         "reported runs with the same settings and precision; refusing to pick one")
     pairs = tr.pivot_table(index=keys, columns="dtype", values="run_id", aggfunc="first")
     if training is None or not {"float32", "float64"} <= set(pairs.columns):
         return _na("no configuration was trained in both precisions")
