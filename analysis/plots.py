@@ -181,6 +181,29 @@ def _panel(tr: pd.DataFrame) -> pd.Series:
     return tr["task"] + ", " + T if tr["task"].nunique() > 1 else T
 
 
+def _held_out_curves(tr: pd.DataFrame, training: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+    """The held-out metric of runs ``tr`` by step, from before training (step 0)
+    to the end, with the runs' columns ``cols`` and ``ratio`` (metric over
+    baseline, capped at CAP)."""
+    cols = ["run_id", *cols, "baseline"]
+    d = training.merge(tr[cols], on="run_id")
+    d = d[np.isfinite(d["eval_metric"])]
+    start = tr[cols].assign(step=0, eval_metric=tr["initial_metric"])  # before training
+    d = pd.concat([start, d[cols + ["step", "eval_metric"]]], ignore_index=True)
+    return d.assign(ratio=(d["eval_metric"] / d["baseline"]).clip(upper=CAP))
+
+
+def _metric_axis(ax, col: str = "ratio", success: float = SUCCESS_FRACTION) -> None:
+    """A ratio panel on a log scale with the baseline (dashed) and success
+    (dotted, at ``success`` x the baseline), or a share panel on [0, 1]."""
+    if col == "ratio":
+        ax.set_yscale("log")
+        ax.axhline(1.0, color="k", lw=1, ls="--")
+        ax.axhline(success, color="C2", lw=1, ls=":")
+    else:
+        ax.set_ylim(-0.05, 1.05)
+
+
 def fig_training_curves(runs: pd.DataFrame, training: pd.DataFrame, path: str) -> None:
     """(c) held-out metric / baseline by step of the reported runs (median over seeds)."""
     tr = _reported(runs)
@@ -189,12 +212,7 @@ def fig_training_curves(runs: pd.DataFrame, training: pd.DataFrame, path: str) -
     if tr.empty:
         return _empty(path, "no reported training runs in this study")
     tr = tr.assign(panel=_panel(tr))
-    cols = ["run_id", "model", "init", "seed", "panel", "baseline"]
-    d = training.merge(tr[cols], on="run_id")
-    d = d[np.isfinite(d["eval_metric"])]
-    start = tr[cols].assign(step=0, eval_metric=tr["initial_metric"])  # before training
-    d = pd.concat([start, d[cols + ["step", "eval_metric"]]], ignore_index=True)
-    d = d.assign(ratio=(d["eval_metric"] / d["baseline"]).clip(upper=CAP))
+    d = _held_out_curves(tr, training, ["model", "init", "seed", "panel"])
     models = _models(tr)
     panels = sorted(set(d["panel"]), key=lambda p: (p.split("T = ")[0],
                                                     int(p.split("T = ")[1])))
@@ -204,9 +222,7 @@ def fig_training_curves(runs: pd.DataFrame, training: pd.DataFrame, path: str) -
                     marker="o", markersize=3, height=2.3, aspect=1.4,
                     facet_kws={"margin_titles": True, "sharex": "row"})
     for ax in g.axes.flat:
-        ax.axhline(1.0, color="k", lw=1, ls="--")
-        ax.axhline(SUCCESS_FRACTION, color="C2", lw=1, ls=":")
-        ax.set_yscale("log")
+        _metric_axis(ax)
     g.set_axis_labels("update step", "held-out metric / baseline")
     g.set_titles(row_template="{row_name}", col_template="{col_name}")
     g.figure.suptitle("Training the remedies: reported seeds at the selected learning rate "
@@ -239,12 +255,8 @@ def fig_success_by_length(runs: pd.DataFrame, path: str) -> None:
                              palette=INIT_PALETTE, marker="o", ax=ax,
                              legend=(i == 0 and j == len(models) - 1 and k == 0))
                 ax.set(xlabel="sequence length T", ylabel=label if j == 0 else "")
-                if col == "ratio":
-                    ax.set_yscale("log")
-                    ax.axhline(1.0, color="k", lw=1, ls="--")
-                    ax.axhline(SUCCESS_FRACTION, color="C2", lw=1, ls=":")
-                else:
-                    ax.set_ylim(-0.05, 1.05)
+                _metric_axis(ax, col)
+                if col != "ratio":
                     ax.set_title(f"{MODEL_LABEL[model]}" + (f" ({task})" if len(tasks) > 1
                                                             else ""))
     fig.suptitle(f"Which remedy learns at which length (median over seeds; success: final "
@@ -409,12 +421,7 @@ def fig_clipping_rates(runs: pd.DataFrame, path: str) -> None:
                      estimator="median" if col == "ratio" else "mean", ax=ax,
                      legend=ax is axes[0])
         ax.set(xscale="log", xlabel="learning rate (plain SGD)", ylabel=label)
-        if col == "ratio":
-            ax.set_yscale("log")
-            ax.axhline(1.0, color="k", lw=1, ls="--")
-            ax.axhline(SUCCESS_FRACTION, color="C2", lw=1, ls=":")
-        else:
-            ax.set_ylim(-0.05, 1.05)
+        _metric_axis(ax, col)
     n = int(tr.groupby(["clip", "lr", "setting"])["seed"].nunique().min())
     fig.suptitle("Which learning rates train, clipped against unclipped (Pascanu et al. 2013): "
                  f"{n} seeds per point; median ratio (diverged runs omitted)", y=1.02)
@@ -431,22 +438,15 @@ def fig_copy(runs: pd.DataFrame, training: pd.DataFrame, path: str) -> None:
     tr = tr[tr["task"] == "copy"]
     if tr.empty:
         return _empty(path, "no copy-task runs in this study")
-    cols = ["run_id", "model", "seed", "seq_len", "baseline"]
-    d = training.merge(tr[cols], on="run_id")
-    d = d[np.isfinite(d["eval_metric"])]
-    d = pd.concat([tr[cols].assign(step=0, eval_metric=tr["initial_metric"]),
-                   d[cols + ["step", "eval_metric"]]], ignore_index=True)
-    d = d.assign(ratio=(d["eval_metric"] / d["baseline"]).clip(upper=CAP),
-                 panel="T = " + d["seq_len"].astype(str))
+    d = _held_out_curves(tr, training, ["model", "seed", "seq_len"])
+    d = d.assign(panel="T = " + d["seq_len"].astype(str))
     models = _models(tr)
     g = sns.relplot(data=d, x="step", y="ratio", hue="model", hue_order=models,
                     palette=MODEL_PALETTE, col="panel",
                     col_order=[f"T = {t}" for t in sorted(set(tr["seq_len"]))], kind="line",
                     estimator="median", errorbar=("pi", 100), height=3.2, aspect=1.5)
     for ax in g.axes.flat:
-        ax.axhline(1.0, color="k", lw=1, ls="--")
-        ax.axhline(SUCCESS_FRACTIONS["copy"], color="C2", lw=1, ls=":")
-        ax.set_yscale("log")
+        _metric_axis(ax, success=SUCCESS_FRACTIONS["copy"])
     g.set_axis_labels("update step", "held-out cross-entropy / baseline")
     g.set_titles(col_template="{col_name}")
     g.figure.suptitle("The copy task (Arjovsky et al. 2016): dashed, the memoryless baseline "

@@ -221,9 +221,8 @@ def describe(runs: pd.DataFrame, criterion: str) -> dict[str, str]:
         out["lr"] = _per_model(rep, lambda r: _g(r["lr"]))
         out["clip"] = _clip_text(rep)
     else:
-        frac = {round(float(s) / float(r), 2) for s, r in
-                zip(sweep.groupby("model", sort=False)["steps"].max(),
-                    rep.groupby("model", sort=False)["steps"].max(), strict=False)}
+        frac = set((sweep.groupby("model")["steps"].max()
+                    / rep.groupby("model")["steps"].max()).dropna().round(2))
         grids = sweep.groupby("model", sort=False)["lr"].agg(
             lambda v: "grid {" + ", ".join(map(_g, sorted(set(v)))) + "}")
         lr = grids.iloc[0] if grids.nunique() == 1 else "; ".join(
@@ -404,10 +403,14 @@ def reported(runs: pd.DataFrame, task: str = "adding", **where) -> pd.DataFrame:
     """The reported training runs of one configuration (``where``: column =
     value), the sweep-selected ones where there are (:func:`primary`)."""
     tr = report_runs(runs)
-    tr = tr[tr["task"] == task]
+    return primary(_where(tr[tr["task"] == task], **where))
+
+
+def _where(tr: pd.DataFrame, **where) -> pd.DataFrame:
+    """The rows with column = value for each item (floats compared with np.isclose)."""
     for col, val in where.items():
         tr = tr[np.isclose(tr[col], val)] if isinstance(val, float) else tr[tr[col] == val]
-    return primary(tr)
+    return tr
 
 
 def successes(tr: pd.DataFrame) -> pd.Series:
@@ -486,7 +489,8 @@ def _ratios(tr: pd.DataFrame) -> str:
 
 
 def learning_verdict(tr: pd.DataFrame, training: pd.DataFrame | None = None,
-                     learns: bool = True, label: str = "") -> Verdict:
+                     learns: bool = True, label: str = "", success: pd.Series | None = None,
+                     what: str = "") -> Verdict:
     """Whether a configuration's reported runs ``tr`` learn its task (or, with
     ``learns=False``, do not), by the rules every training claim shares:
 
@@ -497,16 +501,19 @@ def learning_verdict(tr: pd.DataFrame, training: pd.DataFrame | None = None,
       make up the share; otherwise does not hold.
     * does not learn: does not hold when a seed succeeds; undecided with too
       few seeds or a seed still improving; otherwise holds.
+
+    ``success`` replaces :func:`successes` as what a seed must reach (per
+    run; :func:`baseline_verdict`), and ``what`` names it in the value.
     """
     if tr.empty:
         return _na()
-    ok = successes(tr)
+    ok = successes(tr) if success is None else success
     n, k = len(tr), int(ok.sum())
     div = int((tr["status"] != "finished").sum())
     improving = int((still_improving(tr, training) & ~ok).sum())
     need = math.ceil(LEARNS_SHARE * n)
     name = f"{label}: " if label else ""
-    value = f"{name}{k} of {n} seeds (final / baseline: {_ratios(tr)})"
+    value = f"{name}{k} of {n} seeds{what} (final / baseline: {_ratios(tr)})"
     lrs = ", ".join(f"{v:g}" for v in sorted(set(tr["lr"])))
     detail = f"lr {lrs}, {int(tr['steps'].iloc[0]):,} updates"
     few = f"{name}too few seeds ({n} reported, {MIN_SEEDS} needed)" if n < MIN_SEEDS else ""
@@ -687,9 +694,7 @@ def _selector(task: str, models: tuple[tuple[str, str], ...], seq_len: int | Non
         tr = tr[pairs.isin(list(models))]
         if seq_len is not None:
             tr = tr[tr["seq_len"] == seq_len]
-        for col, val in where.items():
-            tr = tr[np.isclose(tr[col], val)] if isinstance(val, float) else tr[tr[col] == val]
-        return tr
+        return _where(tr, **where)
     return select
 
 
@@ -710,28 +715,11 @@ def baseline_verdict(tr: pd.DataFrame, training: pd.DataFrame | None, leaves: bo
     """Whether a configuration's reported runs leave the baseline (final /
     baseline below :data:`STALLS_SHARE` in at least :data:`LEARNS_SHARE` of
     the seeds, none diverged) or, with ``leaves=False``, stay at it (every
-    seed at or above it). Undecided as :func:`learning_verdict`."""
-    if tr.empty:
-        return _na()
+    seed at or above it): :func:`learning_verdict`'s rules, with leaving the
+    baseline for success."""
     ratio = (tr["final_metric"] / tr["baseline"]).where(tr["status"] == "finished", np.inf)
-    below = ratio < STALLS_SHARE
-    n, k = len(tr), int(below.sum())
-    div = int((tr["status"] != "finished").sum())
-    improving = int((still_improving(tr, training) & ~below).sum())
-    value = f"{label}: {k} of {n} seeds below {STALLS_SHARE:g} x baseline ({_ratios(tr)})"
-    detail = f"{int(tr['steps'].iloc[0]):,} updates"
-    if n < MIN_SEEDS:
-        return Verdict(value, None, detail, f"{label}: too few seeds ({n} of {MIN_SEEDS})")
-    still = f"{label}: {improving} of {n} seeds still improving"
-    if leaves:
-        if k >= math.ceil(LEARNS_SHARE * n) and div == 0:
-            return Verdict(value, True, detail)
-        if div == 0 and k + improving >= math.ceil(LEARNS_SHARE * n):
-            return Verdict(value, None, detail, still)
-        return Verdict(value, False, detail)
-    if k > 0:
-        return Verdict(value, False, detail)
-    return Verdict(value, None, detail, still) if improving else Verdict(value, True, detail)
+    return learning_verdict(tr, training, leaves, label, success=ratio < STALLS_SHARE,
+                            what=f" below {STALLS_SHARE:g} x baseline")
 
 
 #: (label, model, init) of Le et al.'s three networks.
@@ -746,9 +734,7 @@ LE_ONSET = 1_000_000
 def _grid_evidence(runs: pd.DataFrame, label: str, **where) -> str:
     """A sweep's grid as evidence: per (lr, clip threshold), the sweep runs
     that diverged and the mean final metric over the baseline."""
-    sw = runs[(runs["kind"] == "train") & (runs["stage"] == "sweep")]
-    for col, val in where.items():
-        sw = sw[np.isclose(sw[col], val)] if isinstance(val, float) else sw[sw[col] == val]
+    sw = _where(runs[(runs["kind"] == "train") & (runs["stage"] == "sweep")], **where)
     if sw.empty:
         return ""
     cells = []
