@@ -268,7 +268,9 @@ class Cell:
             or ``gain * Q`` with Q orthogonal (QR of a Gaussian matrix, the
             signs of R's diagonal folded into Q so Q is Haar-distributed).
             For the LSTM (GRU) each of the four (three) H x H gate blocks of
-            W_hh gets its own draw.
+            W_hh gets its own draw. A cell with another recurrent parameter
+            maps the three onto it (its :meth:`_recurrent_init`: the
+            IndRNN's u, the expRNN's skew matrix A).
         gain : float
             Non-negative scale of the recurrent weights.
         seed : int
@@ -292,20 +294,34 @@ class Cell:
         Returns
         -------
         dict of str to ndarray
-            ``W_ih``, ``W_hh``, ``b``, ``W_out`` (``N(0, 1/H)``), ``b_out``;
-            for the GRU also ``b_hn`` (zeros).
+            The parameters of :meth:`param_shapes`, in its order: ``W_ih``,
+            ``W_hh``, ``b``, ``W_out`` (``N(0, 1/H)``), ``b_out``; for the
+            GRU also ``b_hn`` (zeros). Drawn in one order for every cell:
+            the recurrent parameter, then W_ih, then W_out, then any random
+            bias (:meth:`_biases`).
         """
         init = _choice(init, "init", INITS)
         dt = self._dtype(dtype)
         self._check_init(gain, input_scale, forget_bias, update_bias, w_ih_std, w_out_std)
         rng = stream(seed, "weights")
-        H, O, G = self.hidden_size, self.output_size, self.gates
-        W_hh = np.concatenate([recurrent_matrix(init, H, gain, rng) for _ in range(G)])
-        W_ih, W_out = self._io_weights(rng, G * H, input_scale, w_ih_std, w_out_std)
-        params = {"W_ih": W_ih, "W_hh": W_hh, "b": np.zeros(G * H), "W_out": W_out,
-                  "b_out": np.zeros(O)}
-        params = self._gate_biases(params, forget_bias=forget_bias, update_bias=update_bias)
-        return {k: np.ascontiguousarray(v, dtype=dt) for k, v in params.items()}
+        params = self._recurrent_init(init, gain, rng)
+        params["W_ih"], params["W_out"] = self._io_weights(
+            rng, self.gates * self.hidden_size, input_scale, w_ih_std, w_out_std)
+        params = self._biases(params, rng, forget_bias=forget_bias, update_bias=update_bias)
+        return {k: np.ascontiguousarray(params[k], dtype=dt) for k in self.param_shapes()}
+
+    def _recurrent_init(self, init: str, gain: float, rng) -> dict[str, np.ndarray]:
+        """The recurrent parameter, drawn first: W_hh, one draw per gate block."""
+        H = self.hidden_size
+        return {"W_hh": np.concatenate([recurrent_matrix(init, H, gain, rng)
+                                        for _ in range(self.gates)])}
+
+    def _biases(self, params: dict, rng, forget_bias: float, update_bias: float) -> dict:
+        """The biases, after the weights: zeros (a gated cell sets its own gate's;
+        a cell with random biases draws them here, last)."""
+        params["b"] = np.zeros(self.gates * self.hidden_size)
+        params["b_out"] = np.zeros(self.output_size)
+        return params
 
     #: W_ih's default variance times D (LeCun scaling: 1; Kaiming's: 2).
     input_var_gain: ClassVar[float] = 1.0
@@ -347,10 +363,6 @@ class Cell:
         for name, v in (("w_ih_std", w_ih_std), ("w_out_std", w_out_std)):
             if v is not None:
                 number(v, name)
-
-    def _gate_biases(self, params: dict, forget_bias: float, update_bias: float) -> dict:
-        """A gated cell's own biases on the drawn parameters (none here)."""
-        return params
 
     @staticmethod
     def _dtype(dtype) -> np.dtype:

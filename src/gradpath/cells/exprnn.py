@@ -41,7 +41,6 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..checks import choice as _choice
 from ..kernels.blas import NO_TRANS, TRANS, gemm
 from ..kernels.common import (
     add_drive,
@@ -53,9 +52,8 @@ from ..kernels.common import (
 )
 from ..kernels.fpenv import jit_entry
 from ..kernels.jit import jit
-from ..rng import stream
 from . import pipeline
-from .base import DEFAULT_FORGET_BIAS, DEFAULT_UPDATE_BIAS, INITS, Cell, Model
+from .base import Cell, Model
 from .pipeline import Kernels, adjoints_h, no_arrays, no_columns, parts_done, start_h
 
 #: Rows (steps x block rows) per weight-gradient GEMM in the backward pass,
@@ -379,26 +377,12 @@ class ExpRNN(Cell):
         dA = np.ascontiguousarray(grad_A(p["A"], dW_hh), dtype=p["A"].dtype)
         return {"W_ih": dW_ih, "A": dA, "b": db, "W_out": dW_out, "b_out": db_out}
 
-    def init_params(
-        self,
-        init: str = "orthogonal",
-        gain: float = 1.0,
-        seed: int = 0,
-        dtype=np.float64,
-        input_scale: float = 1.0,
-        forget_bias: float = DEFAULT_FORGET_BIAS,
-        update_bias: float = DEFAULT_UPDATE_BIAS,
-        w_ih_std: float | None = None,
-        w_out_std: float | None = None,
-    ) -> dict[str, np.ndarray]:
-        """Initialise parameters, deterministically from ``seed``.
-
-        The signature is :meth:`Cell.init_params`'s, so the suite calls every
-        cell alike. The suite's recurrent initialisations map onto the
-        authors' initialisations of the skew parameter (``initialization.py``),
-        both block-diagonal: rotations by angles theta_i in the planes of
-        the coordinate pairs (2i, 2i+1), i < H // 2 (for odd H the last unit
-        is left alone):
+    def _recurrent_init(self, init, gain, rng):
+        """The skew parameter A, drawn first. The suite's recurrent
+        initialisations map onto the authors' initialisations of the skew
+        parameter (``initialization.py``), both block-diagonal: rotations by
+        angles theta_i in the planes of the coordinate pairs (2i, 2i+1),
+        i < H // 2 (for odd H the last unit is left alone):
 
         * ``"orthogonal"``: ``henaff_init_``, theta_i ~ U(-pi, pi) (Henaff,
           Szlam & LeCun 2016); the authors' default. (Their ICML 2019
@@ -415,48 +399,25 @@ class ExpRNN(Cell):
         layer computes ``h @ B`` (row vectors), so their recurrent matrix is
         ``B^T``; with A so, ``expm(A - A^T)`` is exactly that matrix.
 
-        Parameters
-        ----------
-        init : {"identity", "gaussian", "orthogonal"}
-        gain : float
-            Checked (a finite non-negative number) and otherwise unused:
-            W_hh = expm(A - A^T) is orthogonal for every A, every singular
-            value 1, and no scale of it stays in the group (scaling A would
-            scale rotation angles, not the spectrum, and is not the authors'
-            initialisation). A grid over ``gain`` repeats one expRNN network.
-        seed : int
-            Seed of the ``"weights"`` stream.
-        dtype : numpy dtype
-            float64 or float32 (drawn in float64 and rounded).
-        input_scale : float
-            ``W_ih ~ N(0, 2 input_scale**2 / D)``: the authors' Kaiming-normal
-            input kernel (``kaiming_normal_(..., nonlinearity="relu")``, no
-            bias) at ``input_scale = 1``.
-        forget_bias, update_bias : float
-            Unused (the gated cells' biases); checked like theirs.
-        w_ih_std, w_out_std : float, optional
-            As for :meth:`Cell.init_params`.
-
-        Returns
-        -------
-        dict of str to ndarray
-            ``W_ih``, ``A``, ``b`` (modReLU's bias, U(-0.01, 0.01) as the
-            authors' ``modrelu``), ``W_out`` (``N(0, 1/H)``, the suite's
-            read-out; the authors' is Kaiming-normal, N(0, 2/H)), ``b_out``
-            (zeros). Drawn in that order after A's angles: with
-            ``"identity"`` (no angles), W_out is the vanilla RNN's draw and
-            W_ih sqrt(2) times it.
+        ``gain`` is checked and otherwise unused: W_hh = expm(A - A^T) is
+        orthogonal for every A, every singular value 1, and no scale of it
+        stays in the group (scaling A would scale rotation angles, not the
+        spectrum, and is not the authors' initialisation). A grid over
+        ``gain`` repeats one expRNN network. W_ih is the authors'
+        Kaiming-normal input kernel, ``N(0, 2 input_scale**2 / D)``
+        (:attr:`input_var_gain`); W_out the suite's read-out, ``N(0, 1/H)``
+        (the authors' is Kaiming-normal, N(0, 2/H): ``w_out_std``). The
+        forget and update biases are unused (checked like the gated cells').
         """
-        init = _choice(init, "init", INITS)
-        dt = self._dtype(dtype)
-        self._check_init(gain, input_scale, forget_bias, update_bias, w_ih_std, w_out_std)
-        rng = stream(seed, "weights")
-        H, O = self.hidden_size, self.output_size
-        A = _paper_skew(init, H, rng)
-        W_ih, W_out = self._io_weights(rng, H, input_scale, w_ih_std, w_out_std)
-        b = rng.uniform(-MODRELU_BIAS, MODRELU_BIAS, H)
-        params = {"W_ih": W_ih, "A": A, "b": b, "W_out": W_out, "b_out": np.zeros(O)}
-        return {k: np.ascontiguousarray(v, dtype=dt) for k, v in params.items()}
+        return {"A": _paper_skew(init, self.hidden_size, rng)}
+
+    def _biases(self, params, rng, forget_bias, update_bias):
+        """modReLU's bias b ~ U(-0.01, 0.01), as the authors' ``modrelu``,
+        drawn last (after W_out; with ``"identity"``, no angles, W_out is the
+        vanilla RNN's draw and W_ih sqrt(2) times it)."""
+        params = super()._biases(params, rng, forget_bias, update_bias)
+        params["b"] = rng.uniform(-MODRELU_BIAS, MODRELU_BIAS, self.hidden_size)
+        return params
 
     # -- the probe ------------------------------------------------------------
     def adjoint_lognorms(self, st, p, delta):

@@ -273,11 +273,12 @@ class GRU(Cell):
         H = self.hidden_size
         return (T + 1, B, H), (T, B, 3 * H), (T, B, 3 * H)
 
-    def _gate_biases(self, params, forget_bias, update_bias):
+    def _biases(self, params, rng, forget_bias, update_bias):
+        params = super()._biases(params, rng, forget_bias, update_bias)
         H = self.hidden_size
         params["b"][H : 2 * H] = update_bias
-        return {**{k: params[k] for k in ("W_ih", "W_hh", "b")}, "b_hn": np.zeros(H),
-                "W_out": params["W_out"], "b_out": params["b_out"]}
+        params["b_hn"] = np.zeros(H)
+        return params
 
     def adjoint_lognorms(self, st, p, delta):
         return adjoint_lognorms(*st, p["W_hh"], delta), None

@@ -26,7 +26,6 @@ import math
 
 import numpy as np
 
-from ..checks import choice as _choice
 from ..checks import integer as _positive_int
 from ..kernels.blas import NO_TRANS, TRANS, gemm
 from ..kernels.common import (
@@ -39,13 +38,9 @@ from ..kernels.common import (
 )
 from ..kernels.fpenv import jit_entry
 from ..kernels.jit import jit
-from ..rng import stream
 from . import pipeline
 from .base import (
     ACTIVATIONS,
-    DEFAULT_FORGET_BIAS,
-    DEFAULT_UPDATE_BIAS,
-    INITS,
     Cell,
     Model,
 )
@@ -272,23 +267,11 @@ class IndRNN(Cell):
         D, H, O = self.input_size, self.hidden_size, self.output_size
         return {"W_ih": (H, D), "u": (H,), "b": (H,), "W_out": (O, H), "b_out": (O,)}
 
-    def init_params(
-        self,
-        init: str = "orthogonal",
-        gain: float = 1.0,
-        seed: int = 0,
-        dtype=np.float64,
-        input_scale: float = 1.0,
-        forget_bias: float = DEFAULT_FORGET_BIAS,
-        update_bias: float = DEFAULT_UPDATE_BIAS,
-        w_ih_std: float | None = None,
-        w_out_std: float | None = None,
-    ) -> dict[str, np.ndarray]:
-        """Initialise parameters, deterministically from ``seed``.
-
-        The signature is :meth:`Cell.init_params`'s, so the suite calls every
-        cell alike; the suite's recurrent initialisations map onto the vector
-        u as follows (``gain`` scales each):
+    def _recurrent_init(self, init, gain, rng):
+        """u, drawn first (:meth:`Cell.init_params` draws the rest, so with
+        ``"identity"`` W_ih and W_out are the vanilla RNN's draws). The
+        suite's recurrent initialisations map onto u as follows (``gain``
+        scales each):
 
         * ``"identity"``: ``u = gain`` for every unit (no draw): diag(u) is
           gain * I, the IRNN's start (Le, Jaitly & Hinton 2015) and the
@@ -307,50 +290,16 @@ class IndRNN(Cell):
           gain * Q restricted to diagonals: every |u_j| = gain, like every
           singular value of gain * Q.
 
-        Parameters
-        ----------
-        init : {"identity", "gaussian", "orthogonal"}
-        gain : float
-            Non-negative scale of u.
-        seed : int
-            Seed of the ``"weights"`` stream.
-        dtype : numpy dtype
-            float64 or float32 (drawn in float64 and rounded).
-        input_scale : float
-            ``W_ih ~ N(0, input_scale**2 / D)`` (LeCun-scaled, as every cell;
-            the authors' code draws N(0, 0.001**2)).
-        forget_bias, update_bias : float
-            Unused (the gated cells' biases); checked like theirs.
-        w_ih_std, w_out_std : float, optional
-            As for :meth:`Cell.init_params`.
-
-        Returns
-        -------
-        dict of str to ndarray
-            ``W_ih``, ``u``, ``b`` (zeros), ``W_out`` (``N(0, 1/H)``),
-            ``b_out`` (zeros). u is drawn first, then W_ih and W_out: with
-            ``"identity"`` W_ih and W_out are the vanilla RNN's draws.
+        W_ih is LeCun-scaled as every cell's (the authors' code draws
+        N(0, 0.001**2): ``w_ih_std``); the forget and update biases are
+        unused (checked like the gated cells').
         """
-        init = _choice(init, "init", INITS)
-        dt = self._dtype(dtype)
-        self._check_init(gain, input_scale, forget_bias, update_bias, w_ih_std, w_out_std)
-        rng = stream(seed, "weights")
-        H, O = self.hidden_size, self.output_size
+        H = self.hidden_size
         if init == "identity":
-            u = np.full(H, float(gain))
-        elif init == "gaussian":
-            u = gain * rng.uniform(0.0, 1.0, H)
-        else:
-            u = gain * np.where(rng.random(H) < 0.5, -1.0, 1.0)
-        W_ih, W_out = self._io_weights(rng, H, input_scale, w_ih_std, w_out_std)
-        params = {
-            "W_ih": W_ih,
-            "u": u,
-            "b": np.zeros(H),
-            "W_out": W_out,
-            "b_out": np.zeros(O),
-        }
-        return {k: np.ascontiguousarray(v, dtype=dt) for k, v in params.items()}
+            return {"u": np.full(H, float(gain))}
+        if init == "gaussian":
+            return {"u": gain * rng.uniform(0.0, 1.0, H)}
+        return {"u": gain * np.where(rng.random(H) < 0.5, -1.0, 1.0)}
 
     # -- the constraint on |u| ----------------------------------------------
     def max_abs(self, seq_len: int) -> float:

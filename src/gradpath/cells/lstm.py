@@ -263,7 +263,8 @@ class LSTM(Cell):
         H = self.hidden_size
         return (T + 1, B, H), (T + 1, B, H), (T, B, 4 * H), (T, B, H)
 
-    def _gate_biases(self, params, forget_bias, update_bias):
+    def _biases(self, params, rng, forget_bias, update_bias):
+        params = super()._biases(params, rng, forget_bias, update_bias)
         H = self.hidden_size
         params["b"][H : 2 * H] = forget_bias
         return params
