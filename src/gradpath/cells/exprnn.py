@@ -286,7 +286,7 @@ def grad_A(A: np.ndarray, dW_hh: np.ndarray) -> np.ndarray:
 
 def _paper_skew(init: str, H: int, rng: np.random.Generator) -> np.ndarray:
     """A of the authors' initialisations, as the transpose of their
-    upper-triangular parameter (see :meth:`ExpRNN.init_params`)."""
+    upper-triangular parameter (see :meth:`ExpRNN._recurrent_init`)."""
     A = np.zeros((H, H))
     k = H // 2
     if init == "identity" or k == 0:
