@@ -45,12 +45,12 @@ from ..kernels.blas import NO_TRANS, TRANS, gemm
 from ..kernels.common import (
     add_drive,
     inject,
-    matmul_into,
     norm_from,
     renormalise,
     sum_squares,
 )
 from ..kernels.fpenv import jit_entry
+from ..kernels.gemm import pack, pack_recurrent, product
 from ..kernels.jit import jit
 from . import pipeline
 from .base import Cell, Model
@@ -89,12 +89,12 @@ PAPER_LEARNING_RATES: dict[tuple[str, int], tuple[str, float, float]] = {
 
 @jit
 def prepare(rec):
-    """(W_hh.T, W_ih.T (both C-contiguous), a zero drive bias, b, W_hh) from
-    rec = (W_ih, W_hh, b): the pre-activation has no additive bias (b is
-    modReLU's), so the shared input product adds zeros."""
+    """(W_hh.T packed, W_ih.T (C-contiguous), a zero drive bias, b, W_hh
+    packed) from rec = (W_ih, W_hh, b): the pre-activation has no additive
+    bias (b is modReLU's), so the shared input product adds zeros."""
     W_ih, W_hh, b = rec
-    return (np.ascontiguousarray(W_hh.T), np.ascontiguousarray(W_ih.T),
-            np.zeros(b.shape[0], b.dtype), b, W_hh)
+    fwd, bwd = pack_recurrent(W_hh)
+    return fwd, np.ascontiguousarray(W_ih.T), np.zeros(b.shape[0], b.dtype), b, bwd
 
 
 @jit
@@ -117,12 +117,12 @@ def forward_rows(x, lengths, act, w, st, b0, b1):
     w_t, w_ih_t, zero, b, _ = w
     hs = st[0]
     T, B, _ = x.shape
-    H = w_t.shape[1]
+    H = hs.shape[2]
     n = b1 - b0
     a = np.empty((n, H), x.dtype)
     tmp = np.empty((n, H), x.dtype)
     for t in range(T):
-        matmul_into(hs[t, b0:b1], w_t, a, B)
+        product(hs[t, b0:b1], w_t, a)
         add_drive(a, x[t, b0:b1], w_ih_t, zero, tmp, B)
         for r in range(n):
             bb = b0 + r
@@ -173,13 +173,13 @@ def _accumulate(dbuf, hbuf, xbuf, k, dW_ih, dW_hh):
 def backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, b0, b1):
     """BPTT for batch rows ``b0 <= b < b1``: ``carry[0]`` ends as dL/dh0; this
     block's dL/dW_ih (H, D), dL/dW_hh (H, H) and dL/db are added to ``part``."""
-    W_hh = w[4]
+    W_hh = w[4]  # packed
     hs = st[0]
     c = carry[0]
     gnorm = norms[0]
     dW_ih, dW_hh, db = part
     T, B, D = x.shape
-    H = W_hh.shape[0]
+    H = hs.shape[2]
     n = b1 - b0
     K = max(1, min(-(-CHUNK_ROWS // n), T // CHUNK_SHARE))
     dbuf = np.empty((K, n, H), x.dtype)  # dL/dz for K steps
@@ -198,7 +198,7 @@ def backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, b0, b1)
             gnorm[t, bb] = _row_step(d, c[bb], hs[t + 1, bb], db)
         hbuf[k] = hs[t, b0:b1]
         xbuf[k] = x[t, b0:b1]
-        matmul_into(dpre, W_hh, c[b0:b1], B)
+        product(dpre, W_hh, c[b0:b1])
         k += 1
         if k == K or t == 0:
             _accumulate(dbuf, hbuf, xbuf, k, dW_ih, dW_hh)
@@ -230,6 +230,7 @@ def adjoint_lognorms(hs, W_hh, delta):
     B, H = delta.shape
     d = delta.copy()
     tmp = np.empty((B, H), d.dtype)
+    P = pack(W_hh, 1)
     logs = np.zeros(B)
     out = np.empty((T, B))
     for t in range(T - 1, -1, -1):
@@ -238,7 +239,7 @@ def adjoint_lognorms(hs, W_hh, delta):
             h = hs[t + 1, b]
             for i in range(H):
                 tmp[b, i] = d[b, i] if h[i] != 0.0 else 0.0 * d[b, i]
-        matmul_into(tmp, W_hh, d, B)
+        product(tmp, P, d)
     return out
 
 

@@ -21,7 +21,6 @@ import numpy as np
 from ..kernels.common import (
     add_drive,
     inject,
-    matmul_into,
     renormalise,
     row_norm,
     sigmoid_,
@@ -31,6 +30,7 @@ from ..kernels.common import (
     weight_grads_done,
 )
 from ..kernels.fpenv import jit_entry
+from ..kernels.gemm import pack, pack_recurrent, product
 from ..kernels.jit import jit
 from . import pipeline
 from .base import Cell, Model
@@ -96,9 +96,11 @@ def cell_row_backward(dx, dh_, d, ch, hp):
 
 @jit
 def prepare(rec):
-    """(W_hh.T, W_ih.T, b, W_hh, b_hn), the transposes C-contiguous."""
+    """(W_hh.T packed, W_ih.T, b, W_hh packed, b_hn), as
+    :func:`gradpath.cells.pipeline.prepare_dense` with b_hn."""
     W_ih, W_hh, b, b_hn = rec
-    return np.ascontiguousarray(W_hh.T), np.ascontiguousarray(W_ih.T), b, W_hh, b_hn
+    fwd, bwd = pack_recurrent(W_hh)
+    return fwd, np.ascontiguousarray(W_ih.T), b, bwd, b_hn
 
 
 @jit
@@ -109,12 +111,12 @@ def forward_rows(x, lengths, act, w, st, b0, b1):
     w_t, w_ih_t, b, _, b_hn = w
     hs, gates, hgates = st
     T, B, _ = x.shape
-    G = w_t.shape[1]
+    G = gates.shape[2]
     tmp = np.empty((b1 - b0, G), x.dtype)
     for t in range(T):
         gx = gates[t, b0:b1]
         gh = hgates[t, b0:b1]
-        matmul_into(hs[t, b0:b1], w_t, gh, B)
+        product(hs[t, b0:b1], w_t, gh)
         gx[:] = 0.0
         add_drive(gx, x[t, b0:b1], w_ih_t, b, tmp, B)
         for bb in range(b0, b1):
@@ -132,12 +134,11 @@ def backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, b0, b1)
     """BPTT for batch rows ``b0 <= b < b1``: ``gates[t]`` and ``hgates[t]``
     become the gradients of the input and recurrent products; ``carry[0]``
     ends as dL/dh0."""
-    W_hh = w[3]
+    W_hh = w[3]  # packed
     hs, gates, hgates = st
     c = carry[0]
     gnorm = norms[0]
-    H = W_hh.shape[1]
-    B = gates.shape[1]
+    H = hs.shape[2]
     dt = gates.dtype
     d = np.empty(H, dt)
     direct = np.empty((b1 - b0, H), dt)
@@ -152,7 +153,7 @@ def backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, b0, b1)
             gnorm[t, bb] = cell_row_backward(gates[t, bb], hgates[t, bb], d, c[bb], hs[t, bb])
         # dL/dh_{t-1} = (dL/dh_t) z + dL/d(W_hh h_{t-1}) W_hh
         direct[:] = c[b0:b1]
-        matmul_into(hgates[t, b0:b1], W_hh, c[b0:b1], B)
+        product(hgates[t, b0:b1], W_hh, c[b0:b1])
         for r in range(b1 - b0):
             cr = c[b0 + r]
             dr = direct[r]
@@ -217,6 +218,7 @@ def adjoint_lognorms(hs, gates, hgates, W_hh, delta):
     d = delta.copy()
     dah = np.empty((B, 3 * H), d.dtype)
     direct = np.empty((B, H), d.dtype)
+    P = pack(W_hh, 1)
     logs = np.zeros(B)
     out = np.empty((T, B))
     for t in range(T - 1, -1, -1):
@@ -236,7 +238,7 @@ def adjoint_lognorms(hs, gates, hgates, W_hh, delta):
                 dah[b, 2 * H + j] = dan * r
                 direct[b, j] = dj * z
         # dL/dh_{t-1} = (dL/dh_t) z + dL/d(W_hh h_{t-1}) W_hh
-        matmul_into(dah, W_hh, d, B)
+        product(dah, P, d)
         for b in range(B):
             for j in range(H):
                 d[b, j] += direct[b, j]

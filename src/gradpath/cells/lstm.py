@@ -19,7 +19,6 @@ import numpy as np
 from ..kernels.common import (
     add_drive,
     inject,
-    matmul_into,
     row_norm,
     sigmoid_,
     tanh_,
@@ -28,6 +27,7 @@ from ..kernels.common import (
     weight_grads_done,
 )
 from ..kernels.fpenv import jit_entry
+from ..kernels.gemm import pack, product
 from ..kernels.jit import jit
 from . import pipeline
 from .base import Cell, Model
@@ -102,11 +102,11 @@ def forward_rows(x, lengths, act, w, st, b0, b1):
     w_t, w_ih_t, b, _ = w
     hs, cs, gates, tcs = st
     T, B, _ = x.shape
-    G = w_t.shape[1]
+    G = gates.shape[2]
     tmp = np.empty((b1 - b0, G), x.dtype)
     for t in range(T):
         z = gates[t, b0:b1]  # pre-activations, turned into gate activations in place
-        matmul_into(hs[t, b0:b1], w_t, z, B)
+        product(hs[t, b0:b1], w_t, z)
         add_drive(z, x[t, b0:b1], w_ih_t, b, tmp, B)
         for bb in range(b0, b1):
             h = hs[t + 1, bb]
@@ -133,12 +133,11 @@ def adjoints(x, st):
 def backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, b0, b1):
     """BPTT for batch rows ``b0 <= b < b1``: the gates of step t become
     dL/dz_t; the carries end as dL/dh0 and dL/dc0."""
-    W_hh = w[3]
+    W_hh = w[3]  # packed
     _, cs, gates, tcs = st
     carry_h, carry_c = carry
     gnorm, cnorm = norms
-    H = W_hh.shape[1]
-    B = gates.shape[1]
+    H = cs.shape[2]
     dt = gates.dtype
     d = np.empty(H, dt)
     dhb = np.empty(H, dt)
@@ -153,7 +152,7 @@ def backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, b0, b1)
             inject(d, dy[t, bb], W_out)
             gnorm[t, bb], cnorm[t, bb] = cell_row_backward(
                 dz, d, carry_h[bb], carry_c[bb], tcs[t, bb], cs[t, bb], dhb, dcb)
-        matmul_into(gates[t, b0:b1], W_hh, carry_h[b0:b1], B)
+        product(gates[t, b0:b1], W_hh, carry_h[b0:b1])
 
 
 @jit
@@ -202,6 +201,7 @@ def adjoint_lognorms(hs, cs, gates, tcs, W_hh, delta_h, delta_c):
     dc_carry = delta_c.copy()
     dz = np.empty((B, 4 * H), dh.dtype)
     dc = np.empty(H, dh.dtype)
+    P = pack(W_hh, 1)
     logs = np.zeros(B)
     out_h = np.empty((T, B))
     out_c = np.empty((T, B))
@@ -233,7 +233,7 @@ def adjoint_lognorms(hs, cs, gates, tcs, W_hh, delta_h, delta_c):
                 zb[2 * H + j] = d * ig * (1.0 - gg * gg)
                 zb[3 * H + j] = dh[b, j] / s * tc[j] * og * (1.0 - og)
                 dc_carry[b, j] = d * fg
-        matmul_into(dz, W_hh, dh, B)
+        product(dz, P, dh)
     return out_h, out_c
 
 

@@ -38,6 +38,7 @@ import numpy as np
 
 from ..kernels.common import output_head
 from ..kernels.fpenv import entry
+from ..kernels.gemm import pack_recurrent
 from ..kernels.jit import jit, jit_inline
 from ..kernels.parallel import bounds, n_blocks, n_column_blocks, run_blocks, sum_parts
 
@@ -132,10 +133,13 @@ def states(k: Kernels, gates: int, x, rec, init, lengths, act, st):
 
 @jit
 def prepare_dense(rec):
-    """(W_hh.T, W_ih.T, b, W_hh) of a cell with dense W_ih, W_hh and b, the
-    transposes C-contiguous (the per-step products run on them)."""
+    """(W_hh.T packed, W_ih.T, b, W_hh packed) of a cell with dense W_ih, W_hh
+    and b: the recurrent weights in panels for both passes
+    (:func:`gradpath.kernels.gemm.pack_recurrent`, once per call), the input
+    weights' transpose C-contiguous."""
     W_ih, W_hh, b = rec
-    return np.ascontiguousarray(W_hh.T), np.ascontiguousarray(W_ih.T), b, W_hh
+    fwd, bwd = pack_recurrent(W_hh)
+    return fwd, np.ascontiguousarray(W_ih.T), b, bwd
 
 
 @jit

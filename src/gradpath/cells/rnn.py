@@ -18,10 +18,10 @@ from ..kernels.common import (
     add_drive,
     add_norm_scale,
     inject,
-    matmul_into,
     renormalise,
 )
 from ..kernels.fpenv import jit_entry
+from ..kernels.gemm import pack, product
 from ..kernels.jit import jit
 from . import pipeline
 from .base import ACTIVATIONS, Cell, Model
@@ -48,12 +48,12 @@ def forward_rows(x, lengths, act, w, st, b0, b1):
     w_t, w_ih_t, b, _ = w
     hs = st[0]
     T, B, _ = x.shape
-    H = w_t.shape[1]
+    H = hs.shape[2]
     n = b1 - b0
     a = np.empty((n, H), x.dtype)
     tmp = np.empty((n, H), x.dtype)
     for t in range(T):
-        matmul_into(hs[t, b0:b1], w_t, a, B)
+        product(hs[t, b0:b1], w_t, a)
         add_drive(a, x[t, b0:b1], w_ih_t, b, tmp, B)
         for r in range(n):
             bb = b0 + r
@@ -91,13 +91,13 @@ def _accumulate(dbuf, hbuf, xbuf, k, dW_ih, dW_hh, db):
 def backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, b0, b1):
     """BPTT for batch rows ``b0 <= b < b1``: ``carry[0]`` ends as dL/dh0; this
     block's dL/dW_ih (H, D), dL/dW_hh (H, H) and dL/db are added to ``part``."""
-    W_hh = w[3]
+    W_hh = w[3]  # packed
     hs = st[0]
     c = carry[0]
     gnorm = norms[0]
     dW_ih, dW_hh, db = part
     T, B, D = x.shape
-    H = W_hh.shape[0]
+    H = hs.shape[2]
     n = b1 - b0
     K = max(1, min(-(-CHUNK_ROWS // n), T // CHUNK_SHARE))
     dbuf = np.empty((K, n, H), x.dtype)  # dL/da for K steps
@@ -116,7 +116,7 @@ def backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, b0, b1)
             gnorm[t, bb] = add_norm_scale(d, c[bb], hs[t + 1, bb], act)
         hbuf[k] = hs[t, b0:b1]
         xbuf[k] = x[t, b0:b1]
-        matmul_into(dpre, W_hh, c[b0:b1], B)
+        product(dpre, W_hh, c[b0:b1])
         k += 1
         if k == K or t == 0:
             _accumulate(dbuf, hbuf, xbuf, k, dW_ih, dW_hh, db)
@@ -147,6 +147,7 @@ def adjoint_lognorms(hs, W_hh, act, delta):
     B, H = delta.shape
     d = delta.copy()
     tmp = np.empty((B, H), d.dtype)
+    P = pack(W_hh, 1)
     logs = np.zeros(B)
     out = np.empty((T, B))
     for t in range(T - 1, -1, -1):
@@ -155,7 +156,7 @@ def adjoint_lognorms(hs, W_hh, act, delta):
             h = hs[t + 1, b]
             for i in range(H):
                 tmp[b, i] = d[b, i] * activation_grad(h[i], act)
-        matmul_into(tmp, W_hh, d, B)
+        product(tmp, P, d)
     return out
 
 

@@ -1,0 +1,89 @@
+"""The owned recurrent product (gradpath.kernels.gemm): values and bits."""
+
+import numpy as np
+import pytest
+
+from gradpath.kernels.gemm import pack, pack_recurrent, product, product_units
+
+SHAPES = [(1, 1, 1, 1), (1, 64, 64, 1), (5, 100, 400, 4), (13, 37, 90, 3), (16, 512, 2048, 4),
+          (9, 33, 33, 1), (8, 128, 384, 3)]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("rows,K,N,nblk", SHAPES)
+def test_product_matches_float64_matmul(rows, K, N, nblk, dtype):
+    rng = np.random.default_rng(rows * 1000 + K)
+    A = rng.standard_normal((rows, K)).astype(dtype)
+    M = rng.standard_normal((K, N)).astype(dtype)
+    out = np.full((rows, N), np.nan, dtype)
+    product(A, pack(M, nblk), out)
+    ref = A.astype(np.float64) @ M.astype(np.float64)
+    # the rounding bound of a K-term FMA chain (K unit roundoffs), plus the inputs' rounding
+    terms = np.abs(A).astype(np.float64) @ np.abs(M).astype(np.float64)
+    bound = (K + 2) * np.finfo(dtype).eps / 2 * terms
+    assert np.all(np.abs(out - ref) <= bound)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bits_do_not_depend_on_the_split(dtype):
+    """Any split of rows (row tiles of 8, 4, 2, 1) or of units (whole panels)
+    gives the same bits: every entry is one FMA chain over k in order."""
+    rng = np.random.default_rng(7)
+    rows, H, nblk = 15, 100, 4
+    A = rng.standard_normal((rows, H)).astype(dtype)
+    M = rng.standard_normal((H, nblk * H)).astype(dtype)
+    P = pack(M, nblk)
+    nr = P.shape[3]
+    whole = np.empty((rows, nblk * H), dtype)
+    product(A, P, whole)
+    by_units = np.full_like(whole, np.nan)
+    cuts = [0, nr, 3 * nr, H]
+    for j0, j1 in zip(cuts[:-1], cuts[1:], strict=True):
+        product_units(A, P, by_units, j0, j1)
+    by_rows = np.full_like(whole, np.nan)
+    for r in range(rows):
+        product(A[r:r + 1], P, by_rows[r:r + 1])
+    assert np.array_equal(whole, by_units)
+    assert np.array_equal(whole, by_rows)
+
+
+def test_views_and_other_columns():
+    """Row-block views in and out (leading dimension of the whole array);
+    columns outside the units asked for stay as they were."""
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((10, 40))
+    M = rng.standard_normal((40, 80))
+    P = pack(M, 2)
+    out = np.full((10, 80), 5.0)
+    product_units(A[2:7], P, out[2:7], 0, 16)
+    ref = A[2:7] @ M
+    assert np.allclose(out[2:7, :16], ref[:, :16], rtol=1e-14, atol=1e-13)
+    assert np.allclose(out[2:7, 40:56], ref[:, 40:56], rtol=1e-14, atol=1e-13)
+    assert np.all(out[2:7, 16:40] == 5.0) and np.all(out[2:7, 56:] == 5.0)
+    assert np.all(out[:2] == 5.0) and np.all(out[7:] == 5.0)
+
+
+def test_pack_recurrent_both_passes():
+    rng = np.random.default_rng(4)
+    H = 24
+    W = rng.standard_normal((3 * H, H))
+    fwd, bwd = pack_recurrent(W)
+    h = rng.standard_normal((6, H))
+    dz = rng.standard_normal((6, 3 * H))
+    z = np.empty((6, 3 * H))
+    d = np.empty((6, H))
+    product(h, fwd, z)
+    product(dz, bwd, d)
+    assert np.allclose(z, h @ W.T, rtol=1e-13, atol=1e-13)
+    assert np.allclose(d, dz @ W, rtol=1e-13, atol=1e-13)
+
+
+def test_nan_and_inf_propagate():
+    A = np.ones((3, 5))
+    A[1, 2] = np.nan
+    M = np.ones((5, 7))
+    M[4, 6] = np.inf
+    out = np.empty((3, 7))
+    product(A, pack(M, 1), out)
+    assert np.isnan(out[1]).all()
+    assert np.isinf(out[0, 6]) and np.isfinite(out[0, :6]).all()
