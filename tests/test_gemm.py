@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gradpath.kernels.gemm import pack, pack_recurrent, product, product_units
+from gradpath.kernels.gemm import grad_product, pack, pack_recurrent, product, product_units
 
 SHAPES = [(1, 1, 1, 1), (1, 64, 64, 1), (5, 100, 400, 4), (13, 37, 90, 3), (16, 512, 2048, 4),
           (9, 33, 33, 1), (8, 128, 384, 3)]
@@ -87,3 +87,23 @@ def test_nan_and_inf_propagate():
     product(A, pack(M, 1), out)
     assert np.isnan(out[1]).all()
     assert np.isinf(out[0, 6]) and np.isfinite(out[0, :6]).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n,G,H", [(1, 1, 1), (700, 96, 40), (513, 64, 64), (3000, 24, 100)])
+def test_grad_product_accumulates_the_transposed_product(n, G, H, dtype):
+    rng = np.random.default_rng(n + G + H)
+    Dz = rng.standard_normal((n, G)).astype(dtype)
+    X = rng.standard_normal((n, H)).astype(dtype)
+    C0 = rng.standard_normal((G, H)).astype(dtype)
+    C = C0.copy()
+    grad_product(Dz, X, C, 0, G)
+    ref = C0.astype(np.float64) + Dz.T.astype(np.float64) @ X.astype(np.float64)
+    terms = np.abs(C0) + np.abs(Dz).T.astype(np.float64) @ np.abs(X).astype(np.float64)
+    assert np.all(np.abs(C - ref) <= (n + 3) * np.finfo(dtype).eps / 2 * terms)
+    # any split of C's rows into blocks starting at multiples of 8: the same bits
+    C2 = C0.copy()
+    cut = (G // 2) // 8 * 8
+    grad_product(Dz, X, C2, cut, G)
+    grad_product(Dz, X, C2, 0, cut)
+    assert np.array_equal(C, C2)

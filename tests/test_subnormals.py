@@ -118,42 +118,45 @@ BLAS_SCRIPT = textwrap.dedent("""
     import json, numpy as np, gradpath as gp
     from gradpath.kernels import fpenv
     from threadpoolctl import threadpool_info
-    # dL/dh_0 = dL/da_0 @ W_hh is one GEMM inside the kernel whose products are
-    # ~1e-40 from normal float32 inputs (T = 2, W_hh = 1e-20 I, all units active).
-    B, H = 256, 256
-    model = gp.RNN(1, H, 1, activation="relu")
+    # The read-out's weight gradient dW_out = dy^T h is one BLAS GEMM inside the
+    # kernel (O x TB x H, large enough for OpenBLAS to split it over its
+    # threads) whose products are ~1e-42 from normal float32 inputs: every
+    # h_t = 1e-22 (W_ih = W_hh = 0, b = 1e-22) and every dL/dy = 1e-20.
+    T, B, H, O = 4, 256, 256, 64
+    model = gp.RNN(1, H, O, activation="relu")
     p = model.init_params("identity", seed=0, dtype=np.float32)
-    p["W_hh"] = (1e-20 * np.eye(H)).astype(np.float32)
-    p["W_ih"] = np.abs(p["W_ih"]) + np.float32(0.5)
-    p["W_out"] = np.ones_like(p["W_out"])
-    x = np.ones((2, B, 1), np.float32)
-    y = np.zeros((B, 1), np.float32)
+    for k in ("W_ih", "W_hh", "W_out", "b_out"):
+        p[k][:] = 0
+    p["b"][:] = 1e-22
+    x = np.ones((T, B, 1), np.float32)
+    y = np.full((T, B, O), -1e-20 * T * B, np.float32)
     tiny = np.finfo(np.float32).tiny
     def subnormal(a):
         return int(np.count_nonzero((a != 0) & (np.abs(a) < tiny)))
     out = {"threads": max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")}
-    out["flushed"] = subnormal(model.loss_and_grads(p, x, y).h0_grad)
+    out["flushed"] = subnormal(model.loss_and_grads(p, x, y, score="all").grads["W_out"])
     with fpenv.keep_subnormals():
-        out["kept"] = subnormal(model.loss_and_grads(p, x, y).h0_grad)
+        out["kept"] = subnormal(model.loss_and_grads(p, x, y, score="all").grads["W_out"])
     # FTZ on this thread only, BLAS left multi-threaded: what the BLAS limit prevents
     old = fpenv.read_mxcsr()
     fpenv.write_mxcsr(old | fpenv.FLUSH_BITS)
-    st, dy = model._workspace(2, B, np.dtype(np.float32))
+    st, dy = model._workspace(T, B, np.dtype(np.float32))
     from gradpath.cells.rnn import serial
     res = serial(x, (p["W_ih"], p["W_hh"], p["b"]), (np.zeros((B, H), np.float32),),
-                 p["W_out"], p["b_out"], np.full(B, 2, np.int64), y.reshape(1, B, 1),
-                 np.zeros((1, 1), np.int64), 1, 0, 0, st, dy)
+                 p["W_out"], p["b_out"], np.full(B, T, np.int64), y,
+                 np.zeros((1, 1), np.int64), 1, 0, 1, st, dy)
     fpenv.write_mxcsr(old)
-    out["this_thread_only"] = subnormal(res[4][0])  # dL/dh0
+    out["this_thread_only"] = subnormal(res[2])  # dW_out
     print(json.dumps(out))
 """)
 
 
 @x86_only
 def test_blas_inside_a_kernel_flushes_on_every_thread(tmp_path: Path):
-    """With two BLAS threads allowed, a GEMM inside a kernel produces no
-    subnormal: kernels run BLAS single-threaded on their own threads, each
-    flushed (this call splits its rows over two of them)."""
+    """With two BLAS threads allowed, a BLAS GEMM inside a kernel (the
+    read-out's gradient; the recurrent products are gradpath's own, on its own
+    threads) produces no subnormal: kernels run BLAS single-threaded on their
+    own, flushed threads."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS="2", OMP_NUM_THREADS="2")
     script = tmp_path / "blas_subnormals.py"
     script.write_text(BLAS_SCRIPT)

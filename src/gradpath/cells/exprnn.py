@@ -41,7 +41,6 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..kernels.blas import NO_TRANS, TRANS, gemm
 from ..kernels.common import (
     add_drive,
     inject,
@@ -50,7 +49,7 @@ from ..kernels.common import (
     sum_squares,
 )
 from ..kernels.fpenv import jit_entry
-from ..kernels.gemm import pack, pack_recurrent, product
+from ..kernels.gemm import grad_product, pack, pack_recurrent, product
 from ..kernels.jit import jit
 from . import pipeline
 from .base import Cell, Model
@@ -160,13 +159,13 @@ def _row_step(d, c, h, db):
 
 @jit
 def _accumulate(dbuf, hbuf, xbuf, k, dW_ih, dW_hh):
-    """Add the first ``k`` buffered steps to dW_hh and dW_ih (one GEMM each)."""
+    """Add the first ``k`` buffered steps to dW_hh and dW_ih (one product each)."""
     _, n, H = dbuf.shape
     D = xbuf.shape[2]
     rows = k * n
     d2 = dbuf.reshape(-1, H)
-    gemm(NO_TRANS, TRANS, H, H, rows, 1.0, hbuf.reshape(-1, H), 0, H, d2, 0, H, 1.0, dW_hh, 0, H)
-    gemm(NO_TRANS, TRANS, D, H, rows, 1.0, xbuf.reshape(-1, D), 0, D, d2, 0, H, 1.0, dW_ih, 0, D)
+    grad_product(d2[:rows], hbuf.reshape(-1, H)[:rows], dW_hh, 0, H)
+    grad_product(d2[:rows], xbuf.reshape(-1, D)[:rows], dW_ih, 0, H)
 
 
 @jit

@@ -27,7 +27,6 @@ import math
 import numpy as np
 
 from ..checks import integer as _positive_int
-from ..kernels.blas import NO_TRANS, TRANS, gemm
 from ..kernels.common import (
     activate_row,
     activation_grad,
@@ -37,6 +36,7 @@ from ..kernels.common import (
     renormalise,
 )
 from ..kernels.fpenv import jit_entry
+from ..kernels.gemm import grad_product
 from ..kernels.jit import jit
 from . import pipeline
 from .base import (
@@ -122,11 +122,10 @@ def _row_grads(d, c, hp, u, du, db):
 
 @jit
 def _accumulate(dbuf, xbuf, k, dW_ih):
-    """Add the first ``k`` buffered steps to dW_ih (one GEMM)."""
+    """Add the first ``k`` buffered steps to dW_ih (one product)."""
     _, n, H = dbuf.shape
     D = xbuf.shape[2]
-    gemm(NO_TRANS, TRANS, D, H, k * n, 1.0, xbuf.reshape(-1, D), 0, D, dbuf.reshape(-1, H),
-         0, H, 1.0, dW_ih, 0, D)
+    grad_product(dbuf.reshape(-1, H)[:k * n], xbuf.reshape(-1, D)[:k * n], dW_ih, 0, H)
 
 
 @jit

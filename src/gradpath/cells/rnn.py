@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels.blas import NO_TRANS, TRANS, gemm
 from ..kernels.common import (
     activate_row,
     activation_grad,
@@ -21,7 +20,7 @@ from ..kernels.common import (
     renormalise,
 )
 from ..kernels.fpenv import jit_entry
-from ..kernels.gemm import pack, product
+from ..kernels.gemm import grad_product, pack, product
 from ..kernels.jit import jit
 from . import pipeline
 from .base import ACTIVATIONS, Cell, Model
@@ -74,13 +73,13 @@ def grad_parts(x, st):
 
 @jit
 def _accumulate(dbuf, hbuf, xbuf, k, dW_ih, dW_hh, db):
-    """Add the first ``k`` buffered steps to the weight gradients (one GEMM each)."""
+    """Add the first ``k`` buffered steps to the weight gradients (one product each)."""
     _, n, H = dbuf.shape
     D = xbuf.shape[2]
     rows = k * n
     d2 = dbuf.reshape(-1, H)
-    gemm(NO_TRANS, TRANS, H, H, rows, 1.0, hbuf.reshape(-1, H), 0, H, d2, 0, H, 1.0, dW_hh, 0, H)
-    gemm(NO_TRANS, TRANS, D, H, rows, 1.0, xbuf.reshape(-1, D), 0, D, d2, 0, H, 1.0, dW_ih, 0, D)
+    grad_product(d2[:rows], hbuf.reshape(-1, H)[:rows], dW_hh, 0, H)
+    grad_product(d2[:rows], xbuf.reshape(-1, D)[:rows], dW_ih, 0, H)
     for r in range(rows):
         dr = d2[r]
         for j in range(H):

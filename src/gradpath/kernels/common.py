@@ -14,7 +14,7 @@ from llvmlite import ir as llvm_ir
 from numba import types
 from numba.extending import intrinsic, overload
 
-from .blas import NO_TRANS, TRANS, gemm
+from .gemm import grad_product
 from .jit import ACT_RELU, LOSS_MSE, SCORE_ALL, jit, jit_inline
 
 # Size thresholds live here, beside the kernels that freeze them at compile time:
@@ -437,6 +437,11 @@ def add_drive(a, xt, w_ih_t, b, tmp, rows):
                 ar[g] += v * wd[g]
 
 
+#: Rows of (t, b) per pass of :func:`weight_grads_block`: the bias and
+#: few-input sums run over a chunk right after its GEMMs, while it is in cache.
+GRAD_CHUNK = 128
+
+
 @jit
 def weight_grads_block(dpre, dpre_h, hs, x, dW_ih, dW_hh, db, g0, g1):
     """Rows ``g0 <= g < g1`` of dW_ih, dW_hh and db from dL/d(pre-activation)
@@ -445,37 +450,39 @@ def weight_grads_block(dpre, dpre_h, hs, x, dW_ih, dW_hh, db, g0, g1):
     LSTM, whose cell sums the two; not for the GRU, whose reset gate scales
     the recurrent product's n block).
 
-    dW_hh is one GEMM over all (t, b) (``hs`` (T+1, B, H) holds h_{t-1} at
-    index t); its row block is a strided sub-matrix, so BLAS is called
-    directly (:mod:`gradpath.kernels.blas`), with exactly the arguments
-    Numba's ``np.dot(d2.T, hprev)`` would pass for the whole product. With few
-    inputs, dW_ih (here its transpose, (D, G)) and db share one pass over
-    ``dpre``; otherwise dW_ih (G, D) is a GEMM too.
+    dW_hh is one product over all (t, b) (``hs`` (T+1, B, H) holds h_{t-1} at
+    index t), by :func:`gradpath.kernels.gemm.grad_product`, chunk by chunk of
+    rows; each chunk's bias sums (and, with few inputs, dW_ih, here its
+    transpose (D, G)) follow while it is in cache. With more inputs, dW_ih
+    (G, D) is a product too. g0 is a multiple of 8.
     """
     T, B, G = dpre.shape
     H = hs.shape[2]
     D = x.shape[2]
     n = T * B
     d2 = dpre.reshape(n, G)
+    dh2 = dpre_h.reshape(n, G)
     hprev = hs.reshape((T + 1) * B, H)
-    gemm(NO_TRANS, TRANS, H, g1 - g0, n, 1.0, hprev, 0, H, dpre_h.reshape(n, G), g0, G, 0.0,
-         dW_hh, g0 * H, H)
     x2 = x.reshape(n, D)
-    if D > SMALL_INPUT:
-        gemm(NO_TRANS, TRANS, D, g1 - g0, n, 1.0, x2, 0, D, d2, g0, G, 0.0, dW_ih, g0 * D, D)
-        for r in range(n):
+    for r0 in range(0, n, GRAD_CHUNK):
+        r1 = min(n, r0 + GRAD_CHUNK)
+        grad_product(dh2[r0:r1], hprev[r0:r1], dW_hh, g0, g1)
+        if D > SMALL_INPUT:
+            grad_product(d2[r0:r1], x2[r0:r1], dW_ih, g0, g1)
+            for r in range(r0, r1):
+                dr = d2[r]
+                for g in range(g0, g1):
+                    db[g] += dr[g]
+            continue
+        for r in range(r0, r1):
+            dr = d2[r]
             for g in range(g0, g1):
-                db[g] += d2[r, g]
-        return
-    for r in range(n):
-        dr = d2[r]
-        for g in range(g0, g1):
-            db[g] += dr[g]
-        for d in range(D):
-            v = x2[r, d]
-            wd = dW_ih[d]
-            for g in range(g0, g1):
-                wd[g] += v * dr[g]
+                db[g] += dr[g]
+            for d in range(D):
+                v = x2[r, d]
+                wd = dW_ih[d]
+                for g in range(g0, g1):
+                    wd[g] += v * dr[g]
 
 
 @jit

@@ -54,59 +54,68 @@ def panel_width(dtype) -> int:
 
 def _make_tile(mr: int):
     @intrinsic
-    def tile(typingctx, a, a_off, lda, p, p_off, k, c, c_off, ldc):
-        """``C[i, :NR] = sum_k A[i, k] P[k, :NR]`` for i < mr: A at ``a_off``
-        with leading dimension ``lda``, one packed panel P (K x NR, contiguous)
-        at ``p_off``, C at ``c_off`` with ``ldc``; all one float dtype."""
+    def tile(typingctx, a, a_off, a_rs, a_cs, p, p_off, ldp, k, c, c_off, ldc, beta):
+        """``C[i, :NR] (+)= sum_k A[i, k] P[k, :NR]`` for i < mr.
+
+        A's entry (i, k) is ``a[a_off + i*a_rs + k*a_cs]``, P's row k the NR
+        entries from ``p[p_off + k*ldp]``, C's row i the NR entries from
+        ``c[c_off + i*ldc]``; with ``beta`` true the sums start from C (the FMA
+        chain goes on), else from 0. One float dtype throughout.
+        """
         if not (isinstance(a, types.Array) and a.dtype in (types.float32, types.float64)
                 and p.dtype == a.dtype and c.dtype == a.dtype):
             return None
         dtype = a.dtype
         nr = panel_width(dtype)
-        sig = types.void(a, a_off, lda, p, p_off, k, c, c_off, ldc)
+        sig = types.void(a, a_off, a_rs, a_cs, p, p_off, ldp, k, c, c_off, ldc, beta)
 
         def codegen(context, builder, signature, args):
-            av, ao, lda_, pv, po, k_, cv, co, ldc_ = args
             tys = signature.args
             intp = context.get_value_type(types.intp)
-
-            def idx(i):
-                return context.cast(builder, args[i], tys[i], types.intp)
-
-            ao, lda_, po, k_, co, ldc_ = (idx(i) for i in (1, 2, 4, 5, 7, 8))
+            ao, a_rs_, a_cs_, po, ldp_, k_, co, ldc_ = (
+                context.cast(builder, args[i], tys[i], types.intp)
+                for i in (1, 2, 3, 5, 6, 7, 9, 10))
+            beta_ = context.cast(builder, args[11], tys[11], types.boolean)
             fty = context.get_value_type(dtype)
             vty = llvm_ir.VectorType(fty, nr)
             esize = dtype.bitwidth // 8
 
-            def data(aryty, value):
-                return context.make_array(aryty)(context, builder, value).data
+            def data(i):
+                return context.make_array(tys[i])(context, builder, args[i]).data
 
-            a_ptr, p_ptr, c_ptr = data(tys[0], av), data(tys[3], pv), data(tys[6], cv)
-            zero = llvm_ir.Constant(vty, [llvm_ir.Constant(fty, 0.0)] * nr)
-            mask = llvm_ir.Constant(llvm_ir.VectorType(llvm_ir.IntType(32), nr),
-                                    [llvm_ir.Constant(llvm_ir.IntType(32), 0)] * nr)
+            a_ptr, p_ptr, c_ptr = data(0), data(4), data(8)
             fma = cgutils.get_or_insert_function(
                 builder.module, llvm_ir.FunctionType(vty, [vty] * 3),
                 f"llvm.fma.v{nr}{'f32' if esize == 4 else 'f64'}")
+            zero = llvm_ir.Constant(vty, [llvm_ir.Constant(fty, 0.0)] * nr)
+            i32 = llvm_ir.IntType(32)
+            mask = llvm_ir.Constant(llvm_ir.VectorType(i32, nr), [llvm_ir.Constant(i32, 0)] * nr)
+
+            def c_row(i):
+                off = builder.add(co, builder.mul(llvm_ir.Constant(intp, i), ldc_))
+                return builder.bitcast(builder.gep(c_ptr, [off]), vty.as_pointer())
+
             accs = [cgutils.alloca_once_value(builder, zero) for _ in range(mr)]
-            rows = [builder.add(ao, builder.mul(llvm_ir.Constant(intp, i), lda_))
+            with builder.if_then(beta_):
+                for i in range(mr):
+                    builder.store(builder.load(c_row(i), align=esize), accs[i])
+            rows = [builder.add(ao, builder.mul(llvm_ir.Constant(intp, i), a_rs_))
                     for i in range(mr)]
-            nr_c = llvm_ir.Constant(intp, nr)
             with cgutils.for_range(builder, k_) as loop:
                 kk = loop.index
-                bptr = builder.gep(p_ptr, [builder.add(po, builder.mul(kk, nr_c))])
+                bptr = builder.gep(p_ptr, [builder.add(po, builder.mul(kk, ldp_))])
                 bvec = builder.load(builder.bitcast(bptr, vty.as_pointer()), align=esize)
+                col = builder.mul(kk, a_cs_)
                 for i in range(mr):
-                    ai = builder.load(builder.gep(a_ptr, [builder.add(rows[i], kk)]))
+                    ai = builder.load(builder.gep(a_ptr, [builder.add(rows[i], col)]))
                     splat = builder.shuffle_vector(
                         builder.insert_element(llvm_ir.Constant(vty, None), ai,
-                                               llvm_ir.Constant(llvm_ir.IntType(32), 0)),
+                                               llvm_ir.Constant(i32, 0)),
                         llvm_ir.Constant(vty, None), mask)
-                    builder.store(builder.call(fma, [splat, bvec, builder.load(accs[i])]), accs[i])
+                    builder.store(builder.call(fma, [splat, bvec, builder.load(accs[i])]),
+                                  accs[i])
             for i in range(mr):
-                off = builder.add(co, builder.mul(llvm_ir.Constant(intp, i), ldc_))
-                cptr = builder.bitcast(builder.gep(c_ptr, [off]), vty.as_pointer())
-                builder.store(builder.load(accs[i]), cptr, align=esize)
+                builder.store(builder.load(accs[i]), c_row(i), align=esize)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -177,11 +186,12 @@ def product_units(A, P, out, j0, j1):
             poff = (g * npan + q) * K * nr
             i = 0
             while i < rows:
-                left = rows - i
+                mr = _tile_rows(rows - i)
                 if w == nr:
-                    mr = _run_tile(left, A, i * lda, lda, P, poff, K, out, i * ldc + c0, ldc)
+                    _run_tile(mr, A, i * lda, lda, 1, P, poff, nr, K, out, i * ldc + c0,
+                                   ldc, False)
                 else:
-                    mr = _run_tile(left, A, i * lda, lda, P, poff, K, tmp, 0, nr)
+                    _run_tile(mr, A, i * lda, lda, 1, P, poff, nr, K, tmp, 0, nr, False)
                     for r in range(mr):
                         orow = out[i + r]
                         trow = tmp[r]
@@ -190,18 +200,73 @@ def product_units(A, P, out, j0, j1):
                 i += mr
 
 
+#: Bytes of a chunk of X in :func:`grad_product`: the chunk (its rows of the
+#: summed dimension) stays in L2 while every tile of the block's rows passes over it.
+CHUNK_BYTES = 1 << 18
+
+
+@jit
+def grad_product(Dz, X, C, g0, g1):
+    """``C[g0:g1] += Dz[:, g0:g1].T @ X``: a weight gradient summed over n rows
+    (every (t, b) of a pass), for the rows ``g0 <= g < g1`` of C; g0 a multiple of 8.
+
+    ``Dz`` (n, G), ``X`` (n, H) and ``C`` (G, H) are row-major with unit column
+    stride. Each entry of C is one FMA chain over the n rows in order, from
+    C's value on entry: the same bits for any split of the rows of C.
+    """
+    n, G = Dz.shape
+    H = X.shape[1]
+    nr = PANEL_BYTES // X.itemsize
+    full = H // nr
+    w = H - full * nr
+    ldd = Dz.strides[0] // Dz.itemsize
+    ldx = X.strides[0] // X.itemsize
+    ldc = C.strides[0] // C.itemsize
+    KC = max(16, min(512, CHUNK_BYTES // (H * X.itemsize)))
+    tail = np.zeros((KC, nr), X.dtype)  # the last, partial panel of a chunk of X, zero-padded
+    tmp = np.empty((MR, nr), C.dtype)
+    for k0 in range(0, n, KC):
+        kc = min(KC, n - k0)
+        if w > 0:
+            for r in range(kc):
+                xr = X[k0 + r]
+                for j in range(w):
+                    tail[r, j] = xr[full * nr + j]
+        i = g0
+        while i < g1:
+            mr = _tile_rows(g1 - i)
+            for q in range(full):
+                _run_tile(mr, Dz, k0 * ldd + i, 1, ldd, X, k0 * ldx + q * nr, ldx, kc,
+                               C, i * ldc + q * nr, ldc, True)
+            if w > 0:
+                for r in range(mr):
+                    for j in range(w):
+                        tmp[r, j] = C[i + r, full * nr + j]
+                _run_tile(mr, Dz, k0 * ldd + i, 1, ldd, tail, 0, nr, kc, tmp, 0, nr, True)
+                for r in range(mr):
+                    for j in range(w):
+                        C[i + r, full * nr + j] = tmp[r, j]
+            i += mr
+
+
 @jit_inline
-def _run_tile(left, a, a_off, lda, p, p_off, k, c, c_off, ldc):
-    """Run the largest tile (8, 4, 2 or 1 rows, at most MR) that fits ``left``
-    rows; return its rows."""
+def _tile_rows(left):
+    """The rows of the largest tile (8, 4, 2 or 1, at most MR) that fits ``left`` rows."""
     if MR >= 8 and left >= 8:
-        _tile8(a, a_off, lda, p, p_off, k, c, c_off, ldc)
         return 8
     if left >= 4:
-        _tile4(a, a_off, lda, p, p_off, k, c, c_off, ldc)
         return 4
-    if left >= 2:
-        _tile2(a, a_off, lda, p, p_off, k, c, c_off, ldc)
-        return 2
-    _tile1(a, a_off, lda, p, p_off, k, c, c_off, ldc)
-    return 1
+    return 2 if left >= 2 else 1
+
+
+@jit_inline
+def _run_tile(mr, a, a_off, a_rs, a_cs, p, p_off, ldp, k, c, c_off, ldc, beta):
+    """The micro-kernel of ``mr`` rows (a :func:`_tile_rows` value)."""
+    if mr == 8:
+        _tile8(a, a_off, a_rs, a_cs, p, p_off, ldp, k, c, c_off, ldc, beta)
+    elif mr == 4:
+        _tile4(a, a_off, a_rs, a_cs, p, p_off, ldp, k, c, c_off, ldc, beta)
+    elif mr == 2:
+        _tile2(a, a_off, a_rs, a_cs, p, p_off, ldp, k, c, c_off, ldc, beta)
+    else:
+        _tile1(a, a_off, a_rs, a_cs, p, p_off, ldp, k, c, c_off, ldc, beta)
