@@ -97,13 +97,18 @@ def test_grad_product_accumulates_the_transposed_product(n, G, H, dtype):
     X = rng.standard_normal((n, H)).astype(dtype)
     C0 = rng.standard_normal((G, H)).astype(dtype)
     C = C0.copy()
-    grad_product(Dz, X, C, 0, G)
+    grad_product(Dz, X, C, 0, G, 0, H)
     ref = C0.astype(np.float64) + Dz.T.astype(np.float64) @ X.astype(np.float64)
     terms = np.abs(C0) + np.abs(Dz).T.astype(np.float64) @ np.abs(X).astype(np.float64)
     assert np.all(np.abs(C - ref) <= (n + 3) * np.finfo(dtype).eps / 2 * terms)
     # any split of C's rows into blocks starting at multiples of 8: the same bits
     C2 = C0.copy()
     cut = (G // 2) // 8 * 8
-    grad_product(Dz, X, C2, cut, G)
-    grad_product(Dz, X, C2, 0, cut)
+    grad_product(Dz, X, C2, cut, G, 0, H)
+    grad_product(Dz, X, C2, 0, cut, 0, H)
     assert np.array_equal(C, C2)
+    # and of its columns, at any offset
+    C3 = C0.copy()
+    grad_product(Dz, X, C3, 0, G, H // 3, H)
+    grad_product(Dz, X, C3, 0, G, 0, H // 3)
+    assert np.array_equal(C, C3)

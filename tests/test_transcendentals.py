@@ -4,8 +4,8 @@ The kernels do not call libm (Numba has no vector math library here, and a
 scalar libm call costs 5-30 ns per element); they inline their own
 (``gradpath.kernels.common``). Measured here in units in the last place (ulp)
 of the result's type against numpy's (libm) functions, on dense grids, at the
-edges of the range, and for NaN and infinities. float32 arguments take
-shorter polynomials and must be accurate to float32.
+edges of the range, and for NaN and infinities. float32 arguments compute in
+float32, with shorter polynomials, to a few float32 ulp.
 """
 
 from __future__ import annotations
@@ -39,11 +39,12 @@ def _apply_sigmoid(a, out):
 FUNCS = {"exp": (_apply_exp, np.exp), "tanh": (_apply_tanh, np.tanh),
          "sigmoid": (_apply_sigmoid, expit)}
 #: Bounds in ulp of the result's dtype, against libm evaluated in float64
-#: (itself within 0.5 ulp). Measured worst on these grids: exp 1.0, sigmoid
-#: 3.0, tanh 4.0 (just above |x| = 0.1, where the formula switches) in
-#: float64; 0.58, 0.58, 0.72 in float32.
+#: (itself within 0.5 ulp). float32 arguments compute in float32. Measured
+#: worst on these grids: exp 1.0, sigmoid 3.0, tanh 4.0 (just above |x| = 0.1,
+#: where the formula switches) in float64; exp 0.87, sigmoid 2.2, tanh 2.2
+#: (near |x| = 0.54, where 1 - e still cancels) in float32.
 MAX_ULP = {("exp", "float64"): 1, ("tanh", "float64"): 4, ("sigmoid", "float64"): 3,
-           ("exp", "float32"): 1, ("tanh", "float32"): 1, ("sigmoid", "float32"): 1}
+           ("exp", "float32"): 1, ("tanh", "float32"): 3, ("sigmoid", "float32"): 3}
 #: Where each function is finite and normal (beyond: the edge tests).
 RANGES = {("exp", "float64"): (-708.0, 709.7), ("exp", "float32"): (-87.0, 88.7),
           ("tanh", "float64"): (-20.0, 20.0), ("tanh", "float32"): (-10.0, 10.0),
@@ -104,3 +105,16 @@ def test_exp_overflow_and_underflow_edges():
     finite = np.isfinite(ref) & (ref > 0)
     assert np.all(ulp_error(got[finite], ref[finite]) <= 1.5)
     assert np.all(got[~finite] == ref[~finite])
+
+
+@jit
+def _scalars(x):
+    return exp_(x), tanh_(x), sigmoid_(x)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_computed_in_the_arguments_precision(dtype):
+    """float32 arguments stay in float32 (no float64 promotion inside)."""
+    _scalars(np.dtype(dtype).type(0.3))
+    sig = [s for s in _scalars.nopython_signatures if str(s.args[0]) == dtype][0]
+    assert [str(t) for t in sig.return_type] == [dtype] * 3

@@ -164,8 +164,8 @@ def _accumulate(dbuf, hbuf, xbuf, k, dW_ih, dW_hh):
     D = xbuf.shape[2]
     rows = k * n
     d2 = dbuf.reshape(-1, H)
-    grad_product(d2[:rows], hbuf.reshape(-1, H)[:rows], dW_hh, 0, H)
-    grad_product(d2[:rows], xbuf.reshape(-1, D)[:rows], dW_ih, 0, H)
+    grad_product(d2[:rows], hbuf.reshape(-1, H)[:rows], dW_hh, 0, H, 0, H)
+    grad_product(d2[:rows], xbuf.reshape(-1, D)[:rows], dW_ih, 0, H, 0, D)
 
 
 @jit

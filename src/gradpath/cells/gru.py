@@ -169,8 +169,7 @@ def grad_arrays(x, st):
 
 @jit
 def grad_columns(x, st, acc, g0, g1):
-    dW_ih, dW_hh, db = acc
-    weight_grads_block(st[1], st[2], st[0], x, dW_ih, dW_hh, db, g0, g1)
+    weight_grads_block(st[1], st[2], st[0], acc, g0, g1)
 
 
 @jit
@@ -189,8 +188,7 @@ def _bias_grad(hgates):
 
 @jit
 def grads_done(x, st, acc, part):
-    dW_ih, dW_hh, db = acc
-    return weight_grads_done(dW_ih, x), dW_hh, db, _bias_grad(st[2])
+    return weight_grads_done(acc) + (_bias_grad(st[2]),)
 
 
 @jit

@@ -125,7 +125,8 @@ def _accumulate(dbuf, xbuf, k, dW_ih):
     """Add the first ``k`` buffered steps to dW_ih (one product)."""
     _, n, H = dbuf.shape
     D = xbuf.shape[2]
-    grad_product(dbuf.reshape(-1, H)[:k * n], xbuf.reshape(-1, D)[:k * n], dW_ih, 0, H)
+    grad_product(dbuf.reshape(-1, H)[:k * n], xbuf.reshape(-1, D)[:k * n], dW_ih, 0, H,
+                 0, D)
 
 
 @jit

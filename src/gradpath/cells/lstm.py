@@ -157,21 +157,20 @@ def backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, b0, b1)
 
 @jit
 def grad_arrays(x, st):
-    """dW_ih, dW_hh, db from dL/dz (the gates after the backward pass), zeroed."""
+    """The weight gradients' arrays (:func:`weight_grad_arrays`), zeroed; dL/dz
+    is the gates after the backward pass."""
     gates = st[2]
     return weight_grad_arrays(gates, st[0], x), gates.shape[2]
 
 
 @jit
 def grad_columns(x, st, acc, g0, g1):
-    dW_ih, dW_hh, db = acc
-    weight_grads_block(st[2], st[2], st[0], x, dW_ih, dW_hh, db, g0, g1)
+    weight_grads_block(st[2], st[2], st[0], acc, g0, g1)
 
 
 @jit
 def grads_done(x, st, acc, part):
-    dW_ih, dW_hh, db = acc
-    return weight_grads_done(dW_ih, x), dW_hh, db
+    return weight_grads_done(acc)
 
 
 @jit

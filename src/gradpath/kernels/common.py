@@ -31,22 +31,12 @@ SMALL_INPUT = 8
 # -- scalar transcendentals --------------------------------------------------
 # libm's exp costs ~4.5 ns and tanh ~30 ns per call here (Numba has no SVML);
 # an inlined exp written as straight-line arithmetic vectorises and costs
-# ~2 ns. All of them compute in float64; for float32 arguments they use
-# shorter polynomials, accurate to float32's precision and half the work.
+# ~2 ns. float64 arguments compute in float64; float32 arguments compute in
+# float32 throughout (twice the vector lanes, divides several times cheaper),
+# with polynomials accurate to float32. The three entry points (exp_, tanh_,
+# sigmoid_) choose by the argument's type at compile time.
 # Accuracy against libm (tests/test_transcendentals.py): exp <= 1 ulp,
-# sigmoid <= 3, tanh <= 4 in float64; every one <= 1 ulp in float32.
-
-
-def lowp(x) -> bool:
-    """Whether ``x`` is a float32 scalar: a compile-time constant in kernels,
-    which choose float32-accurate (shorter) polynomials by it."""
-    return isinstance(x, np.float32)
-
-
-@overload(lowp, inline="always")
-def _lowp_typed(x):
-    flag = x == types.float32
-    return lambda x: flag
+# sigmoid <= 3, tanh <= 4 in float64; exp <= 1, sigmoid <= 3, tanh <= 3 in float32.
 
 
 @intrinsic
@@ -65,6 +55,22 @@ def _bits_f64(typingctx, i):
     return types.float64(types.int64), codegen
 
 
+@intrinsic
+def _f32_bits(typingctx, x):
+    """The IEEE-754 bits of a float32, widened to an int64."""
+    def codegen(context, builder, signature, args):
+        return builder.sext(builder.bitcast(args[0], llvm_ir.IntType(32)), llvm_ir.IntType(64))
+    return types.int64(types.float32), codegen
+
+
+@intrinsic
+def _bits_f32(typingctx, i):
+    """The float32 whose IEEE-754 bits are the low 32 bits of the int64 ``i``."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(builder.trunc(args[0], llvm_ir.IntType(32)), llvm_ir.FloatType())
+    return types.float32(types.int64), codegen
+
+
 _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01  # ln 2 split in two (Cody & Waite)
 _LN2_LO = 1.90821492927058770002e-10
@@ -75,77 +81,140 @@ _E8, _E9, _E10, _E11, _E12, _E13 = (1 / 40320, 1 / 362880, 1 / 3628800, 1 / 3991
                                     1 / 479001600, 1 / 6227020800)
 
 
-@jit_inline
 def exp_(x):
-    """exp(x), computed in float64 (float32-accurate for a float32 ``x``).
+    """exp(x) in the argument's precision (<= 1 ulp in either).
 
     NaN stays NaN, overflow gives inf, underflow gives (denormals then) 0.
+    Compiled code only (chosen by type, inlined).
     """
-    return _exp(np.float64(x), lowp(x))
+    raise TypeError("exp_ is for compiled kernels")
+
+
+def tanh_(x):
+    """tanh from one exp (a few ulp at every x, NaN and +-Inf too), in the
+    argument's precision. Compiled code only."""
+    raise TypeError("tanh_ is for compiled kernels")
+
+
+def sigmoid_(x):
+    """Logistic sigmoid, overflow-free (exp(-x) -> inf gives exactly 0), in the
+    argument's precision. Compiled code only."""
+    raise TypeError("sigmoid_ is for compiled kernels")
+
+
+@overload(exp_, inline="always")
+def _exp_typed(x):
+    if x == types.float32:
+        return lambda x: _exp32(x)
+    return lambda x: _exp(np.float64(x))
+
+
+@overload(tanh_, inline="always")
+def _tanh_typed(x):
+    if x == types.float32:
+        return lambda x: _tanh32(x)
+    return lambda x: _tanh64(np.float64(x))
+
+
+@overload(sigmoid_, inline="always")
+def _sigmoid_typed(x):
+    if x == types.float32:
+        return lambda x: _ONE_F / (_ONE_F + _exp32(-x))
+    return lambda x: 1.0 / (1.0 + _exp(-np.float64(x)))
 
 
 @jit_inline
-def _exp(x, low):
+def _exp(x):
     """exp of a float64: x = k ln2 + r, |r| <= ln2/2, exp(r) by its Taylor
-    polynomial, times 2**k built from bits. Degree 13 (truncation < 1e-17
-    relative), or with ``low`` degree 7 (< 6e-9, under float32's half ulp)."""
+    polynomial of degree 13 (truncation < 1e-17 relative), times 2**k built
+    from bits."""
     xc = x if x < 709.8 else 709.8
     xc = xc if xc > -745.2 else -745.2
     kf = xc * _LOG2E + _ROUND
     k = kf - _ROUND
     ki = _f64_bits(kf) - _ROUND_BITS
     r = (xc - k * _LN2_HI) - k * _LN2_LO
-    if low:
-        p = 1.0 + r * (1.0 + r * (_E2 + r * (_E3 + r * (_E4 + r * (_E5 + r * (
-            _E6 + r * _E7))))))
-    else:
-        p = 1.0 + r * (1.0 + r * (_E2 + r * (_E3 + r * (_E4 + r * (_E5 + r * (_E6 + r * (
-            _E7 + r * (_E8 + r * (_E9 + r * (_E10 + r * (_E11 + r * (
-                _E12 + r * _E13))))))))))))
+    p = 1.0 + r * (1.0 + r * (_E2 + r * (_E3 + r * (_E4 + r * (_E5 + r * (_E6 + r * (
+        _E7 + r * (_E8 + r * (_E9 + r * (_E10 + r * (_E11 + r * (
+            _E12 + r * _E13))))))))))))
     k1 = ki >> 1  # 2**k as two factors, so k = 1024 or -1074 stays representable
     y = p * _bits_f64((k1 + 1023) << 52) * _bits_f64((ki - k1 + 1023) << 52)
     y = math.inf if x > 709.79 else y
     return x if x != x else y
 
 
-# Taylor coefficients of tanh(x) = x * P(x^2), used for |x| < 0.1 where
-# (1 - e)/(1 + e) loses relative precision. Truncation error < 2e-17 (to
-# _T13) or < 3e-10 (to _T7, float32).
+# float32 constants: a float64 literal would promote every float32 expression.
+_F = np.float32
+_ONE_F = _F(1.0)
+_TWO_F = _F(2.0)
+_INF_F = _F(np.inf)
+_LOG2E_F = _F(_LOG2E)
+_LN2_HI_F = _F(0.693359375)  # 355/512: k * _LN2_HI_F is exact for |k| < 2**15
+_LN2_LO_F = _F(-2.12194440e-4)
+_ROUND_F = _F(12582912.0)  # 1.5 * 2**23
+_ROUND_BITS_F = 0x4B400000
+_EXP_HI_F = _F(88.72283)  # just below ln(FLT_MAX): above it, inf
+_EXP_LO_F = _F(-104.0)  # below ln(smallest subnormal): 0
+_E2F, _E3F, _E4F, _E5F, _E6F, _E7F = (_F(c) for c in (_E2, _E3, _E4, _E5, _E6, _E7))
+
+
+@jit_inline
+def _exp32(x):
+    """exp of a float32 in float32: the float64 algorithm with a degree-7
+    polynomial (truncation < 6e-9 relative, under float32's half ulp)."""
+    xc = x if x < _EXP_HI_F else _EXP_HI_F
+    xc = xc if xc > _EXP_LO_F else _EXP_LO_F
+    kf = xc * _LOG2E_F + _ROUND_F
+    k = kf - _ROUND_F
+    ki = _f32_bits(kf) - _ROUND_BITS_F
+    r = (xc - k * _LN2_HI_F) - k * _LN2_LO_F
+    p = _ONE_F + r * (_ONE_F + r * (_E2F + r * (_E3F + r * (_E4F + r * (_E5F + r * (
+        _E6F + r * _E7F))))))
+    k1 = ki >> 1
+    y = p * _bits_f32((k1 + 127) << 23) * _bits_f32((ki - k1 + 127) << 23)
+    y = _INF_F if x > _EXP_HI_F else y
+    return x if x != x else y
+
+
+# Taylor coefficients of tanh(x) = x * P(x^2), used for small |x| where
+# (1 - e)/(1 + e) loses relative precision: |x| < 0.1 in float64 (to _T13,
+# truncation < 2e-17), |x| < 0.4 in float32 (to _T13, < 4e-9).
 _T3 = -1.0 / 3.0
 _T5 = 2.0 / 15.0
 _T7 = -17.0 / 315.0
 _T9 = 62.0 / 2835.0
 _T11 = -1382.0 / 155925.0
 _T13 = 21844.0 / 6081075.0
+_T3F, _T5F, _T7F, _T9F, _T11F, _T13F = (_F(c) for c in (_T3, _T5, _T7, _T9, _T11, _T13))
+_TANH_SMALL_F = _F(0.4)
+_ZERO_F = _F(0.0)
 
 
 @jit_inline
-def tanh_(x):
-    """tanh from one exp (a few ulp at every x, NaN and +-Inf too), computed
-    in float64 (float32-accurate for a float32 ``x``).
-
-    Both branches are computed and one is selected, so the loop has no
-    data-dependent jump to mispredict.
-    """
-    low = lowp(x)
-    x = np.float64(x)
+def _tanh64(x):
+    """tanh of a float64. Both branches are computed and one is selected, so
+    the loop has no data-dependent jump to mispredict."""
     ax = abs(x)
     z = x * x
-    if low:
-        small = x * (1.0 + z * (_T3 + z * (_T5 + z * _T7)))
-    else:
-        small = x * (1.0 + z * (_T3 + z * (_T5 + z * (_T7 + z * (_T9 + z * (
-            _T11 + z * _T13))))))
-    e = _exp(-2.0 * ax, low)
+    small = x * (1.0 + z * (_T3 + z * (_T5 + z * (_T7 + z * (_T9 + z * (
+        _T11 + z * _T13))))))
+    e = _exp(-2.0 * ax)
     t = (1.0 - e) / (1.0 + e)
     big = t if x >= 0.0 else -t
     return small if ax < 0.1 else big
 
 
 @jit_inline
-def sigmoid_(x):
-    """Logistic sigmoid, overflow-free: exp(-x) -> inf gives exactly 0."""
-    return 1.0 / (1.0 + _exp(-np.float64(x), lowp(x)))
+def _tanh32(x):
+    """tanh of a float32 in float32, as :func:`_tanh64`."""
+    ax = abs(x)
+    z = x * x
+    small = x * (_ONE_F + z * (_T3F + z * (_T5F + z * (_T7F + z * (_T9F + z * (
+        _T11F + z * _T13F))))))
+    e = _exp32(-_TWO_F * ax)
+    t = (_ONE_F - e) / (_ONE_F + e)
+    big = t if x >= _ZERO_F else -t
+    return small if ax < _TANH_SMALL_F else big
 
 
 @jit_inline
@@ -437,74 +506,45 @@ def add_drive(a, xt, w_ih_t, b, tmp, rows):
                 ar[g] += v * wd[g]
 
 
-#: Rows of (t, b) per pass of :func:`weight_grads_block`: the bias and
-#: few-input sums run over a chunk right after its GEMMs, while it is in cache.
-GRAD_CHUNK = 128
+@jit
+def weight_grad_arrays(dpre, hs, x):
+    """What :func:`weight_grads_block` fills: ``(Cx, dW_hh, xo)`` with Cx
+    (D+1, G) = [dW_ih^T; db^T] and dW_hh (G, H) zeroed, and ``xo`` (T*B, D+1)
+    = [x_t | 1] over every (t, b), the input side of both as one matrix."""
+    T, B, G = dpre.shape
+    D = x.shape[2]
+    n = T * B
+    dt = dpre.dtype
+    xo = np.empty((n, D + 1), dt)
+    xo[:, :D] = x.reshape(n, D)
+    xo[:, D] = 1.0
+    return np.zeros((D + 1, G), dt), np.zeros((G, hs.shape[2]), dt), xo
 
 
 @jit
-def weight_grads_block(dpre, dpre_h, hs, x, dW_ih, dW_hh, db, g0, g1):
-    """Rows ``g0 <= g < g1`` of dW_ih, dW_hh and db from dL/d(pre-activation)
+def weight_grads_block(dpre, dpre_h, hs, acc, g0, g1):
+    """Columns ``g0 <= g < g1`` of the weight gradients from dL/d(pre-activation)
     after the loop: ``dpre`` (T, B, G) of the input product W_ih x_t + b and
     ``dpre_h`` of the recurrent product W_hh h_{t-1} (the same array for the
     LSTM, whose cell sums the two; not for the GRU, whose reset gate scales
-    the recurrent product's n block).
+    the recurrent product's n block); ``acc`` from :func:`weight_grad_arrays`.
 
-    dW_hh is one product over all (t, b) (``hs`` (T+1, B, H) holds h_{t-1} at
-    index t), by :func:`gradpath.kernels.gemm.grad_product`, chunk by chunk of
-    rows; each chunk's bias sums (and, with few inputs, dW_ih, here its
-    transpose (D, G)) follow while it is in cache. With more inputs, dW_ih
-    (G, D) is a product too. g0 is a multiple of 8.
+    Two products over all (t, b) (:func:`gradpath.kernels.gemm.grad_product`):
+    dW_hh rows g from ``hs`` (T+1, B, H), which holds h_{t-1} at index t, and
+    [dW_ih^T; db^T] columns g from [x_t | 1], so the bias sums and the input
+    weights' gradient of any D are one product with full vector panels.
     """
+    Cx, dW_hh, xo = acc
     T, B, G = dpre.shape
     H = hs.shape[2]
-    D = x.shape[2]
     n = T * B
-    d2 = dpre.reshape(n, G)
-    dh2 = dpre_h.reshape(n, G)
-    hprev = hs.reshape((T + 1) * B, H)
-    x2 = x.reshape(n, D)
-    for r0 in range(0, n, GRAD_CHUNK):
-        r1 = min(n, r0 + GRAD_CHUNK)
-        grad_product(dh2[r0:r1], hprev[r0:r1], dW_hh, g0, g1)
-        if D > SMALL_INPUT:
-            grad_product(d2[r0:r1], x2[r0:r1], dW_ih, g0, g1)
-            for r in range(r0, r1):
-                dr = d2[r]
-                for g in range(g0, g1):
-                    db[g] += dr[g]
-            continue
-        for r in range(r0, r1):
-            dr = d2[r]
-            for g in range(g0, g1):
-                db[g] += dr[g]
-            for d in range(D):
-                v = x2[r, d]
-                wd = dW_ih[d]
-                for g in range(g0, g1):
-                    wd[g] += v * dr[g]
+    grad_product(dpre_h.reshape(n, G), hs.reshape((T + 1) * B, H)[:n], dW_hh, g0, g1, 0, H)
+    grad_product(xo, dpre.reshape(n, G), Cx, 0, Cx.shape[0], g0, g1)
 
 
 @jit
-def weight_grad_arrays(dpre, hs, x):
-    """Zeroed outputs of :func:`weight_grads_block`: dW_ih ((D, G) when it is
-    accumulated transposed), dW_hh (G, H) and db (G,)."""
-    G = dpre.shape[2]
-    D = x.shape[2]
-    dt = dpre.dtype
-    dW_ih = np.zeros((G, D), dt) if D > SMALL_INPUT else np.zeros((D, G), dt)
-    return dW_ih, np.zeros((G, hs.shape[2]), dt), np.zeros(G, dt)
-
-
-@jit
-def weight_grads_done(dW_ih, x):
-    """dW_ih (G, D) from what :func:`weight_grads_block` accumulated."""
-    return dW_ih if x.shape[2] > SMALL_INPUT else np.ascontiguousarray(dW_ih.T)
-
-
-@jit
-def weight_grads(dpre, dpre_h, hs, x):
-    """(dW_ih, dW_hh, db) on the calling thread (all rows of one block)."""
-    dW_ih, dW_hh, db = weight_grad_arrays(dpre, hs, x)
-    weight_grads_block(dpre, dpre_h, hs, x, dW_ih, dW_hh, db, 0, dpre.shape[2])
-    return weight_grads_done(dW_ih, x), dW_hh, db
+def weight_grads_done(acc):
+    """(dW_ih (G, D), dW_hh, db) from what :func:`weight_grads_block` summed."""
+    Cx, dW_hh, _ = acc
+    D = Cx.shape[0] - 1
+    return np.ascontiguousarray(Cx[:D].T), dW_hh, Cx[D].copy()

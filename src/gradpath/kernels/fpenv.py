@@ -231,12 +231,14 @@ class keep_subnormals:
         _state["enabled"] = self._prev
 
 
-def jit_entry(func: Callable | None = None, *, blas: bool = True) -> Callable:
+def jit_entry(func: Callable | None = None, *, blas: bool = True,
+              contract: bool = True) -> Callable:
     """Compile ``func`` with the project's options and wrap it with :func:`entry`
-    (``blas=False`` for kernels that call no BLAS: nothing to limit)."""
+    (``blas=False`` for kernels that call no BLAS: nothing to limit;
+    ``contract=False``: no FMA contraction, see :mod:`gradpath.kernels.jit`)."""
     if func is None:
-        return lambda f: entry(jit(f), blas=blas)
-    return entry(jit(func), blas=blas)
+        return lambda f: entry(jit(f, contract), blas=blas)
+    return entry(jit(func, contract), blas=blas)
 
 
 def entry(func: Callable, blas: bool = True) -> Callable:

@@ -52,30 +52,34 @@ def panel_width(dtype) -> int:
     return PANEL_BYTES // (dtype.bitwidth // 8 if hasattr(dtype, "bitwidth") else dtype.itemsize)
 
 
-def _make_tile(mr: int):
+def _make_tile(mr: int, npan: int):
     @intrinsic
-    def tile(typingctx, a, a_off, a_rs, a_cs, p, p_off, ldp, k, c, c_off, ldc, beta):
-        """``C[i, :NR] (+)= sum_k A[i, k] P[k, :NR]`` for i < mr.
+    def tile(typingctx, a, a_off, a_rs, a_cs, p, p_off, ldp, pstride, k, c, c_off, ldc, beta,
+             w):
+        """``C[i, jNR:(j+1)NR] (+)= sum_k A[i, k] P_j[k, :NR]`` for i < mr, j < npan.
 
-        A's entry (i, k) is ``a[a_off + i*a_rs + k*a_cs]``, P's row k the NR
-        entries from ``p[p_off + k*ldp]``, C's row i the NR entries from
-        ``c[c_off + i*ldc]``; with ``beta`` true the sums start from C (the FMA
-        chain goes on), else from 0. One float dtype throughout.
+        A's entry (i, k) is ``a[a_off + i*a_rs + k*a_cs]``, panel j's row k the
+        NR entries from ``p[p_off + j*pstride + k*ldp]``, C's row i the
+        npan*NR entries from ``c[c_off + i*ldc]``; with ``beta`` true the sums
+        start from C (the FMA chain goes on), else from 0. Only the first ``w``
+        columns of the last panel are C's (read and written one by one; the
+        panel's other columns must be readable). One float dtype.
         """
         if not (isinstance(a, types.Array) and a.dtype in (types.float32, types.float64)
                 and p.dtype == a.dtype and c.dtype == a.dtype):
             return None
         dtype = a.dtype
         nr = panel_width(dtype)
-        sig = types.void(a, a_off, a_rs, a_cs, p, p_off, ldp, k, c, c_off, ldc, beta)
+        sig = types.void(a, a_off, a_rs, a_cs, p, p_off, ldp, pstride, k, c, c_off, ldc, beta,
+                         w)
 
         def codegen(context, builder, signature, args):
             tys = signature.args
             intp = context.get_value_type(types.intp)
-            ao, a_rs_, a_cs_, po, ldp_, k_, co, ldc_ = (
+            ao, a_rs_, a_cs_, po, ldp_, ps_, k_, co, ldc_, w_ = (
                 context.cast(builder, args[i], tys[i], types.intp)
-                for i in (1, 2, 3, 5, 6, 7, 9, 10))
-            beta_ = context.cast(builder, args[11], tys[11], types.boolean)
+                for i in (1, 2, 3, 5, 6, 7, 8, 10, 11, 13))
+            beta_ = context.cast(builder, args[12], tys[12], types.boolean)
             fty = context.get_value_type(dtype)
             vty = llvm_ir.VectorType(fty, nr)
             esize = dtype.bitwidth // 8
@@ -83,7 +87,7 @@ def _make_tile(mr: int):
             def data(i):
                 return context.make_array(tys[i])(context, builder, args[i]).data
 
-            a_ptr, p_ptr, c_ptr = data(0), data(4), data(8)
+            a_ptr, p_ptr, c_ptr = data(0), data(4), data(9)
             fma = cgutils.get_or_insert_function(
                 builder.module, llvm_ir.FunctionType(vty, [vty] * 3),
                 f"llvm.fma.v{nr}{'f32' if esize == 4 else 'f64'}")
@@ -91,20 +95,62 @@ def _make_tile(mr: int):
             i32 = llvm_ir.IntType(32)
             mask = llvm_ir.Constant(llvm_ir.VectorType(i32, nr), [llvm_ir.Constant(i32, 0)] * nr)
 
-            def c_row(i):
-                off = builder.add(co, builder.mul(llvm_ir.Constant(intp, i), ldc_))
-                return builder.bitcast(builder.gep(c_ptr, [off]), vty.as_pointer())
+            def c_at(i, j):
+                off = builder.add(co, llvm_ir.Constant(intp, j * nr))
+                return builder.gep(c_ptr, [builder.add(off, builder.mul(
+                    llvm_ir.Constant(intp, i), ldc_))])
 
-            accs = [cgutils.alloca_once_value(builder, zero) for _ in range(mr)]
+            whole = builder.icmp_signed("==", w_, llvm_ir.Constant(intp, nr))
+            part = cgutils.alloca_once(builder, vty)  # a partial panel's row, lane by lane
+            part_f = builder.bitcast(part, fty.as_pointer())
+
+            def load_c(i, j, into):
+                ptr = c_at(i, j)
+                if j < npan - 1:
+                    builder.store(builder.load(builder.bitcast(ptr, vty.as_pointer()),
+                                               align=esize), into)
+                    return
+                with builder.if_else(whole) as (then, otherwise):
+                    with then:
+                        builder.store(builder.load(builder.bitcast(ptr, vty.as_pointer()),
+                                                   align=esize), into)
+                    with otherwise:
+                        builder.store(zero, part)
+                        with cgutils.for_range(builder, w_) as lane:
+                            builder.store(builder.load(builder.gep(ptr, [lane.index])),
+                                          builder.gep(part_f, [lane.index]))
+                        builder.store(builder.load(part), into)
+
+            def store_c(i, j, value):
+                ptr = c_at(i, j)
+                if j < npan - 1:
+                    builder.store(value, builder.bitcast(ptr, vty.as_pointer()), align=esize)
+                    return
+                with builder.if_else(whole) as (then, otherwise):
+                    with then:
+                        builder.store(value, builder.bitcast(ptr, vty.as_pointer()), align=esize)
+                    with otherwise:
+                        builder.store(value, part)
+                        with cgutils.for_range(builder, w_) as lane:
+                            builder.store(builder.load(builder.gep(part_f, [lane.index])),
+                                          builder.gep(ptr, [lane.index]))
+
+            accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(npan)]
+                    for _ in range(mr)]
             with builder.if_then(beta_):
                 for i in range(mr):
-                    builder.store(builder.load(c_row(i), align=esize), accs[i])
+                    for j in range(npan):
+                        load_c(i, j, accs[i][j])
             rows = [builder.add(ao, builder.mul(llvm_ir.Constant(intp, i), a_rs_))
                     for i in range(mr)]
+            panels = [builder.add(po, builder.mul(llvm_ir.Constant(intp, j), ps_))
+                      for j in range(npan)]
             with cgutils.for_range(builder, k_) as loop:
                 kk = loop.index
-                bptr = builder.gep(p_ptr, [builder.add(po, builder.mul(kk, ldp_))])
-                bvec = builder.load(builder.bitcast(bptr, vty.as_pointer()), align=esize)
+                krow = builder.mul(kk, ldp_)
+                bvecs = [builder.load(builder.bitcast(
+                    builder.gep(p_ptr, [builder.add(panels[j], krow)]), vty.as_pointer()),
+                    align=esize) for j in range(npan)]
                 col = builder.mul(kk, a_cs_)
                 for i in range(mr):
                     ai = builder.load(builder.gep(a_ptr, [builder.add(rows[i], col)]))
@@ -112,10 +158,13 @@ def _make_tile(mr: int):
                         builder.insert_element(llvm_ir.Constant(vty, None), ai,
                                                llvm_ir.Constant(i32, 0)),
                         llvm_ir.Constant(vty, None), mask)
-                    builder.store(builder.call(fma, [splat, bvec, builder.load(accs[i])]),
-                                  accs[i])
+                    for j in range(npan):
+                        builder.store(builder.call(fma, [splat, bvecs[j],
+                                                         builder.load(accs[i][j])]),
+                                      accs[i][j])
             for i in range(mr):
-                builder.store(builder.load(accs[i]), c_row(i), align=esize)
+                for j in range(npan):
+                    store_c(i, j, builder.load(accs[i][j]))
             return context.get_dummy_value()
 
         return sig, codegen
@@ -123,10 +172,16 @@ def _make_tile(mr: int):
     return tile
 
 
-_tile8 = _make_tile(8)
-_tile4 = _make_tile(4)
-_tile2 = _make_tile(2)
-_tile1 = _make_tile(1)
+# (rows, panels) of the tiles: many rows share a panel's loads; a few rows take
+# several panels at once, so that 8 or more independent FMA chains hide the
+# FMA's latency (a lone row over one panel would wait on it at every k).
+_tile81 = _make_tile(8, 1)
+_tile41 = _make_tile(4, 1)
+_tile22 = _make_tile(2, 2)
+_tile21 = _make_tile(2, 1)
+_tile14 = _make_tile(1, 4)
+_tile12 = _make_tile(1, 2)
+_tile11 = _make_tile(1, 1)
 
 
 @jit
@@ -178,26 +233,29 @@ def product_units(A, P, out, j0, j1):
     Hb = out.shape[1] // nblk
     lda = A.strides[0] // A.itemsize
     ldc = out.strides[0] // out.itemsize
-    tmp = np.empty((MR, nr), out.dtype)
+    q0 = j0 // nr
+    q1 = -(-j1 // nr)
+    n8 = rows // 8 * 8 if MR >= 8 else 0
     for g in range(nblk):
-        for q in range(j0 // nr, -(-j1 // nr)):
-            c0 = g * Hb + q * nr
-            w = min(nr, j1 - q * nr)
+        # rows in tiles of 8, panel by panel: a panel stays in cache across the tiles
+        for q in range(q0, q1):
             poff = (g * npan + q) * K * nr
-            i = 0
-            while i < rows:
-                mr = _tile_rows(rows - i)
-                if w == nr:
-                    _run_tile(mr, A, i * lda, lda, 1, P, poff, nr, K, out, i * ldc + c0,
-                                   ldc, False)
-                else:
-                    _run_tile(mr, A, i * lda, lda, 1, P, poff, nr, K, tmp, 0, nr, False)
-                    for r in range(mr):
-                        orow = out[i + r]
-                        trow = tmp[r]
-                        for j in range(w):
-                            orow[c0 + j] = trow[j]
-                i += mr
+            w = min(nr, j1 - q * nr)
+            for i in range(0, n8, 8):
+                _tile81(A, i * lda, lda, 1, P, poff, nr, 0, K, out, i * ldc + g * Hb + q * nr,
+                        ldc, False, w)
+        # the rows left over (all of them at small batches), several panels per tile
+        i = n8
+        while i < rows:
+            mr = _tile_rows(rows - i)
+            q = q0
+            while q < q1:
+                m = _panels(mr, q1 - q)
+                _run_tile(mr, m, A, i * lda, lda, 1, P, (g * npan + q) * K * nr, nr, K * nr,
+                          K, out, i * ldc + g * Hb + q * nr, ldc, False,
+                          min(nr, j1 - (q + m - 1) * nr))
+                q += m
+            i += mr
 
 
 #: Bytes of a chunk of X in :func:`grad_product`: the chunk (its rows of the
@@ -206,46 +264,43 @@ CHUNK_BYTES = 1 << 18
 
 
 @jit
-def grad_product(Dz, X, C, g0, g1):
-    """``C[g0:g1] += Dz[:, g0:g1].T @ X``: a weight gradient summed over n rows
-    (every (t, b) of a pass), for the rows ``g0 <= g < g1`` of C; g0 a multiple of 8.
+def grad_product(Dz, X, C, g0, g1, h0, h1):
+    """``C[g0:g1, h0:h1] += Dz[:, g0:g1].T @ X[:, h0:h1]``: a weight gradient
+    summed over n rows (every (t, b) of a pass).
 
     ``Dz`` (n, G), ``X`` (n, H) and ``C`` (G, H) are row-major with unit column
     stride. Each entry of C is one FMA chain over the n rows in order, from
-    C's value on entry: the same bits for any split of the rows of C.
+    C's value on entry: the same bits for any split of C into blocks.
     """
-    n, G = Dz.shape
-    H = X.shape[1]
+    n = Dz.shape[0]
     nr = PANEL_BYTES // X.itemsize
-    full = H // nr
-    w = H - full * nr
+    full = (h1 - h0) // nr
+    w = h1 - h0 - full * nr
+    ct = h0 + full * nr  # first column of the partial panel
     ldd = Dz.strides[0] // Dz.itemsize
     ldx = X.strides[0] // X.itemsize
     ldc = C.strides[0] // C.itemsize
-    KC = max(16, min(512, CHUNK_BYTES // (H * X.itemsize)))
-    tail = np.zeros((KC, nr), X.dtype)  # the last, partial panel of a chunk of X, zero-padded
-    tmp = np.empty((MR, nr), C.dtype)
+    KC = max(16, min(512, CHUNK_BYTES // (max(1, h1 - h0) * X.itemsize)))
+    # the partial panel of a chunk of X, zero-padded (X's rows may end inside it)
+    tail = np.zeros((KC if w > 0 else 0, nr), X.dtype)
     for k0 in range(0, n, KC):
         kc = min(KC, n - k0)
-        if w > 0:
-            for r in range(kc):
-                xr = X[k0 + r]
-                for j in range(w):
-                    tail[r, j] = xr[full * nr + j]
+        for r in range(kc if w > 0 else 0):
+            xr = X[k0 + r]
+            for j in range(w):
+                tail[r, j] = xr[ct + j]
         i = g0
         while i < g1:
             mr = _tile_rows(g1 - i)
-            for q in range(full):
-                _run_tile(mr, Dz, k0 * ldd + i, 1, ldd, X, k0 * ldx + q * nr, ldx, kc,
-                               C, i * ldc + q * nr, ldc, True)
+            q = 0
+            while q < full:
+                m = _panels(mr, full - q)
+                _run_tile(mr, m, Dz, k0 * ldd + i, 1, ldd, X, k0 * ldx + h0 + q * nr, ldx, nr,
+                          kc, C, i * ldc + h0 + q * nr, ldc, True, nr)
+                q += m
             if w > 0:
-                for r in range(mr):
-                    for j in range(w):
-                        tmp[r, j] = C[i + r, full * nr + j]
-                _run_tile(mr, Dz, k0 * ldd + i, 1, ldd, tail, 0, nr, kc, tmp, 0, nr, True)
-                for r in range(mr):
-                    for j in range(w):
-                        C[i + r, full * nr + j] = tmp[r, j]
+                _run_tile(mr, 1, Dz, k0 * ldd + i, 1, ldd, tail, 0, nr, 0, kc, C,
+                          i * ldc + ct, ldc, True, w)
             i += mr
 
 
@@ -260,13 +315,32 @@ def _tile_rows(left):
 
 
 @jit_inline
-def _run_tile(mr, a, a_off, a_rs, a_cs, p, p_off, ldp, k, c, c_off, ldc, beta):
-    """The micro-kernel of ``mr`` rows (a :func:`_tile_rows` value)."""
+def _panels(mr, left):
+    """Panels a tile of ``mr`` rows takes at once out of ``left``: up to 4 for
+    one row, 2 for two, so that a few rows still run 8 independent FMA chains."""
+    if mr == 1:
+        return 4 if left >= 4 else (2 if left >= 2 else 1)
+    if mr == 2 and left >= 2:
+        return 2
+    return 1
+
+
+@jit_inline
+def _run_tile(mr, npn, a, a_off, a_rs, a_cs, p, p_off, ldp, pstride, k, c, c_off, ldc, beta, w):
+    """The micro-kernel of ``mr`` rows (a :func:`_tile_rows` value) and ``npn``
+    panels (a :func:`_panels` value)."""
     if mr == 8:
-        _tile8(a, a_off, a_rs, a_cs, p, p_off, ldp, k, c, c_off, ldc, beta)
+        _tile81(a, a_off, a_rs, a_cs, p, p_off, ldp, pstride, k, c, c_off, ldc, beta, w)
     elif mr == 4:
-        _tile4(a, a_off, a_rs, a_cs, p, p_off, ldp, k, c, c_off, ldc, beta)
+        _tile41(a, a_off, a_rs, a_cs, p, p_off, ldp, pstride, k, c, c_off, ldc, beta, w)
     elif mr == 2:
-        _tile2(a, a_off, a_rs, a_cs, p, p_off, ldp, k, c, c_off, ldc, beta)
+        if npn == 2:
+            _tile22(a, a_off, a_rs, a_cs, p, p_off, ldp, pstride, k, c, c_off, ldc, beta, w)
+        else:
+            _tile21(a, a_off, a_rs, a_cs, p, p_off, ldp, pstride, k, c, c_off, ldc, beta, w)
+    elif npn == 4:
+        _tile14(a, a_off, a_rs, a_cs, p, p_off, ldp, pstride, k, c, c_off, ldc, beta, w)
+    elif npn == 2:
+        _tile12(a, a_off, a_rs, a_cs, p, p_off, ldp, pstride, k, c, c_off, ldc, beta, w)
     else:
-        _tile1(a, a_off, a_rs, a_cs, p, p_off, ldp, k, c, c_off, ldc, beta)
+        _tile11(a, a_off, a_rs, a_cs, p, p_off, ldp, pstride, k, c, c_off, ldc, beta, w)

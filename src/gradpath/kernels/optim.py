@@ -4,7 +4,7 @@ One call per update over a tuple of 1-D views of the arrays, one pass per
 array, instead of numpy's five to eight temporaries per array
 (``gradpath.train`` and ``gradpath.clipping`` call them). The arithmetic is
 the numpy formulas', in the same order and precision (scalars arrive in the
-arrays' dtype).
+arrays' dtype), without FMA contraction, so the results are numpy's to the bit.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 from .fpenv import jit_entry
 
 
-@jit_entry(blas=False)
+@jit_entry(blas=False, contract=False)
 def max_abs(gs):
     """(max |g| over every array, every entry finite, any NaN), in float64."""
     m = 0.0
@@ -34,7 +34,7 @@ def max_abs(gs):
     return m, finite, nan
 
 
-@jit_entry(blas=False)
+@jit_entry(blas=False, contract=False)
 def scaled_sum_squares(gs, m):
     """sum((g / m)**2) over every entry of every array, in float64."""
     s = 0.0
@@ -46,7 +46,7 @@ def scaled_sum_squares(gs, m):
     return s
 
 
-@jit_entry(blas=False)
+@jit_entry(blas=False, contract=False)
 def adam_update(ps, gs, ms, vs, lr, b1, b2, eps, c1, c2, omb1, omb2):
     """m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr (m/c1) / (sqrt(v/c2) + eps).
 
@@ -63,7 +63,7 @@ def adam_update(ps, gs, ms, vs, lr, b1, b2, eps, c1, c2, omb1, omb2):
             p[i] -= lr * (mi / c1) / (np.sqrt(vi / c2) + eps)
 
 
-@jit_entry(blas=False)
+@jit_entry(blas=False, contract=False)
 def sgd_update(ps, gs, vels, lr, mu):
     """vel = mu vel - lr g; p += vel (heavy-ball momentum)."""
     for k in range(len(ps)):
@@ -74,7 +74,7 @@ def sgd_update(ps, gs, vels, lr, mu):
             p[i] += vi
 
 
-@jit_entry(blas=False)
+@jit_entry(blas=False, contract=False)
 def rmsprop_update(ps, gs, ss, lr, rho, eps, omrho):
     """s = rho s + (1-rho) g^2; p -= lr g / (sqrt(s) + eps)."""
     for k in range(len(ps)):
