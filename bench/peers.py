@@ -68,13 +68,16 @@ from peer_cases import (
 BENCH = Path(__file__).resolve().parent
 WORKER = BENCH / "peer_worker.py"
 SAMPLE_S = 0.05
-#: Targets (issue "Performance"): on every case no slower than the faster peer;
-#: at B = 1 at least 20x faster than PyTorch; per training update at least 2x
-#: faster than the faster peer; at the large size >= 50 % of the GEMM roof;
+#: Targets: on every case no slower than the faster peer; at B = 1 at least
+#: 2x faster than the faster peer (PyTorch's fused oneDNN LSTM made the old
+#: "20x PyTorch" meaningless); per training update at least 2x faster than the
+#: faster peer; at the large size >= 60 % of the GEMM roof; time against H
+#: (H >= 256) with a fitted log-log slope <= 2.1 (the work grows like H^2);
 #: peak memory <= 1.5x the floor.
-B1_VS_TORCH = 20.0
+B1_VS_BEST = 2.0
 TRAIN_VS_BEST = 2.0
-ROOF_FRACTION = 0.5
+ROOF_FRACTION = 0.6
+SCALING_SLOPE = 2.1
 MEMORY_FACTOR = 1.5
 CHECK_RTOL = 1e-9
 TORCH_PARAM_RTOL = 1e-6
@@ -383,9 +386,9 @@ def main(argv: list[str] | None = None) -> int:
         if spec["kind"] == "kernel":
             gf = flops(spec) / (ms["gradpath"] / 1e3) / 1e9
             row.update(gflops=gf, roof_fraction=gf / roof[spec["dtype"]])
-            if spec["B"] == 1 and "torch" in ms and math.isfinite(ms["torch"]):
-                targets[f">= {B1_VS_TORCH:g}x PyTorch at B = 1"] = \
-                    ms["torch"] / ms["gradpath"] >= B1_VS_TORCH
+            if spec["B"] == 1 and peers:
+                targets[f">= {B1_VS_BEST:g}x the faster peer at B = 1"] = \
+                    best / ms["gradpath"] >= B1_VS_BEST
             if spec.get("size") == "large" and recurrent_blocks(spec["cell"]) > 0:
                 targets[f">= {ROOF_FRACTION:.0%} of the GEMM roof"] = \
                     row["roof_fraction"] >= ROOF_FRACTION
@@ -429,8 +432,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{fmt(100 * r.get('roof_fraction', math.nan), 2)} | {peak} | "
             f"{fmt(r.get('memory_floor_mb', math.nan))} | {'; '.join(missed) or 'all met'} |")
     if scale:
+        steep = [k for k, v in scale["slopes"].items()
+                 if k.endswith(" H gradpath") and v > SCALING_SLOPE]
         md += ["", "Fitted log-log slopes (time against T; against H for H >= 256): " +
-               ", ".join(f"{k} {v:.2f}" for k, v in sorted(scale["slopes"].items())),
+               ", ".join(f"{k} {v:.2f}" for k, v in sorted(scale["slopes"].items())) +
+               f". Target: gradpath's slope against H <= {SCALING_SLOPE:g}: " +
+               (f"missed by {', '.join(steep)}." if steep else "met."),
                "", "![scaling](peers_scaling.png)"]
     text = "\n".join(md) + "\n"
     print("\n" + text)

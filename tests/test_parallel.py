@@ -55,6 +55,32 @@ def test_results_do_not_depend_on_the_thread_count(threads, cell, activation, sc
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("score", ["last", "all"])
+@pytest.mark.parametrize(("cell", "activation"), CELLS, ids=CELL_IDS)
+def test_split_by_units_gives_the_same_bits(threads, monkeypatch, cell, activation, score,
+                                            dtype):
+    """Splitting each step's recurrent product by hidden units (every row, two
+    barriers per step) instead of by rows changes no bit, and it really runs
+    split: two blocks of whole panels, on two threads."""
+    p = big_problem(cell, activation, dtype, score)
+    threads(2)
+    ref = outputs(p.kernel())
+    monkeypatch.setenv(parallel.SPLIT_ENV, "units")
+    H = p.shape[3]
+    units = parallel.unit_bounds(2, H, np.dtype(dtype).itemsize)
+    assert units is not None and units[0][0] == 0 and units[-1][1] == H and len(units) == 2
+    for _ in range(3):  # a race would show as a difference in some run
+        for a, b in zip(outputs(p.kernel()), ref, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_split_env_is_checked(monkeypatch):
+    monkeypatch.setenv(parallel.SPLIT_ENV, "diagonal")
+    with pytest.raises(ValueError, match="GRADPATH_SPLIT"):
+        parallel.split_by_units()
+
+
 @pytest.mark.parametrize(("cell", "activation"), CELLS, ids=CELL_IDS)
 def test_forward_states_do_not_depend_on_the_thread_count(threads, cell, activation):
     p = big_problem(cell, activation, np.float64, "last")

@@ -34,7 +34,7 @@ from ..kernels.gemm import pack, pack_recurrent, product
 from ..kernels.jit import jit
 from . import pipeline
 from .base import Cell, Model
-from .pipeline import Kernels, adjoints_h, no_parts, start_h
+from .pipeline import Kernels, adjoints_h, no_parts, start_h, step_product
 
 
 @jit
@@ -104,7 +104,7 @@ def prepare(rec):
 
 
 @jit
-def forward_rows(x, lengths, act, w, st, b0, b1):
+def forward_rows(x, lengths, act, w, st, cols, b0, b1):
     """Every step of the forward pass for batch rows ``b0 <= b < b1``: states
     hs (T+1, B, H), gate activations ``gates`` (T, B, 3H) and the recurrent
     products ``hgates`` (n block: W_hn h + b_hn)."""
@@ -113,10 +113,10 @@ def forward_rows(x, lengths, act, w, st, b0, b1):
     T, B, _ = x.shape
     G = gates.shape[2]
     tmp = np.empty((b1 - b0, G), x.dtype)
+    passed = 0
     for t in range(T):
         gx = gates[t, b0:b1]
-        gh = hgates[t, b0:b1]
-        product(hs[t, b0:b1], w_t, gh)
+        passed = step_product(hs[t], w_t, hgates[t], cols, passed)
         gx[:] = 0.0
         add_drive(gx, x[t, b0:b1], w_ih_t, b, tmp, B)
         for bb in range(b0, b1):
@@ -130,7 +130,7 @@ def forward_rows(x, lengths, act, w, st, b0, b1):
 
 
 @jit
-def backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, b0, b1):
+def backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, cols, b0, b1):
     """BPTT for batch rows ``b0 <= b < b1``: ``gates[t]`` and ``hgates[t]``
     become the gradients of the input and recurrent products; ``carry[0]``
     ends as dL/dh0."""
@@ -142,6 +142,7 @@ def backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, b0, b1)
     dt = gates.dtype
     d = np.empty(H, dt)
     direct = np.empty((b1 - b0, H), dt)
+    passed = 0
     for t in range(gates.shape[0] - 1, -1, -1):
         for bb in range(b0, b1):
             if t >= lengths[bb]:
@@ -153,7 +154,7 @@ def backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, b0, b1)
             gnorm[t, bb] = cell_row_backward(gates[t, bb], hgates[t, bb], d, c[bb], hs[t, bb])
         # dL/dh_{t-1} = (dL/dh_t) z + dL/d(W_hh h_{t-1}) W_hh
         direct[:] = c[b0:b1]
-        product(hgates[t, b0:b1], W_hh, c[b0:b1])
+        passed = step_product(hgates[t], W_hh, c, cols, passed)
         for r in range(b1 - b0):
             cr = c[b0 + r]
             dr = direct[r]

@@ -78,7 +78,7 @@ def _recur_row(a, u, hp):
 
 
 @jit
-def forward_rows(x, lengths, act, w, st, b0, b1):
+def forward_rows(x, lengths, act, w, st, cols, b0, b1):
     """Every step of the forward pass for batch rows ``b0 <= b < b1``."""
     w_ih_t, b, u = w
     hs = st[0]
@@ -130,7 +130,7 @@ def _accumulate(dbuf, xbuf, k, dW_ih):
 
 
 @jit
-def backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, b0, b1):
+def backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, cols, b0, b1):
     """BPTT for batch rows ``b0 <= b < b1``: ``carry[0]`` ends as dL/dh0; this
     block's dL/dW_ih (H, D), dL/du and dL/db are added to ``part``.
 
@@ -176,7 +176,7 @@ def serial(x, rec, init, W_out, b_out, lengths, target_f, target_i, act, loss_co
 
 
 KERNELS = Kernels(prepare, start_h, forward_rows, adjoints_h, grad_parts, backward_rows,
-                  no_arrays, no_columns, parts_done, serial)
+                  no_arrays, no_columns, parts_done, serial, dense=False)
 
 
 @jit_entry(blas=False)

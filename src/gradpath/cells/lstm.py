@@ -31,7 +31,7 @@ from ..kernels.gemm import pack, product
 from ..kernels.jit import jit
 from . import pipeline
 from .base import Cell, Model
-from .pipeline import Kernels, no_parts, prepare_dense, start_h
+from .pipeline import Kernels, no_parts, prepare_dense, start_h, step_product
 
 
 @jit
@@ -95,7 +95,7 @@ def start_hc(st, init):
 
 
 @jit
-def forward_rows(x, lengths, act, w, st, b0, b1):
+def forward_rows(x, lengths, act, w, st, cols, b0, b1):
     """Every step of the forward pass for batch rows ``b0 <= b < b1``: states
     hs, cs (T+1, B, H), gate activations (T, B, 4H) and tanh(c_t) (T, B, H),
     everything the backward pass needs."""
@@ -104,9 +104,10 @@ def forward_rows(x, lengths, act, w, st, b0, b1):
     T, B, _ = x.shape
     G = gates.shape[2]
     tmp = np.empty((b1 - b0, G), x.dtype)
+    passed = 0
     for t in range(T):
         z = gates[t, b0:b1]  # pre-activations, turned into gate activations in place
-        product(hs[t, b0:b1], w_t, z)
+        passed = step_product(hs[t], w_t, gates[t], cols, passed)
         add_drive(z, x[t, b0:b1], w_ih_t, b, tmp, B)
         for bb in range(b0, b1):
             h = hs[t + 1, bb]
@@ -130,7 +131,7 @@ def adjoints(x, st):
 
 
 @jit
-def backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, b0, b1):
+def backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, cols, b0, b1):
     """BPTT for batch rows ``b0 <= b < b1``: the gates of step t become
     dL/dz_t; the carries end as dL/dh0 and dL/dc0."""
     W_hh = w[3]  # packed
@@ -142,6 +143,7 @@ def backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, b0, b1)
     d = np.empty(H, dt)
     dhb = np.empty(H, dt)
     dcb = np.empty(H, dt)
+    passed = 0
     for t in range(gates.shape[0] - 1, -1, -1):
         for bb in range(b0, b1):
             dz = gates[t, bb]  # gate activations, overwritten by dL/dz_t
@@ -152,7 +154,7 @@ def backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, b0, b1)
             inject(d, dy[t, bb], W_out)
             gnorm[t, bb], cnorm[t, bb] = cell_row_backward(
                 dz, d, carry_h[bb], carry_c[bb], tcs[t, bb], cs[t, bb], dhb, dcb)
-        product(gates[t, b0:b1], W_hh, carry_h[b0:b1])
+        passed = step_product(gates[t], W_hh, carry_h, cols, passed)
 
 
 @jit

@@ -16,13 +16,19 @@ makes of them)::
 
     prepare(rec) -> w                        transposes etc., once per call
     start(st, init)                          the initial states (h0[, c0])
-    forward_rows(x, lengths, act, w, st, b0, b1)
+    forward_rows(x, lengths, act, w, st, cols, b0, b1)
     adjoints(x, st) -> (carry, norms)        zeroed (B, H) carries and (T, B) norms
     grad_parts(x, st) -> part                a row block's own gradient sums
-    backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, b0, b1)
+    backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, cols, b0, b1)
     grad_arrays(x, st) -> (acc, G)           zeroed after-the-loop gradient arrays
     grad_columns(x, st, acc, g0, g1)         columns g0..g1 of those gradients
     grads_done(x, st, acc, part) -> grads    the recurrent parameters' gradients
+
+A block's step functions do the elementwise work of its rows b0..b1 and its
+share ``cols`` of each step's recurrent product (:func:`step_product`): its
+rows, or, when the call splits the product by hidden units, every row and its
+units, between barriers. Either way every number is computed by the same
+operations in the same order, so the split never changes a bit.
 
 A cell accumulates its weight gradients either during the backward pass,
 per row block (``part``; the blocks' parts are summed in block order), or
@@ -38,9 +44,18 @@ import numpy as np
 
 from ..kernels.common import output_head
 from ..kernels.fpenv import entry
-from ..kernels.gemm import pack_recurrent
+from ..kernels.gemm import pack_recurrent, product_units
 from ..kernels.jit import jit, jit_inline
-from ..kernels.parallel import bounds, n_blocks, n_column_blocks, run_blocks, sum_parts
+from ..kernels.parallel import (
+    bounds,
+    n_blocks,
+    n_column_blocks,
+    run_blocks,
+    sum_parts,
+    threads,
+    unit_bounds,
+)
+from ..kernels.sync import barrier
 
 
 class Kernels(NamedTuple):
@@ -57,6 +72,9 @@ class Kernels(NamedTuple):
     grad_columns: object
     grads_done: object
     serial: object
+    #: Whether the cell has a dense recurrent product (W_hh h), which a call
+    #: may split by hidden units (the IndRNN's is elementwise: rows only).
+    dense: bool = True
 
 
 @jit_inline
@@ -73,12 +91,13 @@ def serial(prepare, start, forward_rows, adjoints, grad_parts, backward_rows, gr
     B = x.shape[1]
     w = prepare(rec)
     start(st, init)
-    forward_rows(x, lengths, act, w, st, 0, B)
+    cols = whole(x, st)
+    forward_rows(x, lengths, act, w, st, cols, 0, B)
     loss, dW_out, db_out = output_head(st[0], lengths, score, W_out, b_out, target_f, target_i,
                                        loss_code, dy)
     carry, norms = adjoints(x, st)
     part = grad_parts(x, st)
-    backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, 0, B)
+    backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, cols, 0, B)
     acc, G = grad_arrays(x, st)
     grad_columns(x, st, acc, 0, G)
     return loss, grads_done(x, st, acc, part), dW_out, db_out, carry, norms
@@ -93,7 +112,8 @@ def loss_and_grads(k: Kernels, gates: int, x, rec, init, W_out, b_out, lengths, 
     ``st`` (the cell's state arrays) and ``dy`` (T, B, O) are scratch space.
     Small calls run :attr:`Kernels.serial`; larger ones split rows over
     threads (:func:`gradpath.kernels.parallel.n_blocks`, which sizes the work
-    by the cell's ``gates``, H-row blocks of its pre-activation).
+    by the cell's ``gates``, H-row blocks of its pre-activation), and the
+    recurrent product by rows or by units (:func:`block_cols`).
     """
     T, B, _ = x.shape
     H = st[0].shape[2]
@@ -103,13 +123,15 @@ def loss_and_grads(k: Kernels, gates: int, x, rec, init, W_out, b_out, lengths, 
                         loss_code, score, st, dy)
     w = k.prepare(rec)
     k.start(st, init)
-    run_blocks(k.forward_rows, nb, B, x, lengths, act, w, st)
+    cols = block_cols(nb, x, st, k.dense)
+    run_blocks(k.forward_rows, nb, B, x, lengths, act, w, st, per_block=cols)
     loss, dW_out, db_out = output_head(st[0], lengths, score, W_out, b_out, target_f, target_i,
                                        loss_code, dy)
     carry, norms = k.adjoints(x, st)
     parts = [k.grad_parts(x, st) for _ in bounds(nb, B)]
+    cols = block_cols(nb, x, st, k.dense)  # a fresh barrier: its count starts at 0
     run_blocks(k.backward_rows, nb, B, dy, W_out, x, lengths, act, w, st, carry, norms,
-               per_block=[(p,) for p in parts])
+               per_block=[(p, *c) for p, c in zip(parts, cols, strict=True)])
     part = tuple(sum_parts([p[i] for p in parts]) for i in range(len(parts[0])))
     acc, G = k.grad_arrays(x, st)
     run_blocks(k.grad_columns, n_column_blocks(nb, G), G, x, st, acc)
@@ -124,11 +146,55 @@ def states(k: Kernels, gates: int, x, rec, init, lengths, act, st):
     H = st[0].shape[2]
     w = k.prepare(rec)
     k.start(st, init)
-    run_blocks(k.forward_rows, n_blocks(T, B, H, gates * H), B, x, lengths, act, w, st)
+    nb = n_blocks(T, B, H, gates * H)
+    run_blocks(k.forward_rows, nb, B, x, lengths, act, w, st,
+               per_block=block_cols(nb, x, st, k.dense))
     return st
 
 
+def block_cols(nb: int, x, st, dense: bool) -> list[tuple]:
+    """Each row block's ``cols`` (see :func:`step_product`), one-tuples for
+    :func:`gradpath.kernels.parallel.run_blocks`: its own rows and every unit,
+    or, when :func:`gradpath.kernels.parallel.split_by_units` says so (and the
+    blocks run on threads of their own), every row and its own units.
+    One pass's: the barrier's counter counts that pass's barriers from 0."""
+    B = x.shape[1]
+    H = st[0].shape[2]
+    state = np.zeros(1, np.int64)  # the barrier's counter, fresh per call
+    shared = np.empty((B, H), x.dtype)
+    units = unit_bounds(nb, H, x.dtype.itemsize) if dense else None
+    if units is not None and len(units) == nb and threads() > 1:
+        return [((0, B, j0, j1, state, nb, shared),) for j0, j1 in units]
+    return [((b0, b1, 0, H, state, 1, shared),) for b0, b1 in bounds(nb, B)]
+
+
 # -- roles that several cells share ---------------------------------------------
+
+
+@jit_inline
+def step_product(A, P, out, cols, passed):
+    """``out = A @ M`` (``P`` = M packed), this block's share of one step's
+    recurrent product; returns the barriers passed.
+
+    ``cols`` = (p0, p1, j0, j1, state, parties, shared) says which share: a
+    row split takes its own rows p0..p1 and every unit; a split by columns
+    takes every row and its own units j0..j1, between two barriers (every row
+    of ``A`` is complete before, every unit of ``out`` after). With one party
+    the barriers are no-ops. ``shared`` is a (B, H) scratch array that every
+    block of the call sees.
+    """
+    p0, p1, j0, j1, state, parties, _ = cols
+    passed = barrier(state, parties, passed)
+    product_units(A[p0:p1], P, out[p0:p1], j0, j1)
+    return barrier(state, parties, passed)
+
+
+@jit_inline
+def whole(x, st):
+    """``cols`` for a block that takes every row and every unit (one thread)."""
+    B = x.shape[1]
+    H = st[0].shape[2]
+    return (0, B, 0, H, np.zeros(1, np.int64), 1, np.empty((B, H), x.dtype))
 
 
 @jit

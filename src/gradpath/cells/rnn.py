@@ -32,6 +32,7 @@ from .pipeline import (
     parts_done,
     prepare_dense,
     start_h,
+    step_product,
 )
 
 #: Rows (steps x block rows) per weight-gradient GEMM in the backward pass,
@@ -42,17 +43,19 @@ CHUNK_SHARE = 16
 
 
 @jit
-def forward_rows(x, lengths, act, w, st, b0, b1):
-    """Every step of the forward pass for batch rows ``b0 <= b < b1``."""
+def forward_rows(x, lengths, act, w, st, cols, b0, b1):
+    """Every step of the forward pass for batch rows ``b0 <= b < b1`` (the
+    recurrent product: ``cols``' share, :func:`pipeline.step_product`)."""
     w_t, w_ih_t, b, _ = w
     hs = st[0]
     T, B, _ = x.shape
-    H = hs.shape[2]
     n = b1 - b0
-    a = np.empty((n, H), x.dtype)
-    tmp = np.empty((n, H), x.dtype)
+    shared = cols[6]  # the pre-activations a_t (B, H)
+    a = shared[b0:b1]
+    tmp = np.empty_like(a)
+    passed = 0
     for t in range(T):
-        product(hs[t, b0:b1], w_t, a)
+        passed = step_product(hs[t], w_t, shared, cols, passed)
         add_drive(a, x[t, b0:b1], w_ih_t, b, tmp, B)
         for r in range(n):
             bb = b0 + r
@@ -87,9 +90,10 @@ def _accumulate(dbuf, hbuf, xbuf, k, dW_ih, dW_hh, db):
 
 
 @jit
-def backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, b0, b1):
+def backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, cols, b0, b1):
     """BPTT for batch rows ``b0 <= b < b1``: ``carry[0]`` ends as dL/dh0; this
-    block's dL/dW_ih (H, D), dL/dW_hh (H, H) and dL/db are added to ``part``."""
+    block's dL/dW_ih (H, D), dL/dW_hh (H, H) and dL/db are added to ``part``.
+    dL/da_t of every row meets in ``cols``' shared array for the product."""
     W_hh = w[3]  # packed
     hs = st[0]
     c = carry[0]
@@ -102,9 +106,11 @@ def backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, b0, b1)
     dbuf = np.empty((K, n, H), x.dtype)  # dL/da for K steps
     hbuf = np.empty((K, n, H), x.dtype)  # h_{t-1} of the same steps
     xbuf = np.empty((K, n, D), x.dtype)
+    shared = cols[6]
+    dpre = shared[b0:b1]  # dL/da_t of this block's rows
     k = 0
+    passed = 0
     for t in range(T - 1, -1, -1):
-        dpre = dbuf[k]
         for r in range(n):
             bb = b0 + r
             d = dpre[r]
@@ -113,9 +119,10 @@ def backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, b0, b1)
                 continue
             inject(d, dy[t, bb], W_out)
             gnorm[t, bb] = add_norm_scale(d, c[bb], hs[t + 1, bb], act)
+        dbuf[k] = dpre
         hbuf[k] = hs[t, b0:b1]
         xbuf[k] = x[t, b0:b1]
-        product(dpre, W_hh, c[b0:b1])
+        passed = step_product(shared, W_hh, c, cols, passed)
         k += 1
         if k == K or t == 0:
             _accumulate(dbuf, hbuf, xbuf, k, dW_ih, dW_hh, db)

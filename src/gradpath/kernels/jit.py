@@ -32,9 +32,11 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import numba
+from numba.core.errors import NumbaIRAssumptionWarning
 
 # Every kernel is compiled through this module, so importing the notice here
 # has it listening before any kernel compiles (gradpath.warmup takes it from here).
@@ -47,6 +49,14 @@ JIT_OPTIONS: dict = {"nopython": True, "cache": True, "fastmath": {"contract"}, 
 #: level so that loops calling them stay branch-light and pipelined.
 INLINE_OPTIONS: dict = {**JIT_OPTIONS, "inline": "always"}
 
+
+# Inlining the type-dispatched transcendentals (``common.exp_`` and kin: an
+# overload inlined at Numba's IR level, calling inlined helpers) trips one of
+# Numba's internal "pedantic" IR checks about a phi variable's scope; the
+# code it compiles is right (tests/test_transcendentals.py, the gradient
+# checks), and the warning would otherwise greet every first compile.
+warnings.filterwarnings("ignore", message=r"variable '.*' is not in scope",
+                        category=NumbaIRAssumptionWarning)
 
 _PACKAGE = Path(__file__).resolve().parent.parent
 

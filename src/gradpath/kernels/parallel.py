@@ -29,6 +29,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from .fpenv import fp_mode, set_fp_mode
+from .gemm import PANEL_BYTES
 
 #: Below this much recurrent work per call (T * B * H * G multiply-adds), all
 #: rows stay on the calling thread.
@@ -88,6 +89,35 @@ def bounds(nb: int, n: int) -> list[tuple[int, int]]:
     nb = max(1, min(nb, units))
     return [(c * units // nb * ALIGN, min(n, (c + 1) * units // nb * ALIGN))
             for c in range(nb)]
+
+
+#: Environment variable choosing how a split call shares each step's
+#: recurrent product: ``rows`` (the default: each thread its batch rows) or
+#: ``units`` (each thread every row and its share of the hidden units, two
+#: spin barriers per step). Measured on a 2-core AMD EPYC (README, "Speed"),
+#: ``units`` ties or loses (0.84-1.4x the time of ``rows``) at every size but
+#: the float32 LSTM at H = 128 and B <= 24; it is there for CPUs whose caches
+#: favour it. The results are the same bits either way.
+SPLIT_ENV = "GRADPATH_SPLIT"
+
+
+def split_by_units() -> bool:
+    """Whether ``$GRADPATH_SPLIT`` asks for the split by units (else rows)."""
+    mode = os.environ.get(SPLIT_ENV, "rows").strip() or "rows"
+    if mode not in ("rows", "units"):
+        raise ValueError(f"{SPLIT_ENV}: expected 'rows' or 'units', got {mode!r}")
+    return mode == "units"
+
+
+def unit_bounds(nb: int, H: int, itemsize: int) -> list[tuple[int, int]] | None:
+    """The hidden units of each of ``nb`` blocks when a call splits its
+    recurrent product by units (:func:`split_by_units`; blocks of whole panels
+    of :mod:`gradpath.kernels.gemm`), else None (a split by rows)."""
+    nr = PANEL_BYTES // itemsize
+    panels = -(-H // nr)
+    if nb < 2 or panels < nb or not split_by_units():
+        return None
+    return [(c * panels // nb * nr, min(H, (c + 1) * panels // nb * nr)) for c in range(nb)]
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:

@@ -1,0 +1,98 @@
+"""A spin barrier between the threads of one kernel call, for a split by columns.
+
+When a call splits the recurrent product's columns (hidden units) across
+threads (:mod:`gradpath.kernels.parallel`), every step needs every thread's
+part of the last one: a barrier per step, thousands per call. A futex or
+Python-level event costs tens of microseconds per wait; this barrier is one
+atomic add and a spin on an atomic load (about a hundred nanoseconds when the
+other thread is close), with ``pause`` in the spin and ``sched_yield`` once it
+has spun long (a descheduled partner on a loaded machine then gets the core).
+
+The state is one int64 counter, fresh per call, that only grows: a thread
+that has passed ``n`` barriers adds 1 and waits until the counter reaches
+``parties * (n + 1)``. Nothing is reset, so no thread can race ahead of a
+reset. The add is sequentially consistent and the wait's load acquires, so
+every write a thread made before the barrier is visible to every thread after
+it. Numba has no atomics of its own; these are LLVM's, through ``@intrinsic``.
+"""
+
+from __future__ import annotations
+
+import platform
+
+from llvmlite import ir as llvm_ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from .jit import jit_inline
+
+_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
+#: Spins (each with a pause, ~40-140 cycles) before the waiting thread yields the core.
+SPINS_BEFORE_YIELD = 4096
+
+
+def _counter_ptr(context, builder, aryty, ary):
+    return context.make_array(aryty)(context, builder, ary).data
+
+
+@intrinsic
+def _arrive(typingctx, state):
+    """Atomically add 1 to ``state[0]`` (an int64 array)."""
+    if not (isinstance(state, types.Array) and state.dtype == types.int64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ptr = _counter_ptr(context, builder, signature.args[0], args[0])
+        builder.atomic_rmw("add", ptr, llvm_ir.Constant(llvm_ir.IntType(64), 1), "seq_cst")
+        return context.get_dummy_value()
+
+    return types.void(state), codegen
+
+
+@intrinsic
+def _count(typingctx, state):
+    """``state[0]``, read atomically with acquire ordering."""
+    if not (isinstance(state, types.Array) and state.dtype == types.int64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ptr = _counter_ptr(context, builder, signature.args[0], args[0])
+        return builder.load_atomic(ptr, "acquire", 8)
+
+    return types.int64(state), codegen
+
+
+@intrinsic
+def _relax(typingctx, spins):
+    """One spin of a wait: ``pause`` (x86), and ``sched_yield`` past
+    :data:`SPINS_BEFORE_YIELD` spins."""
+    def codegen(context, builder, signature, args):
+        if _X86:
+            fn = cgutils.get_or_insert_function(
+                builder.module, llvm_ir.FunctionType(llvm_ir.VoidType(), []),
+                "llvm.x86.sse2.pause")
+            builder.call(fn, [])
+        long = builder.icmp_signed(">", args[0], llvm_ir.Constant(llvm_ir.IntType(64),
+                                                                  SPINS_BEFORE_YIELD))
+        with builder.if_then(long, likely=False):
+            fn = cgutils.get_or_insert_function(
+                builder.module, llvm_ir.FunctionType(llvm_ir.IntType(32), []), "sched_yield")
+            builder.call(fn, [])
+        return context.get_dummy_value()
+
+    return types.void(types.int64), codegen
+
+
+@jit_inline
+def barrier(state, parties, passed):
+    """Wait until all ``parties`` threads reached their barrier number
+    ``passed`` (0, 1, 2, ...); return ``passed + 1``. With one party, nothing."""
+    if parties > 1:
+        _arrive(state)
+        target = parties * (passed + 1)
+        spins = 0
+        while _count(state) < target:
+            spins += 1
+            _relax(spins)
+    return passed + 1
