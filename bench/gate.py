@@ -36,7 +36,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -56,6 +55,8 @@ from bench_cases import (
     Case,
 )
 
+from gradpath.provenance import cpu_model  # the one CPU-model reader
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 WORKER = BENCH / "worker.py"
@@ -73,17 +74,6 @@ MAX_PAIRS = 15
 #: millisecond calls are not at the mercy of timer and scheduler jitter.
 SAMPLE_S = 0.05
 BOOTSTRAP_SAMPLES = 2000
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux: /proc/cpuinfo), for every printed table."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def median_ci(ratios: Iterable[float], rng: np.random.Generator) -> tuple[float, float, float]:

@@ -51,7 +51,6 @@ from pathlib import Path
 
 import numpy as np
 from bench_cases import CELLS
-from gate import cpu_model
 from peer_cases import (
     IMPLS,
     LOOP,
@@ -64,6 +63,8 @@ from peer_cases import (
     recurrent_blocks,
     train_specs,
 )
+
+from gradpath.provenance import cpu_model
 
 BENCH = Path(__file__).resolve().parent
 WORKER = BENCH / "peer_worker.py"

@@ -4,9 +4,11 @@ resource estimates against measured peak memory."""
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -73,8 +75,81 @@ def test_code_id_covers_the_computing_modules_and_the_versions():
 def test_machine_names_cpu_and_blas():
     m = provenance.machine()
     assert m["machine_cpu"] and m["machine_blas"] and m["machine_os"] == sys.platform
-    if Path("/proc/cpuinfo").exists():
-        assert "model" in m["machine_cpu"]
+    assert m["machine_cpu"] == provenance.cpu_model()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [line.partition(":")[2].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
+        assert m["machine_cpu"].startswith(names[0] if names else "")
+        if "cpu family" in cpuinfo.read_text():  # x86: family and model follow the name
+            assert "(family " in m["machine_cpu"] and ", model " in m["machine_cpu"]
+
+
+def test_the_benchmarks_name_the_cpu_by_the_same_reader():
+    bench = str(Path(__file__).resolve().parents[1] / "bench")
+    sys.path.insert(0, bench)
+    try:
+        import gate
+        import peers
+    finally:
+        sys.path.remove(bench)
+    assert gate.cpu_model is provenance.cpu_model and peers.cpu_model is provenance.cpu_model
+
+
+# -- the git commit -----------------------------------------------------------------------
+GIT_COMMIT = "from gradpath.provenance import git_commit; print(repr(git_commit()))"
+
+
+def _git_commit_of(src: Path, path: str | None = None) -> str | None:
+    """git_commit() as a fresh interpreter importing gradpath from ``src`` sees it
+    (``path``: the PATH it gets; None keeps this one's, where git is)."""
+    env = {"PYTHONPATH": str(src), "PATH": os.environ["PATH"] if path is None else path,
+           "HOME": os.environ.get("HOME", "/")}
+    out = subprocess.run([sys.executable, "-c", GIT_COMMIT], capture_output=True, text=True,
+                         check=True, env=env)
+    return ast.literal_eval(out.stdout)  # repr of a str or None
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t",
+                           *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.fixture
+def checkout(tmp_path) -> Path:
+    """A git repository holding a copy of the package at src/gradpath, committed."""
+    if shutil.which("git") is None:
+        pytest.skip("needs git on PATH (Debian: apt-get install git)")
+    repo = tmp_path / "repo"
+    shutil.copytree(provenance.PACKAGE, repo / "src" / "gradpath",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "copy")
+    return repo
+
+
+def test_git_commit_names_the_checkout_and_whether_it_is_dirty(checkout):
+    head = _git(checkout, "rev-parse", "HEAD")
+    src = checkout / "src"
+    assert _git_commit_of(src) == head
+    (checkout / "results").mkdir()
+    (checkout / "results" / "run.json").write_text("{}")  # untracked: still clean
+    assert _git_commit_of(src) == head
+    theory = src / "gradpath" / "theory.py"
+    theory.write_text(theory.read_text() + "\n_CHANGED = 1\n")  # a tracked edit
+    assert _git_commit_of(src) == head + "-dirty"
+
+
+def test_git_commit_is_omitted_without_git_or_outside_a_checkout(checkout, tmp_path):
+    assert _git_commit_of(checkout / "src", path="") is None  # no git on PATH
+    # an installed copy, even one lying inside some other work tree
+    site = checkout / "venv" / "site-packages"
+    shutil.copytree(checkout / "src" / "gradpath", site / "gradpath")
+    assert _git_commit_of(site) is None
+    outside = tmp_path / "plain"
+    shutil.copytree(checkout / "src" / "gradpath", outside / "gradpath")
+    assert _git_commit_of(outside) is None
 
 
 # -- stale runs ---------------------------------------------------------------------------
@@ -99,6 +174,7 @@ def test_stale_run_is_recomputed_and_the_log_says_why(tmp_path, caplog):
     assert finished_code_id(tmp_path, run.run_id) == provenance.code_id()
     row = read_tables(tmp_path)["runs"].iloc[0]
     assert row["code_id"] == provenance.code_id() and row["machine_cpu"]
+    assert row["git_commit"] == (provenance.git_commit() or "")
 
 
 def test_stale_run_is_kept_when_asked_and_still_logged(tmp_path, caplog):

@@ -13,6 +13,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psutil
 import pytest
 from test_provenance import PEAK, SMALL
 
@@ -138,6 +139,17 @@ sys.argv = ["gradpath", *sys.argv[1:]]
 from gradpath.cli import main
 sys.exit(main())
 """
+
+
+def test_physical_memory_is_psutils_and_none_where_the_os_does_not_say(monkeypatch):
+    assert resources.physical_memory_mb() == psutil.virtual_memory().total / 2**20
+    assert 64 < resources.physical_memory_mb() < 2**30  # MiB: more than 64 MiB, below 1 PiB
+
+    def no_proc():
+        raise FileNotFoundError("/proc/meminfo")  # psutil without /proc (a container)
+
+    monkeypatch.setattr(resources.psutil, "virtual_memory", no_proc)
+    assert resources.physical_memory_mb() is None
 
 
 @pytest.mark.parametrize("kind", ["train", "probe"])

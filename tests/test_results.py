@@ -43,7 +43,7 @@ RUN_COLUMNS = [
     "lyapunov", "initial_metric", "w_ih_std", "w_out_std", "forget_bias", "test_correct",
     "lr_orth",
     "version_gradpath", "version_numpy", "version_numba",
-    "version_python", "version_scipy", "version_pandas", "code_id", "machine_cpu",
+    "version_python", "version_scipy", "version_pandas", "code_id", "git_commit", "machine_cpu",
     "machine_blas", "machine_os",
 ]
 CURVE_COLUMNS = ["run_id", "phase", "step", "lag", "log10_grad_norm", "log10_cell_grad_norm"]

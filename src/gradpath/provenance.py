@@ -11,10 +11,11 @@ The modules are hashed by their syntax tree without docstrings, so editing a
 comment, a docstring or the layout keeps the id; any change to what the code
 does changes it.
 
-The machine (CPU model, BLAS library and its kernel set) is recorded beside
-it, as provenance only: the same code gives the same numbers on another
-machine up to floating-point reassociation in BLAS, and a different machine
-alone does not make a run stale.
+The machine (CPU model, BLAS library and its kernel set) and, in a git
+checkout, the commit are recorded beside it, as provenance only: the same
+code gives the same numbers on another machine up to floating-point
+reassociation in BLAS, and a different machine or commit alone does not make
+a run stale.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import ast
 import functools
 import hashlib
 import platform
+import subprocess
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -68,7 +70,7 @@ def versions() -> dict[str, str]:
     for lib in ("gradpath", *LIBRARIES):
         try:
             out[lib] = version(lib)
-        except PackageNotFoundError:  # pragma: no cover - a broken install
+        except PackageNotFoundError:  # pandas in a plain install (no study extra)
             out[lib] = "unknown"
     return out
 
@@ -89,7 +91,19 @@ def code_id() -> str:
     return h.hexdigest()[:16]
 
 
-def _cpu() -> str:
+@functools.cache
+def cpu_model() -> str:
+    """The CPU's model name, with its family and model numbers where the OS
+    gives them (Linux: /proc/cpuinfo), else what :mod:`platform` says.
+
+    The one reader of the CPU model: provenance, the benchmarks' tables and
+    their plots all name the machine by it.
+
+    Returns
+    -------
+    str
+        E.g. ``"AMD EPYC 7B13 (family 25, model 1)"``.
+    """
     fields = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -103,6 +117,44 @@ def _cpu() -> str:
     if "cpu family" in fields and "model" in fields:
         name += f" (family {fields['cpu family']}, model {fields['model']})"
     return name
+
+
+@functools.cache
+def git_commit() -> str | None:
+    """The git commit of the checkout gradpath runs from, with ``-dirty``
+    appended when tracked files differ from it; None when gradpath is not
+    imported from a git checkout's ``src/gradpath`` (an installed copy), or
+    git is missing or refuses (e.g. a repository owned by another user).
+
+    Untracked files do not count as dirty: results and caches live in the
+    checkout. Provenance only: the code id, not the commit, decides whether
+    a finished run is reused.
+
+    Returns
+    -------
+    str or None
+        40 hex digits, optionally followed by ``-dirty``.
+    """
+    def git(*args: str) -> str | None:
+        try:
+            # no optional locks: concurrent jobs must not race for the index
+            out = subprocess.run(["git", "--no-optional-locks", "-C", str(PACKAGE), *args],
+                                 capture_output=True, text=True, timeout=30,
+                                 stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    top = git("rev-parse", "--show-toplevel")
+    # only the checkout's own sources: not a copy installed into a venv
+    # that happens to sit inside some work tree
+    if not top or (Path(top) / "src" / "gradpath").resolve() != PACKAGE:
+        return None
+    commit = git("rev-parse", "--verify", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    if not commit or status is None:
+        return None
+    return commit + ("-dirty" if status else "")
 
 
 def _blas() -> str:
@@ -122,4 +174,4 @@ def _blas() -> str:
 @functools.cache
 def machine() -> dict[str, str]:
     """The machine a run ran on: CPU model and BLAS library (provenance only)."""
-    return {"machine_cpu": _cpu(), "machine_blas": _blas(), "machine_os": sys.platform}
+    return {"machine_cpu": cpu_model(), "machine_blas": _blas(), "machine_os": sys.platform}

@@ -90,8 +90,9 @@ safety factor.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
+
+import psutil
 
 from .cells import REGISTRY, cell_class
 
@@ -246,10 +247,11 @@ def estimate(kind: str, config: dict) -> Estimate:
 
 
 def physical_memory_mb() -> float | None:
-    """This machine's physical memory in MiB (None where the OS does not say)."""
+    """This machine's physical memory in MiB (psutil: Linux, macOS, Windows),
+    or None where the OS does not say (e.g. no /proc in a container)."""
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
-    except (AttributeError, ValueError, OSError):
+        return psutil.virtual_memory().total / 2**20
+    except OSError:
         return None
 
 

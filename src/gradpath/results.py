@@ -26,8 +26,8 @@ Three long tables, one row per observation:
     otherwise), lr_orth (the learning rate of an orthogonal cell's skew
     matrix, NaN when not set), and the provenance: version_gradpath, version_numpy,
     version_numba, version_python, version_scipy, version_pandas, code_id
-    (:func:`gradpath.provenance.code_id`), machine_cpu, machine_blas and
-    machine_os.
+    (:func:`gradpath.provenance.code_id`), git_commit (:func:`gradpath.provenance.git_commit`; "" outside a git
+    checkout), machine_cpu, machine_blas and machine_os.
 ``curves`` (one row per run, phase and lag)
     run_id, phase ("init" | "checkpoint" | "final"), step, lag,
     log10_grad_norm, log10_cell_grad_norm (NaN for a cell without a cell state:
@@ -39,7 +39,8 @@ Three long tables, one row per observation:
 
 Only ``wall_time_s`` depends on anything but the configuration, the code
 and the machine: same configuration, seed and code, identical tables
-otherwise (the machine columns aside, on another machine).
+otherwise (the machine columns aside, on another machine, and ``git_commit``
+from another commit of the same code).
 
 A run id is a stable hash of the kind and the configuration
 (:func:`gradpath.runid.run_id`), computed once by whoever defines the run
@@ -69,7 +70,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from .probe import ProbeResult, fit_decay_rate, horizon
-from .provenance import code_id, machine, versions
+from .provenance import code_id, git_commit, machine, versions
 from .runid import run_id  # noqa: F401 - re-exported: the tables' ids
 from .train import TrainResult
 from .vocab import model_of
@@ -87,12 +88,13 @@ RUN_COLUMNS: tuple[str, ...] = (
     "horizon", "wall_time_s", "dtype", "stage", "selection", "lyapunov", "initial_metric",
     "w_ih_std", "w_out_std", "forget_bias", "test_correct", "lr_orth", "version_gradpath",
     "version_numpy", "version_numba", "version_python", "version_scipy", "version_pandas",
-    "code_id", "machine_cpu", "machine_blas", "machine_os",
+    "code_id", "git_commit", "machine_cpu", "machine_blas", "machine_os",
 )
-#: Provenance columns: which code (``code_id``, the versions) and which machine
-#: made a run.
+#: Provenance columns: which code (``code_id``, the versions, the git commit)
+#: and which machine made a run.
 PROVENANCE_COLUMNS: tuple[str, ...] = tuple(
-    c for c in RUN_COLUMNS if c.startswith(("version_", "machine_")) or c == "code_id")
+    c for c in RUN_COLUMNS
+    if c.startswith(("version_", "machine_")) or c in ("code_id", "git_commit"))
 CURVE_COLUMNS: tuple[str, ...] = ("run_id", "phase", "step", "lag", "log10_grad_norm",
                                   "log10_cell_grad_norm")
 TRAINING_COLUMNS: tuple[str, ...] = ("run_id", "step", "loss", "metric", "grad_norm_before",
@@ -102,7 +104,7 @@ TRAINING_COLUMNS: tuple[str, ...] = ("run_id", "step", "loss", "metric", "grad_n
 def _provenance() -> dict:
     """The code id, the versions it covers, and the machine (:mod:`gradpath.provenance`)."""
     return {**{f"version_{k}": v for k, v in versions().items()}, "code_id": code_id(),
-            **machine()}
+            "git_commit": git_commit() or "", **machine()}
 
 
 def _num(v) -> float:
