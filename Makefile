@@ -5,16 +5,21 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-stamp
+# Two installs into one venv: the study's (`make run`), then the dev tools and
+# torch on top (`make test`); each stamp says its part is in.
+STUDY_STAMP := $(VENV)/.study-stamp
+DEV_STAMP   := $(VENV)/.dev-stamp
 CONFIG ?= configs/default.yaml
 CORES  ?= 2
 REPORT ?= reports/report.html
 
-.PHONY: help setup warmup run report demo test lint unit bench bench-peers chromium slurm readme paper paper-full reseed clean
+.PHONY: help setup setup-dev warmup run report demo test lint unit bench bench-peers chromium slurm readme paper paper-full reseed clean
 
 help:
-	@echo "make run    set up, run the default study ($(CONFIG)) and build $(REPORT)"
-	@echo "make test   set up, then every check (lint, tests incl. the smoke study, benchmarks)"
+	@echo "make run    set up (the study's libraries: .[study]), run the default study ($(CONFIG))"
+	@echo "            and build $(REPORT)"
+	@echo "make test   set up (.[dev] and torch on top), then every check (lint, tests incl. the"
+	@echo "            smoke study, benchmarks)"
 	@echo "  options: CONFIG=configs/full.yaml CORES=8 REPORT=reports/full.html"
 	@echo "make bench  kernel speed targets, and the gate against BENCH_BASE (default HEAD~1)"
 	@echo "make bench-peers  gradpath against PyTorch and JAX (installs them into .venv)"
@@ -27,16 +32,25 @@ help:
 # it comes from PyPI instead, Linux gets a CUDA build of several GB.
 TORCH_CPU := 'torch==2.13.0'
 
-# A local virtual environment with the package (editable) and its dev tools.
-$(STAMP): pyproject.toml
+# A local virtual environment with the package (editable) and the study's
+# libraries (the `study` extra): what `make run` needs, no torch, no dev tools.
+$(STUDY_STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "gradpath needs Python >= 3.11"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[study]'
+	@touch $(STUDY_STAMP)
+
+# On top of it, for `make test`: torch first (TORCH_CPU), then the dev extra
+# (the test tools, the SLURM executor); pip adds only what is missing.
+$(DEV_STAMP): $(STUDY_STAMP)
 	$(BIN)/python -m pip install --quiet $(TORCH_CPU)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@touch $(STAMP)
+	@touch $(DEV_STAMP)
 
-setup: $(STAMP)
+setup: $(STUDY_STAMP)
+
+setup-dev: $(DEV_STAMP)
 
 # Fill Numba's on-disk cache once (compiles on a fresh clone, ~30 s).
 warmup: setup
@@ -68,7 +82,7 @@ chromium:
 	  apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
-lint: setup
+lint: setup-dev
 	$(BIN)/ruff check .
 	$(BIN)/python scripts/lint_workflow.py --configfile configs/smoke.yaml
 
@@ -86,17 +100,17 @@ slurm:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	    slurmctld slurmd slurm-client munge; }
 
-unit: warmup chromium slurm
+unit: setup-dev warmup chromium slurm
 	$(BIN)/pytest -q
 
 # Kernels against their numpy twin (absolute targets), then head against
 # BENCH_BASE (default: the previous commit), paired and interleaved.
-bench: warmup
+bench: setup-dev warmup
 	$(BIN)/python bench/run_check.py
 
 # gradpath against PyTorch and JAX: the table in bench/results/peers.md.
 PEERS_STAMP := $(VENV)/.peers-stamp
-$(PEERS_STAMP): $(STAMP)
+$(PEERS_STAMP): $(DEV_STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,peers]'
 	@touch $(PEERS_STAMP)
 

@@ -22,9 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
+from .extras import StudyModule
 from .tasks import SUCCESS_FRACTIONS, TOLERANCES
+
+# The study's tables are pandas frames (the study extra), imported on first
+# use: `gradpath demo` reads its thresholds from here without pandas.
+pd = StudyModule("pandas")
 
 #: A run of the adding problem, which the claims concern, succeeds when its
 #: final held-out MSE is below this share of the baseline 1/6 (Le et al. 2015);

@@ -100,7 +100,8 @@ def _network_flags(p: argparse.ArgumentParser, d: dict, shown: str) -> None:
     p.add_argument("--out", metavar="DIR",
                    help="write the run's tables (Parquet) and JSON summary to DIR (checked "
                         "before the run; if writing fails at the end, they go to a "
-                        "temporary folder named on stderr, exit status 1)")
+                        "temporary folder named on stderr, exit status 1; needs the study extra: "
+                        "pip install 'gradpath[study]')")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help=f"print {shown} and ETA on stderr while running (default: when "
@@ -222,6 +223,11 @@ def _check_out(out: str | None) -> None:
     import tempfile
     from pathlib import Path
 
+    from .extras import STUDY_INSTALL, missing
+
+    if lacking := missing("pandas", "pyarrow.parquet"):
+        raise ValueError(f"--out writes the run's tables as Parquet, which needs "
+                         f"{' and '.join(lacking)} (the study extra): {STUDY_INSTALL}")
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise ValueError(f"--out: {out} exists and is not a folder")
@@ -268,8 +274,9 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     check_fits("probe", cfg.as_dict(), physical_memory_mb())
     t0 = time.perf_counter()
     res = probe(cfg, progress=_show_progress(args))
-    tables = probe_tables(res, time.perf_counter() - t0)
-    written = _write_out(args.out, tables)
+    elapsed = time.perf_counter() - t0
+    # the tables (pandas) only for --out: without it the plain install suffices
+    written = not args.out or _write_out(args.out, probe_tables(res, elapsed))
     out = {
         "run_id": cfg.run_id,
         "config": res.config,
@@ -340,8 +347,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     check_fits("train", cfg.as_dict(), physical_memory_mb())
     rid = cfg.run_id()  # a reported run: the id of the same run in a study
     res = train(cfg, _show_progress(args))
-    tables = train_tables(res, rid)
-    written = _write_out(args.out, tables)
+    written = not args.out or _write_out(args.out, train_tables(res, rid))
     out = {
         "run_id": rid,
         "config": cfg.as_dict(),

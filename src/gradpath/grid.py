@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from .cells import cell_class
+from .extras import require
 from .probe import ProbeConfig, probe
 from .provenance import code_id
 from .resources import check_fits, estimate
@@ -362,7 +363,7 @@ def planned_table(runs: Iterable[Run]):
     :func:`gradpath.results.train_tables` records them; a run awaiting its
     sweep shows its first candidate setting. For describing a study's
     protocols before it runs (:func:`gradpath.claims.describe`)."""
-    import pandas as pd
+    pd = require("pandas")
 
     rows = []
     for r in runs:
@@ -396,7 +397,7 @@ def sweep_table(runs, settings: dict[str, dict[str, float]]):
     """One row per sweep configuration and candidate setting (lr,
     clip_threshold): the mean held-out metric over the selection seeds (and
     relative to the baseline), the diverged runs, and whether it was selected."""
-    import pandas as pd
+    pd = require("pandas")
 
     keys = ["selection", "task", "model", "init", "clip", "seq_len", "optimizer", "lr",
             "clip_threshold"]

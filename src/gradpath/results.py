@@ -25,8 +25,9 @@ Three long tables, one row per observation:
     share of a per-sequence task's test set within its tolerance, NaN
     otherwise), lr_orth (the learning rate of an orthogonal cell's skew
     matrix, NaN when not set), and the provenance: version_gradpath, version_numpy,
-    version_numba, version_python, version_scipy, version_pandas, code_id
-    (:func:`gradpath.provenance.code_id`), git_commit (:func:`gradpath.provenance.git_commit`; "" outside a git
+    version_numba, version_python, version_scipy, version_pandas ("unknown"
+    without the study extra), code_id (:func:`gradpath.provenance.code_id`),
+    git_commit (:func:`gradpath.provenance.git_commit`; "" outside a git
     checkout), machine_cpu, machine_blas and machine_os.
 ``curves`` (one row per run, phase and lag)
     run_id, phase ("init" | "checkpoint" | "final"), step, lag,
@@ -66,14 +67,19 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import pyarrow.parquet as pq
 
+from .extras import StudyModule
 from .probe import ProbeResult, fit_decay_rate, horizon
 from .provenance import code_id, git_commit, machine, versions
 from .runid import run_id  # noqa: F401 - re-exported: the tables' ids
 from .train import TrainResult
 from .vocab import model_of
+
+# The tables are pandas frames in Parquet files: the study extra's libraries,
+# imported on first use, so that the library and the CLI import this module
+# (for the run ids, columns and provenance) without them.
+pd = StudyModule("pandas")
+pq = StudyModule("pyarrow.parquet")
 
 TABLES: tuple[str, ...] = ("runs", "curves", "training")
 #: Columns that record wall time: the only ones that differ between reruns.
