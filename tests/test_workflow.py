@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+import needs
 import pandas as pd
 import pytest
 import yaml
@@ -25,7 +26,6 @@ from studies import ROOT, SNAKEMAKE, assert_same_tables, snakemake, tables, unlo
 from gradpath import grid as gpgrid
 
 SCHEMA = ROOT / "configs" / "schema.yaml"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 #: report categories and what each holds
 CATEGORIES = [
@@ -415,6 +415,7 @@ def test_readme_cluster_section_runs_what_the_cluster_test_runs():
 
 # -- on a real (local, one-node) SLURM cluster ---------------------------------------------------
 @pytest.mark.slow
+@pytest.mark.needs("slurm")
 def test_smoke_study_on_slurm_gives_the_local_tables(smoke_study, slurm_smoke_run):
     """The README's cluster command on a SLURM started here (conftest.py starts
     it with the session): the jobs go through sbatch, batches grouped two to a
@@ -441,16 +442,16 @@ def test_smoke_study_on_slurm_gives_the_local_tables(smoke_study, slurm_smoke_ru
 
 # -- the report in headless Chromium -----------------------------------------------------------
 @pytest.mark.slow
+@pytest.mark.needs("chromium")
 def test_report_opens_offline_without_console_errors(smoke_study, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    assert CHROMIUM, "chromium is missing: `make test` installs Debian's chromium package"
     work, _ = smoke_study
     report = work / "report.html"
     errors, requests = [], []
     with sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path=CHROMIUM,
+            executable_path=needs.chromium_path(),
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
