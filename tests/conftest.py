@@ -73,12 +73,11 @@ class SlurmRun:
         import local_slurm
 
         self.work, self.error, self.proc, self.cluster = work, local_slurm.missing(), None, None
+        self.log, self._out = root / "snakemake.log", None  # stop() works even if never started
         if self.error:
             return
         repo = Path(__file__).resolve().parents[1]
         self.cluster = local_slurm.LocalSlurm(root)
-        self.log = root / "snakemake.log"
-        self._out = None
         try:
             self.cluster.start()
             cmd = self.cluster.command(sys.executable, "-m", "snakemake", "-s",

@@ -70,6 +70,17 @@ def test_a_met_need_neither_skips_nor_fails(monkeypatch):
         needs.enforce("gpu")
 
 
+def test_a_cluster_that_cannot_start_here_says_why_and_stops_cleanly(ordinary_user, tmp_path):
+    """The session's SLURM fixture on a machine without root: nothing starts,
+    and its teardown does not fail the last test of the session."""
+    from conftest import SlurmRun
+
+    run = SlurmRun(tmp_path / "cluster", tmp_path / "work")
+    assert run.error == local_slurm.missing() and run.error.startswith("needs root")
+    assert run.proc is None and run.cluster is None
+    run.stop()
+
+
 def test_root_is_asked_of_the_os():
     assert needs.is_root() == (os.name == "posix" and os.geteuid() == 0)
 
@@ -148,3 +159,13 @@ def test_plain_pytest_as_an_ordinary_user_skips_both_with_reasons_and_fails_unde
     assert "2 errors" in text and "skipped" not in text, text[-3000:]
     assert text.count(f"{needs.REQUIRE_ALL}=1 (make test, CI) runs every test") >= 2, text[-3000:]
     assert "needs root" in text and "needs Chromium" in text
+
+
+def test_make_test_runs_the_whole_suite_with_require_all_and_ci_runs_make_test():
+    """Every Makefile line that runs the whole suite (pytest without a path)
+    sets GRADPATH_REQUIRE_ALL=1; CI's entry point runs `make test`."""
+    whole = [line.strip() for line in (ROOT / "Makefile").read_text().splitlines()
+             if "/pytest" in line and "tests/" not in line]
+    assert whole, "no Makefile line runs the suite"
+    assert all(f"{needs.REQUIRE_ALL}=1 " in line for line in whole), whole
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
