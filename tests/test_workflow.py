@@ -129,6 +129,49 @@ def test_bad_config_fails_fast_before_any_job(tmp_path):
     assert time.perf_counter() - t0 < 60
 
 
+# -- the default config: `snakemake --cores 2` runs the default study ------------------------
+def _planned_batches(tmp_path: Path, *args: str) -> tuple[int, str]:
+    """How many batch jobs a dry run from another folder plans, and its output."""
+    out = subprocess.run([*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path / "w"),
+                          "-n", *args], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300)
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-3000:]
+    return text.count("rule run_batch:"), text
+
+
+def _batches(cfg: dict) -> int:
+    """How many batch jobs the config's study has (the schema's defaults filled in)."""
+    cfg = copy.deepcopy(cfg)
+    validate(cfg, str(SCHEMA))
+    stages = gpgrid.stage_batches(gpgrid.probe_runs(cfg["probe"]) + gpgrid.train_runs(cfg["train"]),
+                                  cfg["batch_seconds"])
+    return len(stages["runs"]) + len(stages["selected"])
+
+
+def test_without_a_configfile_snakemake_plans_the_default_study(tmp_path):
+    n, text = _planned_batches(tmp_path)
+    assert n == _batches(load("default")), text[-2000:]
+    assert "results/default/batches/" in text
+    # --config still overrides single keys of the default study
+    n, text = _planned_batches(tmp_path, "--config", "name=renamed")
+    assert n == _batches(load("default")) and "results/renamed/batches/" in text
+    assert "results/default/" not in text
+
+
+def test_a_configfile_replaces_the_default_config_not_merges_into_it(tmp_path):
+    """A key the given file leaves out takes the schema's default, not the
+    default study's value (Snakemake would merge the two files key by key)."""
+    minimal = tmp_path / "minimal.yaml"
+    minimal.write_text("name: minimal\n")  # every other key from the schema
+    assert _batches({"name": "minimal"}) != _batches(load("default"))  # else blind
+    n, text = _planned_batches(tmp_path, "--configfile", str(minimal))
+    assert n == _batches({"name": "minimal"}), text[-2000:]
+    assert "results/minimal/batches/" in text and "results/default/" not in text
+    n, _ = _planned_batches(tmp_path, "--configfile", str(ROOT / "configs" / "smoke.yaml"))
+    assert n == _batches(load("smoke"))
+
+
 def test_a_run_too_big_for_memory_fails_the_dry_run_naming_the_key(tmp_path):
     cfg = copy.deepcopy(load("smoke"))
     cfg["train"][1]["seq_lens"] = [100_000_000]
@@ -200,11 +243,12 @@ def test_grid_expansion_scales_linearly(factor):
     assert per_run < 2e-3  # a few hundred microseconds per run, whatever the grid size
 
 
-def test_snakemake_lint_is_clean():
+@pytest.mark.parametrize("args", [(), ("--configfile", "configs/smoke.yaml")],
+                         ids=["default-config", "smoke"])
+def test_snakemake_lint_is_clean(args):
     """`make lint`: every lint but the conda/container one (the rules run in the
-    project's venv; see scripts/lint_workflow.py) fails."""
-    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "lint_workflow.py"),
-                          "--configfile", "configs/smoke.yaml"],
+    project's venv: docs/workflow.md) fails, with the default config or another."""
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "lint_workflow.py"), *args],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
 
