@@ -78,7 +78,7 @@ chromium:
 	  if [ "$$(id -u)" != 0 ]; then \
 	    echo "make test needs Chromium for the report test: run as root (it installs"; \
 	    echo "Debian's chromium package) or put a chromium on PATH (sudo apt-get install"; \
-	    echo "chromium)."; exit 1; fi; \
+	    echo "chromium). Without root, plain \`pytest\` runs the rest (docs/testing.md)."; exit 1; fi; \
 	  apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
@@ -93,15 +93,17 @@ slurm:
 	@if [ "$$(id -u)" != 0 ]; then \
 	  echo "make test runs a one-node SLURM for the cluster test, which needs root (as on CI):"; \
 	  echo "run it as root; it installs Debian's slurmctld, slurmd, slurm-client and munge"; \
-	  echo "when they are missing."; exit 1; fi
+	  echo "when they are missing. Without root, plain \`pytest\` runs the rest (docs/testing.md)."; exit 1; fi
 	@command -v slurmctld >/dev/null && command -v slurmd >/dev/null && \
 	  command -v sbatch >/dev/null && command -v munged >/dev/null || { \
 	  apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	    slurmctld slurmd slurm-client munge; }
 
+# GRADPATH_REQUIRE_ALL=1: a test whose needs are missing (root for SLURM,
+# Chromium) fails instead of skipping (tests/needs.py), so nothing is hidden.
 unit: setup-dev warmup chromium slurm
-	$(BIN)/pytest -q
+	GRADPATH_REQUIRE_ALL=1 $(BIN)/pytest -q
 
 # Kernels against their numpy twin (absolute targets), then head against
 # BENCH_BASE (default: the previous commit), paired and interleaved.

@@ -1,7 +1,8 @@
 # gradpath: the study from config to report.
 #
-#   snakemake --cores 2 --configfile configs/default.yaml
-#   snakemake --report reports/report.html --configfile configs/default.yaml
+#   snakemake --cores 2                                   # the default study
+#   snakemake --cores 2 --configfile configs/smoke.yaml   # another one
+#   snakemake --report reports/report.html [--configfile ...]
 #
 # Runs are batched into jobs (rules/runs.smk); aggregation, figures and the
 # summary follow (rules/analysis.smk). All logic lives in rules/common.smk and
@@ -10,6 +11,15 @@
 from snakemake.utils import min_version
 
 min_version("9.0")
+
+
+# The default study, read only when no --configfile is given: Snakemake would
+# otherwise merge the given file into it key by key, and a key the given file
+# leaves out would come from the default study instead of the schema's default
+# (docs/workflow.md; tests/test_workflow.py).
+if not workflow.overwrite_configfiles:
+
+    configfile: f"{workflow.basedir}/configs/default.yaml"
 
 
 include: "rules/common.smk"

@@ -10,12 +10,6 @@ from gradpath import grid as gpgrid
 from gradpath.provenance import code_id
 from gradpath.resources import physical_memory_mb
 
-if not config:
-    raise ValueError(
-        "no config given: pass one, e.g. --configfile configs/default.yaml "
-        "(configs/smoke.yaml, configs/full.yaml)"
-    )
-
 
 class _StrictLoader(yaml.SafeLoader):
     """YAML that refuses a key given twice in one mapping (PyYAML keeps the

@@ -2,11 +2,12 @@
 
 Snakemake asks every rule for a conda environment or a container. gradpath's
 rules run in the project's virtual environment instead (`make setup`; on a
-cluster, a venv on the shared filesystem): conda's channels are not among the
-registries this project installs from, so a conda directive could not be
-tested. Every other lint fails the check.
+cluster, a venv on the shared filesystem): the Snakefile imports gradpath to
+plan the study, so that environment exists wherever Snakemake runs, and the
+jobs use the very same one (docs/workflow.md, "Software environment"). Every
+other lint fails the check.
 
-    python scripts/lint_workflow.py [snakemake args...]
+    python scripts/lint_workflow.py [snakemake args...]   # default: configs/default.yaml
 """
 
 import re

@@ -1,4 +1,5 @@
-"""Shared pytest configuration: the hypothesis profile of the property tests."""
+"""Shared pytest configuration: the hypothesis profile of the property tests,
+the machine needs of a few tests (tests/needs.py), and the smoke study."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 # Set before numpy loads; an explicit setting in the environment wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+import needs  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
@@ -26,6 +28,24 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile("gradpath")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Declare the ``needs`` marker (``--strict-markers`` refuses unknown ones)."""
+    config.addinivalue_line(
+        "markers",
+        "needs(what): the test needs something root or a package manager provides "
+        f"({', '.join(sorted(needs.NEEDS))}); without it the test is skipped, naming it, "
+        f"or fails under {needs.REQUIRE_ALL}=1 (make test)")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Check a test's needs before its fixtures run: a test that cannot run here
+    must not first spend minutes on the smoke study."""
+    for mark in item.iter_markers("needs"):
+        for what in mark.args:
+            needs.enforce(what)
 
 
 @pytest.fixture
@@ -53,12 +73,11 @@ class SlurmRun:
         import local_slurm
 
         self.work, self.error, self.proc, self.cluster = work, local_slurm.missing(), None, None
+        self.log, self._out = root / "snakemake.log", None  # stop() works even if never started
         if self.error:
             return
         repo = Path(__file__).resolve().parents[1]
         self.cluster = local_slurm.LocalSlurm(root)
-        self.log = root / "snakemake.log"
-        self._out = None
         try:
             self.cluster.start()
             cmd = self.cluster.command(sys.executable, "-m", "snakemake", "-s",

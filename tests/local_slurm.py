@@ -27,6 +27,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import needs
+
 from gradpath.resources import physical_memory_mb
 
 DAEMONS = ("munged", "slurmctld", "slurmd")
@@ -34,20 +36,21 @@ CLIENTS = ("sbatch", "squeue", "sinfo", "scancel", "unshare", "nsenter", "mount"
 
 
 def missing() -> str | None:
-    """Why a local SLURM cannot start here, or None if it can."""
-    if os.name != "posix" or os.geteuid() != 0:
-        return ("the SLURM test starts slurmctld, slurmd and munged, which needs root: run "
-                "`make test` as root (as CI does)")
+    """Why a local SLURM cannot start here, or None if it can (a sentence that
+    starts "needs": the cluster test's skip reason, tests/needs.py)."""
+    if not needs.is_root():
+        return ("needs root to start slurmctld, slurmd and munged for a one-node SLURM: run "
+                "`make test` as root (as CI does; it installs them first, `make slurm`)")
     absent = [p for p in DAEMONS + CLIENTS
               if not (shutil.which(p) or shutil.which(p, path="/usr/sbin:/sbin"))]
     if absent:
-        return (f"SLURM is not installed ({', '.join(absent)} missing): `make slurm` installs "
-                "Debian's slurmctld, slurmd, slurm-client and munge packages (as root)")
+        return (f"needs SLURM and MUNGE installed ({', '.join(absent)} missing): `make slurm` "
+                "as root installs Debian's slurmctld, slurmd, slurm-client and munge")
     if not Path("/etc/slurm").is_dir():
-        return "/etc/slurm is missing (Debian's slurm-client package creates it)"
+        return "needs /etc/slurm (Debian's slurm-client package creates it): `make slurm` as root"
     if subprocess.run(["unshare", "--mount", "true"], capture_output=True).returncode != 0:
-        return ("the SLURM test needs a private mount namespace (unshare --mount), which this "
-                "machine refuses (a container without CAP_SYS_ADMIN?)")
+        return ("needs a private mount namespace (unshare --mount), which this machine refuses "
+                "(a container without CAP_SYS_ADMIN?): run it on a VM or a privileged container")
     return None
 
 

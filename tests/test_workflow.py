@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+import needs
 import pandas as pd
 import pytest
 import yaml
@@ -25,7 +26,6 @@ from studies import ROOT, SNAKEMAKE, assert_same_tables, snakemake, tables, unlo
 from gradpath import grid as gpgrid
 
 SCHEMA = ROOT / "configs" / "schema.yaml"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 #: report categories and what each holds
 CATEGORIES = [
@@ -129,6 +129,49 @@ def test_bad_config_fails_fast_before_any_job(tmp_path):
     assert time.perf_counter() - t0 < 60
 
 
+# -- the default config: `snakemake --cores 2` runs the default study ------------------------
+def _planned_batches(tmp_path: Path, *args: str) -> tuple[int, str]:
+    """How many batch jobs a dry run from another folder plans, and its output."""
+    out = subprocess.run([*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path / "w"),
+                          "-n", *args], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300)
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-3000:]
+    return text.count("rule run_batch:"), text
+
+
+def _batches(cfg: dict) -> int:
+    """How many batch jobs the config's study has (the schema's defaults filled in)."""
+    cfg = copy.deepcopy(cfg)
+    validate(cfg, str(SCHEMA))
+    stages = gpgrid.stage_batches(gpgrid.probe_runs(cfg["probe"]) + gpgrid.train_runs(cfg["train"]),
+                                  cfg["batch_seconds"])
+    return len(stages["runs"]) + len(stages["selected"])
+
+
+def test_without_a_configfile_snakemake_plans_the_default_study(tmp_path):
+    n, text = _planned_batches(tmp_path)
+    assert n == _batches(load("default")), text[-2000:]
+    assert "results/default/batches/" in text
+    # --config still overrides single keys of the default study
+    n, text = _planned_batches(tmp_path, "--config", "name=renamed")
+    assert n == _batches(load("default")) and "results/renamed/batches/" in text
+    assert "results/default/" not in text
+
+
+def test_a_configfile_replaces_the_default_config_not_merges_into_it(tmp_path):
+    """A key the given file leaves out takes the schema's default, not the
+    default study's value (Snakemake would merge the two files key by key)."""
+    minimal = tmp_path / "minimal.yaml"
+    minimal.write_text("name: minimal\n")  # every other key from the schema
+    assert _batches({"name": "minimal"}) != _batches(load("default"))  # else blind
+    n, text = _planned_batches(tmp_path, "--configfile", str(minimal))
+    assert n == _batches({"name": "minimal"}), text[-2000:]
+    assert "results/minimal/batches/" in text and "results/default/" not in text
+    n, _ = _planned_batches(tmp_path, "--configfile", str(ROOT / "configs" / "smoke.yaml"))
+    assert n == _batches(load("smoke"))
+
+
 def test_a_run_too_big_for_memory_fails_the_dry_run_naming_the_key(tmp_path):
     cfg = copy.deepcopy(load("smoke"))
     cfg["train"][1]["seq_lens"] = [100_000_000]
@@ -200,11 +243,12 @@ def test_grid_expansion_scales_linearly(factor):
     assert per_run < 2e-3  # a few hundred microseconds per run, whatever the grid size
 
 
-def test_snakemake_lint_is_clean():
+@pytest.mark.parametrize("args", [(), ("--configfile", "configs/smoke.yaml")],
+                         ids=["default-config", "smoke"])
+def test_snakemake_lint_is_clean(args):
     """`make lint`: every lint but the conda/container one (the rules run in the
-    project's venv; see scripts/lint_workflow.py) fails."""
-    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "lint_workflow.py"),
-                          "--configfile", "configs/smoke.yaml"],
+    project's venv: docs/workflow.md) fails, with the default config or another."""
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "lint_workflow.py"), *args],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
 
@@ -415,6 +459,7 @@ def test_readme_cluster_section_runs_what_the_cluster_test_runs():
 
 # -- on a real (local, one-node) SLURM cluster ---------------------------------------------------
 @pytest.mark.slow
+@pytest.mark.needs("slurm")
 def test_smoke_study_on_slurm_gives_the_local_tables(smoke_study, slurm_smoke_run):
     """The README's cluster command on a SLURM started here (conftest.py starts
     it with the session): the jobs go through sbatch, batches grouped two to a
@@ -441,16 +486,16 @@ def test_smoke_study_on_slurm_gives_the_local_tables(smoke_study, slurm_smoke_ru
 
 # -- the report in headless Chromium -----------------------------------------------------------
 @pytest.mark.slow
+@pytest.mark.needs("chromium")
 def test_report_opens_offline_without_console_errors(smoke_study, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    assert CHROMIUM, "chromium is missing: `make test` installs Debian's chromium package"
     work, _ = smoke_study
     report = work / "report.html"
     errors, requests = [], []
     with sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path=CHROMIUM,
+            executable_path=needs.chromium_path(),
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
