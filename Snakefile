@@ -27,6 +27,7 @@ localrules:
     all,
     aggregate,
     summarise,
+    study,
     reproductions,
 
 
@@ -40,6 +41,7 @@ rule all:
         batch_outputs,
         rules.aggregate.output,
         rules.summarise.output,
+        rules.study.output,
         FIGURE_OUTPUTS,
         rules.reproductions.output,
         report_selection_outputs,
