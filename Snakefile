@@ -37,6 +37,7 @@ localrules:
     all,
     aggregate,
     summarise,
+    study,
     reproductions,
 
 
@@ -50,6 +51,7 @@ rule all:
         batch_outputs,
         rules.aggregate.output,
         rules.summarise.output,
+        rules.study.output,
         FIGURE_OUTPUTS,
         rules.reproductions.output,
         report_selection_outputs,

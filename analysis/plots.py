@@ -13,6 +13,7 @@ g. the Lyapunov spectrum at initialisation
 i. success and divergence against the learning rate, clipped and unclipped
 j. the copy task's curves, with the positive control
 k. lambda_1 and the decay slope against 0.5 ln chi
+l. float32 against float64: the training loss of each pair, and their gap
 Every training figure is faceted by task when a study has several.
 """
 
@@ -26,10 +27,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
-from figure_table import FIGURES  # noqa: E402 - analysis/, beside this script
+from figure_table import DPI, FIGURES  # noqa: E402 - analysis/, beside this script
 
 from gradpath import vocab  # noqa: E402
-from gradpath.claims import SUCCESS_FRACTION, primary, report_runs, successes  # noqa: E402
+from gradpath.claims import (  # noqa: E402
+    PAIR_KEYS,
+    PRECISION_RTOL,
+    PRECISION_STEPS,
+    SUCCESS_FRACTION,
+    primary,
+    report_runs,
+    successes,
+)
 from gradpath.tasks import SUCCESS_FRACTIONS  # noqa: E402
 from gradpath.theory import THEORY_INITS, critical_gain, mean_field  # noqa: E402
 
@@ -52,7 +61,6 @@ def _palette(names: list[str], first: tuple[int, ...] = ()) -> dict:
 INIT_PALETTE = _palette(INIT_ORDER)
 CLIP_PALETTE = _palette(CLIP_ORDER, first=(3, 0, 4))  # none red, norm blue, value
 MODEL_PALETTE = _palette(MODEL_ORDER, first=(0, 3))  # tanh RNN blue, ReLU RNN red
-DPI = 110
 CAP = 1e3  # metrics above CAP x baseline are drawn at that level
 
 
@@ -486,6 +494,45 @@ def fig_three_rates(runs: pd.DataFrame, path: str) -> None:
     plt.close(fig)
 
 
+def fig_precision(runs: pd.DataFrame, training: pd.DataFrame, path: str) -> None:
+    """(l) float32 against float64: the training loss of every reported run
+    trained in both precisions (same settings and seed), and the relative gap
+    of each pair by update, with the float32 finding's tolerance."""
+    tr = report_runs(runs)
+    keys = [k for k in PAIR_KEYS if k in tr.columns]
+    # a pair differs in its precision alone (NaN settings count as equal)
+    tr = tr.assign(pair=tr[keys].map(repr).agg("|".join, axis=1))
+    both = tr.groupby("pair")["dtype"].transform(lambda d: {"float32", "float64"} <= set(d))
+    tr = tr[both & tr["dtype"].isin(["float32", "float64"])]
+    if tr.empty:
+        return _empty(path, "no configuration trained in both precisions in this study")
+    tr = tr.assign(config=tr["model"].map(MODEL_LABEL) + ", " + tr["init"] + ", T = "
+                   + tr["seq_len"].astype(str))
+    d = training.merge(tr[["run_id", "pair", "config", "seed", "dtype"]], on="run_id")
+    wide = d.pivot_table(index=["pair", "config", "seed", "step"], columns="dtype",
+                         values="loss").dropna().reset_index()
+    wide = wide.assign(gap=(wide["float32"] - wide["float64"]).abs() / wide["float64"].abs())
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    sns.lineplot(data=d, x="step", y="loss", hue="seed", style="dtype", units="pair",
+                 estimator=None, palette="colorblind", style_order=["float32", "float64"],
+                 ax=ax1)
+    ax1.set(yscale="log", xlabel="update step", ylabel="training loss",
+            title="Training loss, float32 (solid) and float64 (dashed)")
+    sns.lineplot(data=wide, x="step", y="gap", hue="seed", units="pair", estimator=None,
+                 palette="colorblind", legend=False, ax=ax2)
+    ax2.axhline(PRECISION_RTOL, color="k", lw=1, ls="--")
+    ax2.axvline(PRECISION_STEPS, color="0.5", lw=1, ls=":")
+    ax2.set_yscale("symlog", linthresh=1e-7)  # a gap of exactly 0 stays on the axis
+    ax2.set(xlabel="update step",
+            ylabel="|loss32 - loss64| / |loss64|",
+            title=f"Gap of each pair (dashed: tolerance {PRECISION_RTOL:g}, judged up to "
+                  f"step {PRECISION_STEPS}, dotted)")
+    fig.suptitle(", ".join(sorted(set(tr["config"]))), y=1.02)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+
+
 def main(name: str, inputs: dict, path: str, log: str) -> None:
     """Draw figure ``name`` of the table (figure_table.py) from its tables into ``path``."""
     logging.basicConfig(filename=log, level=logging.INFO, format="%(asctime)s %(message)s")
@@ -499,4 +546,4 @@ def main(name: str, inputs: dict, path: str, log: str) -> None:
 if "snakemake" in globals():
     sm = snakemake  # noqa: F821 - injected by Snakemake's script directive
     main(sm.params.figure, {t: sm.input[t] for t in FIGURES[sm.params.figure].tables},
-         sm.output.png, sm.log[0])
+         sm.output.figure, sm.log[0])

@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from figure_table import DPI  # noqa: E402 - analysis/, beside this script
 from summarise import to_html  # noqa: E402
 
 from gradpath.claims import (  # noqa: E402
@@ -53,7 +54,7 @@ def fig_cliff(path: str) -> None:
     ax2.set(yscale="log", xlabel="SGD step", ylabel="length of the update",
             title=f"Update lengths from (w, b) = {CLIFF_START}, lr {CLIFF_LR}")
     fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
     plt.close(fig)
 
 

@@ -5,7 +5,10 @@ clip, seq_len, dtype), over its reported seeds: the learning rate used,
 success rate, median final metric relative to the baseline, divergences,
 share of clipped updates and the decay rate at initialisation.
 ``findings.csv``: the claims of :mod:`gradpath.claims`, each judged on this
-study's runs, with the number that decides it and whether it holds here.
+study's runs, with the number that decides it, whether it holds here, and
+the figures and tables that decide it (figure_table.EVIDENCE);
+``findings.rst`` the same as a list whose figure and table names link to
+them in the report (the report's front page includes it).
 ``probes.csv``: one row per probed network (model, init, gain), over its
 seeds: the measured decay rate of the hidden adjoint (and of the cell
 adjoint for the LSTM), mean-field theory's 1/2 ln chi where it applies (the
@@ -15,10 +18,14 @@ Lyapunov exponent and the horizon.
 computed the runs, and whether each code id is the current code's.
 """
 
+import json
 import logging
 import math
+import re
+from urllib.parse import quote
 
 import pandas as pd
+from figure_table import EVIDENCE, figure_file
 
 from gradpath import vocab
 from gradpath.claims import FINDINGS, judge, primary, report_runs, successes
@@ -82,8 +89,53 @@ def probe_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def findings(runs: pd.DataFrame, training: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The claims, each judged on this study's tables."""
-    return judge(FINDINGS, {"runs": runs, "training": training})
+    """The claims, each judged on this study's tables, with the files that
+    decide each: ``figure`` (its figures, the first the one to look at) and
+    ``table`` (the tables with its numbers)."""
+    found = judge(FINDINGS, {"runs": runs, "training": training})
+    evidence = [EVIDENCE[c.key] for c in FINDINGS]  # judge keeps the claims' order
+    found["figure"] = ["; ".join(map(figure_file, e.figures)) for e in evidence]
+    found["table"] = ["; ".join(f"{t}.csv" for t in e.tables) for e in evidence]
+    return found
+
+
+_RST_MARKUP = re.compile(r"([\\`*_|<>\[\]])")
+
+
+def _rst(text) -> str:
+    """``text`` as literal reStructuredText: its markup characters escaped."""
+    return _RST_MARKUP.sub(r"\\\1", str(text))
+
+
+def _show(path: str, content: str) -> str:
+    """A link that shows report item ``path`` (as Snakemake's report names it:
+    the path of the file from the working directory) in the report's main
+    panel, ``content`` "img" or "html", with its caption beside it. The
+    report's own links to an item (``name_``) open its caption only; this
+    calls the same app with the view a click on the item's eye sets. The
+    path is a JSON string, percent-encoded, as a javascript: URL is decoded
+    before it runs."""
+    p = quote(json.dumps(path), safe="/")
+    return (f"javascript:app.setView({{navbarMode:'resultinfo',resultPath:{p},"
+            f"content:'{content}',contentPath:results[{p}].data_uri}})")
+
+
+def findings_rst(found: pd.DataFrame, paths: dict[str, str]) -> str:
+    """The findings as a reStructuredText list for the report's front page:
+    per finding its verdict, claim and value, and links that show the
+    figures and tables that decide it. ``paths``: each figure's and table's
+    item in the report (its file from the working directory; a table's HTML
+    view) by name."""
+    lines = [".. container:: findings", ""]
+    for c, (_, row) in zip(FINDINGS, found.iterrows(), strict=True):
+        ev = EVIDENCE[c.key]
+        figs = ", ".join(f"`{f} <{_show(paths[f], 'img')}>`__" for f in ev.figures)
+        tabs = ", ".join(f"`{t} <{_show(paths[t], 'html')}>`__ (``{t}.csv``)"
+                         for t in ev.tables)
+        value = f": {_rst(row['value'])}" if row["value"] else ""  # none when n/a
+        lines += [f"   #. **{_rst(row['verdict'])}**: {_rst(row['claim'])}{value}",
+                  f"      (figure {figs}; table {tabs})", ""]
+    return "\n".join(lines)
 
 
 STYLE = """<style>
@@ -119,13 +171,16 @@ def to_html(df: pd.DataFrame, title: str) -> str:
             f"{STYLE}</head><body><h3>{title}</h3>{body}</body></html>")
 
 
-def main(runs_path: str, training_path: str, out: dict, log: str) -> None:
+def main(runs_path: str, training_path: str, out: dict, paths: dict[str, str],
+         log: str) -> None:
     logging.basicConfig(filename=log, level=logging.INFO, format="%(asctime)s %(message)s")
     runs = pd.read_parquet(runs_path)
     training = pd.read_parquet(training_path)
     summary, found = summary_table(runs), findings(runs, training)
     summary.to_csv(out["summary"], index=False)
     found.to_csv(out["findings"], index=False)
+    with open(out["findings_rst"], "w") as f:
+        f.write(findings_rst(found, paths))
     prov = provenance_table(runs)
     prov.to_csv(out["provenance"], index=False)
     # one column per code/machine combination: the fields read down the page
@@ -151,6 +206,7 @@ def main(runs_path: str, training_path: str, out: dict, log: str) -> None:
 if "snakemake" in globals():
     sm = snakemake  # noqa: F821 - injected by Snakemake's script directive
     main(sm.input.runs, sm.input.training,
-         {k: sm.output[k] for k in ("summary", "findings", "summary_html", "findings_html",
-                                    "probes", "probes_html", "provenance", "provenance_html")},
-         sm.log[0])
+         {k: sm.output[k] for k in ("summary", "findings", "findings_rst", "summary_html",
+                                    "findings_html", "probes", "probes_html", "provenance",
+                                    "provenance_html")},
+         sm.params.report_paths, sm.log[0])

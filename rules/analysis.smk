@@ -20,50 +20,57 @@ rule aggregate:
 
 rule summarise:
     """The summary table, the probe table, the study's findings checked from the
-    tables, and the provenance of the runs."""
+    tables (with the figures and tables that decide each, linked from the report's
+    front page), and the provenance of the runs. Every table is in the report
+    twice: HTML to read, CSV to download."""
     input:
         runs=rules.aggregate.output.runs,
         training=rules.aggregate.output.training,
     output:
-        summary=f"{RESULTS}/tables/summary.csv",
-        findings=f"{RESULTS}/tables/findings.csv",
-        summary_html=report(
-            f"{RESULTS}/tables/summary.html",
-            caption="../reports/captions/summary.rst",
-            category="7. Summary",
-            labels={"table": "success, divergence and decay by configuration"},
-        ),
-        findings_html=report(
-            f"{RESULTS}/tables/findings.html",
-            caption="../reports/captions/findings.rst",
-            category="0. Findings",
-            labels={"table": "what the study shows"},
-        ),
-        probes=f"{RESULTS}/tables/probes.csv",
-        probes_html=report(
-            f"{RESULTS}/tables/probes.html",
-            caption="../reports/captions/probes.rst",
-            category="7. Summary",
-            labels={"table": "probes: decay rate, theory (or n/a) and Lyapunov by network"},
-        ),
-        provenance=f"{RESULTS}/tables/provenance.csv",
-        provenance_html=report(
-            f"{RESULTS}/tables/provenance.html",
-            caption="../reports/captions/provenance.rst",
-            category="7. Summary",
-            labels={"table": "provenance: code and machines"},
-        ),
+        summary=report_table("summary", "csv"),
+        findings=report_table("findings", "csv"),
+        findings_rst=f"{RESULTS}/tables/findings.rst",
+        summary_html=report_table("summary", "html"),
+        findings_html=report_table("findings", "html"),
+        probes=report_table("probes", "csv"),
+        probes_html=report_table("probes", "html"),
+        provenance=report_table("provenance", "csv"),
+        provenance_html=report_table("provenance", "html"),
+    params:
+        report_paths=REPORT_PATHS,
     log:
         f"{RESULTS}/logs/summarise.log",
     script:
         "../analysis/summarise.py"
 
 
+rule study:
+    """The study's config as the workflow used it (every config file merged, the
+    schema's defaults filled in) and the provenance of the code and machine that
+    analysed it, for the report."""
+    output:
+        config=report(
+            f"{RESULTS}/config.yaml",
+            caption="../reports/captions/config.rst",
+            category=STUDY_CATEGORY,
+            labels={"table": "the config as used (YAML)"},
+        ),
+        table=report_table("study", "csv"),
+        html=report_table("study", "html"),
+    params:
+        config=config,
+        configfiles=[str(f) for f in workflow.configfiles],
+        # a parameter, so that a change of code, commit, versions or machine
+        # rewrites the page (Snakemake reruns a job whose params changed)
+        provenance=study_provenance,
+    log:
+        f"{RESULTS}/logs/study.log",
+    script:
+        "../analysis/study.py"
+
+
 # One rule (one job) per figure of analysis/figure_table.py: changing one figure
 # redraws that figure only.
-sys.path.insert(0, str(Path(workflow.basedir) / "analysis"))
-from figure_table import FIGURES  # noqa: E402
-
 for _name, _fig in FIGURES.items():
 
     rule:
@@ -73,8 +80,8 @@ for _name, _fig in FIGURES.items():
         input:
             **{t: getattr(rules.aggregate.output, t) for t in _fig.tables},
         output:
-            png=report(
-                f"{RESULTS}/figures/{_name}.png",
+            figure=report(
+                f"{RESULTS}/figures/{figure_file(_name)}",
                 caption=f"../reports/captions/{_name}.rst",
                 category=_fig.category,
                 labels={"figure": _fig.label},
@@ -88,7 +95,7 @@ for _name, _fig in FIGURES.items():
 
 
 #: Every figure of the table (rule all, the cluster's local rules).
-FIGURE_OUTPUTS = [f"{RESULTS}/figures/{name}.png" for name in FIGURES]
+FIGURE_OUTPUTS = [f"{RESULTS}/figures/{figure_file(name)}" for name in FIGURES]
 
 
 rule reproductions:
@@ -98,16 +105,16 @@ rule reproductions:
         curves=rules.aggregate.output.curves,
         training=rules.aggregate.output.training,
     output:
-        table=f"{RESULTS}/tables/reproductions.csv",
-        protocols=f"{RESULTS}/tables/protocols.csv",
-        html=report(
-            f"{RESULTS}/tables/reproductions.html",
-            caption="../reports/captions/reproductions.rst",
+        table=report_table("reproductions", "csv"),
+        protocols=report(
+            f"{RESULTS}/tables/protocols.csv",
+            caption="../reports/captions/protocols.rst",
             category="8. Reproductions",
-            labels={"table": "published claims, measured here"},
+            labels={"table": "protocols: the papers' and gradpath's, field by field (CSV)"},
         ),
+        html=report_table("reproductions", "html"),
         cliff=report(
-            f"{RESULTS}/figures/h_pascanu_cliff.png",
+            f"{RESULTS}/figures/{figure_file('h_pascanu_cliff')}",
             caption="../reports/captions/h_pascanu_cliff.rst",
             category="8. Reproductions",
             labels={"figure": "the cliff: loss surface and SGD"},

@@ -1,6 +1,7 @@
 # Helpers shared by the rules: config validation, grid expansion, batches.
 
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import yaml
@@ -9,6 +10,16 @@ from snakemake.utils import validate
 from gradpath import grid as gpgrid
 from gradpath.provenance import code_id
 from gradpath.resources import physical_memory_mb
+# Every field a run records of its code and machine, as one dict: the report
+# shows all of them, so a field the library gains (a git commit) shows too.
+# Private, but importing it here keeps gradpath.results (whose code is part of
+# the code id) unchanged.
+from gradpath.results import _provenance as run_provenance
+
+# The report's figures and tables, and what decides each finding: plain data
+# that the job scripts beside it read too.
+sys.path.insert(0, str(Path(workflow.basedir) / "analysis"))
+from figure_table import FIGURES, OTHER_FIGURES, TABLES, figure_file  # noqa: E402
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -150,3 +161,57 @@ def report_selection_outputs(wildcards=None):
 def batch_outputs(wildcards=None):
     """Every batch's completion marker."""
     return [f"{RESULTS}/batches/{b}.json" for b in sorted(ALL_BATCHES)]
+
+
+# -- the report ----------------------------------------------------------------------
+#: The report's category of the study's config and provenance.
+STUDY_CATEGORY = "9. Config and provenance"
+#: Per table (figure_table.TABLES): its report category and label. Each is in
+#: the report twice, ``tables/<name>.html`` to read and ``tables/<name>.csv``
+#: to download (labelled "... (CSV)", listed after it), with one caption,
+#: ``reports/captions/<name>.rst``.
+TABLE_ITEMS = {
+    "findings": ("0. Findings", "what the study shows"),
+    "summary": ("7. Summary", "success, divergence and decay by configuration"),
+    "probes": ("7. Summary", "probes: decay rate, theory (or n/a) and Lyapunov by network"),
+    "selection": ("7. Summary", "learning-rate sweeps and the selected rates"),
+    "reproductions": ("8. Reproductions", "published claims, measured here"),
+    "provenance": (STUDY_CATEGORY, "provenance of the runs: code and machines"),
+    "study": (STUDY_CATEGORY, "the study: config files, code, versions, machine"),
+}
+assert set(TABLE_ITEMS) == set(TABLES), "figure_table.TABLES and TABLE_ITEMS disagree"
+
+
+def report_table(name, fmt):
+    """Table ``name``'s file in format ``fmt`` ("html" or "csv"), marked for the report."""
+    category, label = TABLE_ITEMS[name]
+    return report(
+        f"{RESULTS}/tables/{name}.{fmt}",
+        caption=f"../reports/captions/{name}.rst",
+        category=category,
+        labels={"table": label if fmt == "html" else f"{label} (CSV)"},
+    )
+
+
+#: Each figure's and table's item in the report by name: the path Snakemake's
+#: report knows it by (from the working directory; a table's HTML view), for
+#: the links from each finding to what decides it.
+REPORT_PATHS = {
+    **{n: f"{RESULTS}/figures/{figure_file(n)}" for n in [*FIGURES, *OTHER_FIGURES]},
+    **{n: f"{RESULTS}/tables/{n}.html" for n in TABLES},
+}
+#: The workflow's own libraries, whose versions the report's provenance adds.
+WORKFLOW_LIBRARIES = ("snakemake", "matplotlib", "seaborn", "pyarrow")
+
+
+def study_provenance(wildcards=None):
+    """What analysed the study: every field a run records of its code and
+    machine (the code id, versions, the machine, and any field the library
+    gains), and the versions of the workflow's libraries."""
+    out = dict(run_provenance())
+    for lib in WORKFLOW_LIBRARIES:
+        try:
+            out[f"version_{lib}"] = version(lib)
+        except PackageNotFoundError:
+            out[f"version_{lib}"] = "not installed"
+    return out

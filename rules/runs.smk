@@ -46,13 +46,8 @@ rule select_rates:
         sweep_outputs,
     output:
         selection=SELECTION,
-        table=f"{RESULTS}/tables/selection.csv",
-        html=report(
-            f"{RESULTS}/tables/selection.html",
-            caption="../reports/captions/selection.rst",
-            category="7. Summary",
-            labels={"table": "learning-rate sweeps and the selected rates"},
-        ),
+        table=report_table("selection", "csv"),
+        html=report_table("selection", "html"),
     log:
         f"{RESULTS}/logs/select_rates.log",
     params:

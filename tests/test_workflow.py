@@ -38,7 +38,11 @@ CATEGORIES = [
     ("6. Training changes the decay", "figure"),
     ("7. Summary", "table"),
     ("8. Reproductions", "any"),
+    ("9. Config and provenance", "table"),
 ]
+#: Chromium as the report tests start it: headless, offline, no sandbox (root)
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 def load(name: str) -> dict:
@@ -494,10 +498,7 @@ def test_report_opens_offline_without_console_errors(smoke_study, tmp_path):
     report = work / "report.html"
     errors, requests = [], []
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=needs.chromium_path(),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = p.chromium.launch(executable_path=needs.chromium_path(), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -511,7 +512,8 @@ def test_report_opens_offline_without_console_errors(smoke_study, tmp_path):
             assert cat in body, cat
             page.get_by_text(cat, exact=True).first.click()
             page.wait_for_timeout(400)
-            page.locator('a[iconname="eye"]').first.click()
+            # the first item shown in the page (a CSV's button downloads it instead)
+            page.locator('a[iconname="eye"][href="#"]').first.click()
             page.wait_for_timeout(800)
             widths = page.eval_on_selector_all(
                 "img", "els => els.filter(e => e.src.startsWith('data:image/png'))"
@@ -533,3 +535,102 @@ def test_report_opens_offline_without_console_errors(smoke_study, tmp_path):
                  "d_success_by_length", "e_clipping_divergence", "f_decay_through_training",
                  "g_lyapunov_spectrum", "h_pascanu_cliff"):
         assert name in html, name
+
+
+def _report_page(p, report: Path):
+    """A Chromium page on the report, its console errors collected in ``page.errors``."""
+    browser = p.chromium.launch(executable_path=needs.chromium_path(), args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page.errors = []
+    page.on("console", lambda m: page.errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    page.goto(report.as_uri(), wait_until="load")
+    page.wait_for_timeout(800)
+    return browser, page
+
+
+@pytest.mark.slow
+@pytest.mark.needs("chromium")
+def test_report_downloads_every_table_as_its_csv_and_links_each_finding(smoke_study, tmp_path):
+    """The report as a source of numbers: every table it shows is also a CSV
+    whose download holds the file the workflow wrote (and the shown table's
+    rows); the config as used and every provenance field are in it; and each
+    finding on the front page links to the figure and the table that decide it."""
+    from playwright.sync_api import sync_playwright
+
+    from gradpath.results import _provenance as provenance
+
+    work, _ = smoke_study
+    study = work / "results" / "smoke"
+    report = work / "report.html"
+    content = "div.h-screen.overflow-auto"  # the report's main panel
+    with sync_playwright() as p:
+        browser, page = _report_page(p, report)
+        # the report's own index of its items (file name, type, label, category)
+        items = {i["name"]: i for i in page.evaluate(
+            """() => Object.entries(categories).flatMap(([cat, subs]) =>
+                 Object.values(subs).flat().map(path => ({path, category: cat,
+                   name: results[path].filename, mime: results[path].mime_type,
+                   label: Object.values(results[path].labels)[0]})))""")}
+
+        def open_category(name: str):
+            page.goto(report.as_uri(), wait_until="load")
+            page.get_by_text(items[name]["category"], exact=True).first.click()
+            page.wait_for_timeout(300)
+            row = page.locator("tr").filter(has=page.get_by_text(items[name]["label"],
+                                                                exact=True))
+            return row.locator('a[iconname="eye"]')
+
+        csvs = {n for n, i in items.items() if i["mime"] == "text/csv"}
+        shown = {n for n, i in items.items() if i["mime"] == "text/html"}
+        # every table shown is also a CSV; every CSV the workflow wrote is in the report
+        assert {n.removesuffix(".html") + ".csv" for n in shown} <= csvs
+        assert csvs == {f.name for f in (study / "tables").glob("*.csv")}
+        for name in sorted([*csvs, "config.yaml"]):
+            with page.expect_download() as got:
+                open_category(name).click()
+            saved = tmp_path / name
+            got.value.save_as(saved)
+            disk = study / "tables" / name if name in csvs else study / name
+            assert saved.read_bytes() == disk.read_bytes(), name
+            twin = name.removesuffix(".csv") + ".html"
+            if twin not in shown:
+                continue
+            table = pd.read_csv(saved)
+            assert len(table) > 0, name
+            # the table shown holds its rows (provenance: one column per row)
+            open_category(twin).click()
+            page.wait_for_timeout(500)
+            frame = page.frame_locator(f"{content} iframe")
+            rows = frame.locator("table tbody tr").count()
+            cols = frame.locator("table thead th").count()
+            assert (cols - 1 if name == "provenance.csv" else rows) == len(table), name
+        # the config as used: plain YAML that runs the same grid as the config given
+        used = yaml.safe_load((study / "config.yaml").read_text())
+        validate(used, str(SCHEMA))
+        assert ([r.run_id for r in gpgrid.train_runs(used["train"])]
+                == [r.run_id for r in gpgrid.train_runs(_spec()["train"])])
+        # every field of the provenance the runs record, as this process sees it
+        fields = pd.read_csv(study / "tables" / "study.csv", dtype=str, keep_default_na=False)
+        fields = dict(zip(fields["field"], fields["value"], strict=True))
+        assert {k: fields.get(k) for k in provenance()} == provenance()
+        # each finding on the front page: its figure and its table, one click away
+        found = pd.read_csv(study / "tables" / "findings.csv")
+        page.goto(report.as_uri(), wait_until="load")
+        assert page.locator("div.findings li").count() == len(found)
+        for k, row in found.iterrows():
+            figure, table = row["figure"].split("; ")[0], row["table"].split("; ")[0]
+            for name, kind in ((figure, "img"), (table.replace(".csv", ".html"), "iframe")):
+                assert name in items, name
+                page.goto(report.as_uri(), wait_until="load")
+                finding = page.locator("div.findings li").nth(k)
+                assert row["claim"] in finding.inner_text()
+                finding.get_by_role("link", name=name.rsplit(".", 1)[0], exact=True).click()
+                page.wait_for_timeout(300)
+                shows = page.locator(f"{content} {kind}")
+                assert f";filename={name};" in shows.get_attribute("src"), (row["claim"], name)
+                if kind == "img":
+                    assert shows.evaluate("e => e.naturalWidth") > 300, name
+        errors = page.errors
+        browser.close()
+    assert errors == [], errors
