@@ -14,7 +14,7 @@ from gradpath.resources import physical_memory_mb
 # shows all of them, so a field the library gains (a git commit) shows too.
 # Private, but importing it here keeps gradpath.results (whose code is part of
 # the code id) unchanged.
-from gradpath.results import _provenance as run_provenance
+from gradpath.results import run_provenance
 
 # The report's figures and tables, and what decides each finding: plain data
 # that the job scripts beside it read too.

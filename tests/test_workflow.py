@@ -558,7 +558,7 @@ def test_report_downloads_every_table_as_its_csv_and_links_each_finding(smoke_st
     finding on the front page links to the figure and the table that decide it."""
     from playwright.sync_api import sync_playwright
 
-    from gradpath.results import _provenance as provenance
+    from gradpath.results import run_provenance as provenance
 
     work, _ = smoke_study
     study = work / "results" / "smoke"

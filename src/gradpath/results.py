@@ -107,7 +107,7 @@ TRAINING_COLUMNS: tuple[str, ...] = ("run_id", "step", "loss", "metric", "grad_n
                                      "grad_norm_after", "clipped", "eval_metric")
 
 
-def _provenance() -> dict:
+def run_provenance() -> dict:
     """The code id, the versions it covers, and the machine (:mod:`gradpath.provenance`)."""
     return {**{f"version_{k}": v for k, v in versions().items()}, "code_id": code_id(),
             "git_commit": git_commit() or "", **machine()}
@@ -150,7 +150,7 @@ def probe_tables(res: ProbeResult, wall_time_s: float = 0.0,
         dtype="float64", stage="probe", selection="",
         lyapunov=[float(v) for v in res.lyapunov], initial_metric=math.nan,
         w_ih_std=math.nan, w_out_std=math.nan, forget_bias=math.nan, test_correct=math.nan,
-        lr_orth=math.nan, **_provenance(),
+        lr_orth=math.nan, **run_provenance(),
     )
     curves = _curve_frame(rid, "init", 0, res.log10_grad_norm, res.log10_cell_grad_norm)
     return _frames(row, curves, _empty_training())
@@ -182,7 +182,7 @@ def train_tables(res: TrainResult, rid: str | None = None, stage: str = "report"
         horizon=-1 if horizon_lag is None else horizon_lag, wall_time_s=res.wall_time_s,
         stage=stage, selection=selection, lyapunov=[_num(res.lyapunov_init)],
         initial_metric=_num(res.initial_metric), **res.config.init_settings(),
-        test_correct=_num(res.test_correct), lr_orth=_num(res.config.lr_orth), **_provenance(),
+        test_correct=_num(res.test_correct), lr_orth=_num(res.config.lr_orth), **run_provenance(),
     )
     parts = [_curve_frame(rid, cv["phase"], cv["step"], cv["log10_grad_norm"],
                           cv["log10_cell_grad_norm"]) for cv in res.curves]
