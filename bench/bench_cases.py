@@ -158,3 +158,19 @@ GATE_CASES: tuple[Case, ...] = tuple(
 #: Timed in head only, paired with their vanishing twin in the same round.
 STEADY_CASES: tuple[Case, ...] = tuple(
     Case(c, s, d, regime) for c, s, regime, _ in SUBNORMAL_CHECKS for d in DTYPES)
+
+
+def md_table(header: list[str], rows: list[list[str]], align: str) -> str:
+    """``rows`` (already formatted strings) under ``header`` as a Markdown table,
+    by ``pandas.DataFrame.to_markdown``.
+
+    ``align`` has one letter per column: ``l`` left, ``r`` right. Cells are
+    printed as given (no number parsing, so ``1.10`` stays ``1.10``).
+    """
+    import pandas as pd  # here: the timing workers import this module and need no pandas
+
+    colalign = [{"l": "left", "r": "right"}[a] for a in align]
+    if len(colalign) != len(header):
+        raise ValueError(f"align {align!r}: {len(align)} letters for {len(header)} columns")
+    return pd.DataFrame(rows, columns=header).to_markdown(index=False, colalign=colalign,
+                                                          disable_numparse=True)

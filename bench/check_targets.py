@@ -29,6 +29,7 @@ from bench_cases import (
     SIZES_ENV,
     SUBSETS,
     entry_key,
+    md_table,
 )
 
 EPILOG = f"""\
@@ -187,10 +188,8 @@ def print_check_table(rows: list[dict]) -> None:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    lines = [
-        "| cell | B | H | D | T | dtype | kernel ms | twin ms | speed-up | target |",
-        "|---|--:|--:|--:|--:|---|--:|--:|--:|--:|",
-    ]
+    """The measured entries as a Markdown table, then the cache-load line."""
+    cells = []
     cache_line = ""
     for r in rows:
         m = r["m"]
@@ -201,11 +200,12 @@ def markdown_table(rows: list[dict]) -> str:
                           f"(`import gradpath; gradpath.warmup()`): median "
                           f"**{m['median_s']:.2f} s**; target < {CACHE_LOAD_TARGET_S} s.")
             continue
-        lines.append(
-            f"| {m['cell'].upper()} | {m['B']} | {m['H']} | "
-            f"{m['D']} | {m['T']} | {m['dtype']} | {fmt_ms(m['kernel_ms'])} | "
-            f"{fmt_ms(m['twin_ms'])} | {fmt_x(m['speedup'])} | ≥ {MIN_SPEEDUP[m['size']]:g} |")
-    return "\n".join(lines) + "\n" + cache_line
+        cells.append([m["cell"].upper(), str(m["B"]), str(m["H"]), str(m["D"]), str(m["T"]),
+                      m["dtype"], fmt_ms(m["kernel_ms"]), fmt_ms(m["twin_ms"]),
+                      fmt_x(m["speedup"]), f"≥ {MIN_SPEEDUP[m['size']]:g}"])
+    table = md_table(["cell", "B", "H", "D", "T", "dtype", "kernel ms", "twin ms", "speed-up",
+                      "target"], cells, "lrrrrlrrrr")
+    return table + "\n" + cache_line
 
 
 def parser() -> argparse.ArgumentParser:

@@ -53,7 +53,9 @@ from bench_cases import (
     STEADY_CASES,
     SUBNORMAL_CHECKS,
     Case,
+    md_table,
 )
+from scipy import stats
 
 from gradpath.provenance import cpu_model  # the one CPU-model reader
 
@@ -74,15 +76,40 @@ MAX_PAIRS = 15
 #: millisecond calls are not at the mercy of timer and scheduler jitter.
 SAMPLE_S = 0.05
 BOOTSTRAP_SAMPLES = 2000
+#: Seed of every interval's resampling: the same ratios always give the same
+#: interval, so a verdict never depends on the random draw or on the order in
+#: which cases are judged.
+BOOTSTRAP_SEED = 1
+CONFIDENCE = 0.95
 
 
-def median_ci(ratios: Iterable[float], rng: np.random.Generator) -> tuple[float, float, float]:
-    """Median of ``ratios`` and a 95 % percentile-bootstrap interval of it."""
+def median_ci(ratios: Iterable[float], rng: np.random.Generator | None = None
+              ) -> tuple[float, float, float]:
+    """Median of ``ratios`` and a 95 % percentile-bootstrap interval of it.
+
+    Parameters
+    ----------
+    ratios
+        Paired ratios head/base (or of two head cases), one per round.
+    rng
+        Generator for the resampling; default: a fresh one seeded with
+        :data:`BOOTSTRAP_SEED`, so the interval is a function of ``ratios``.
+
+    Returns
+    -------
+    tuple of float
+        The median, and the interval's lower and upper ends
+        (``scipy.stats.bootstrap``, percentile method, :data:`BOOTSTRAP_SAMPLES`
+        resamples). With one ratio, all three are that ratio.
+    """
     r = np.asarray(list(ratios), dtype=float)
-    idx = rng.integers(0, r.size, size=(BOOTSTRAP_SAMPLES, r.size))
-    meds = np.median(r[idx], axis=1)
-    lo, hi = np.percentile(meds, [2.5, 97.5])
-    return float(np.median(r)), float(lo), float(hi)
+    med = float(np.median(r))
+    if r.size < 2:  # nothing to resample (scipy refuses one observation)
+        return med, med, med
+    res = stats.bootstrap((r,), np.median, n_resamples=BOOTSTRAP_SAMPLES,
+                          confidence_level=CONFIDENCE, method="percentile",
+                          rng=np.random.default_rng(BOOTSTRAP_SEED) if rng is None else rng)
+    return med, float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 # ---------------------------------------------------------------------------
@@ -205,7 +232,7 @@ class Rounds:
         return self.t.get((side, key), [])
 
 
-def gate_row(r: Rounds, case: Case, tol: float, rng) -> dict:
+def gate_row(r: Rounds, case: Case, tol: float, rng=None) -> dict:
     h, b = r.samples("head", case.key), r.samples("base", case.key)
     n = min(len(h), len(b))
     ratios = [h[i] / b[i] for i in range(n)]
@@ -231,7 +258,7 @@ def new_row(r: Rounds, case: Case, why: str) -> dict:
             "cases": [case], "bound": None}
 
 
-def head_checks(r: Rounds, rng) -> list[dict]:
+def head_checks(r: Rounds, rng=None) -> list[dict]:
     """Vanishing against steady, and float32 against float64 (head only)."""
     rows = []
     for cell, size, regime, enforced in SUBNORMAL_CHECKS:
@@ -277,8 +304,7 @@ def print_tables(gate: list[dict], checks: list[dict], tol: float) -> str:
         head = (f"{'case':<36} {'base ms':>9} {'head ms':>9} {'head/base':>9} "
                 f"{'95% CI':>13} {'pairs':>5}  verdict")
         print(head + "\n" + "-" * len(head))
-        md += ["| case | base ms | head ms | head/base | 95 % CI | pairs | verdict |",
-               "|---|--:|--:|--:|--:|--:|---|"]
+        cells = []
         for g in gate:
             new = g["verdict"] == "NEW"
             ci = "–" if new else f"{g['ci'][0]:.2f}-{g['ci'][1]:.2f}"
@@ -286,8 +312,10 @@ def print_tables(gate: list[dict], checks: list[dict], tol: float) -> str:
             ratio = "–" if new else f"{g['ratio']:.3f}"
             print(f"{g['case']:<36} {base_ms:>9} {fmt_ms(g['head_ms']):>9} "
                   f"{ratio:>9} {ci:>13} {g['pairs']:>5}  {g['verdict']}")
-            md.append(f"| {g['case']} | {base_ms} | {fmt_ms(g['head_ms'])} | "
-                      f"{ratio} | {ci} | {g['pairs']} | {g['verdict']} |")
+            cells.append([g["case"], base_ms, fmt_ms(g["head_ms"]), ratio, ci,
+                          str(g["pairs"]), g["verdict"]])
+        md.append(md_table(["case", "base ms", "head ms", "head/base", "95 % CI", "pairs",
+                                  "verdict"], cells, "lrrrrrl"))
         print(f"(FAIL: the interval's lower end above 1 + {tol:g}; WARN: the median above it)")
         new = {g["base_error"] for g in gate if g["verdict"] == "NEW"}
         if new:
@@ -299,14 +327,15 @@ def print_tables(gate: list[dict], checks: list[dict], tol: float) -> str:
         md.append("")
     head = f"{'head-only check':<44} {'ratio':>7} {'95% CI':>13} {'limit':>7} {'pairs':>5}  verdict"
     print(head + "\n" + "-" * len(head))
-    md += ["| head-only check | ratio | 95 % CI | limit | pairs | verdict |",
-           "|---|--:|--:|--:|--:|---|"]
+    cells = []
     for c in checks:
         ci = f"{c['ci'][0]:.2f}-{c['ci'][1]:.2f}"
         print(f"{c['check']:<44} {c['ratio']:>7.3f} {ci:>13} {c['limit']:>7} {c['pairs']:>5}  "
               f"{c['verdict']}")
-        md.append(f"| {c['check']} | {c['ratio']:.3f} | {ci} | {c['limit']} | {c['pairs']} | "
-                  f"{c['verdict']} |")
+        cells.append([c["check"], f"{c['ratio']:.3f}", ci, c["limit"], str(c["pairs"]),
+                      c["verdict"]])
+    md.append(md_table(["head-only check", "ratio", "95 % CI", "limit", "pairs",
+                              "verdict"], cells, "lrrrrl"))
     return "\n".join(md) + "\n"
 
 
@@ -377,11 +406,10 @@ def main(argv: list[str] | None = None) -> int:
         rounds.calibrate()
         t0 = time.perf_counter()
         rounds.run(gated + head_only, args.min_pairs)
-        rng = np.random.default_rng(1)
         compared = [c for c in gated if base is not None and c.key not in missing]
         for _ in range(args.min_pairs, args.max_pairs):
-            rows = [gate_row(rounds, c, args.tolerance, rng) for c in compared]
-            rows += head_checks(rounds, rng)
+            rows = [gate_row(rounds, c, args.tolerance) for c in compared]
+            rows += head_checks(rounds)
             # more pairs wherever the interval still straddles the limit
             unclear = {c for row in rows if row["ci"][0] <= row["bound"] <= row["ci"][1]
                        for c in row["cases"]}
@@ -389,10 +417,10 @@ def main(argv: list[str] | None = None) -> int:
                 break
             rounds.run([c for c in gated + head_only if c in unclear], 1)
         print(f"timed in {time.perf_counter() - t0:.0f} s\n")
-        gate = [gate_row(rounds, c, args.tolerance, rng) if c in compared else
+        gate = [gate_row(rounds, c, args.tolerance) if c in compared else
                 new_row(rounds, c, missing[c.key]) for c in gated
                 if c in compared or c.key in missing]
-        checks = head_checks(rounds, rng)
+        checks = head_checks(rounds)
     finally:
         for w in (head, base):
             if w is not None:

@@ -50,7 +50,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_cases import CELLS
+from bench_cases import CELLS, md_table
 from peer_cases import (
     IMPLS,
     LOOP,
@@ -229,6 +229,31 @@ def fmt(v: float, digits: int = 3) -> str:
     if v is None or not math.isfinite(v):
         return "–"
     return f"{v:.{digits}g}" if v < 1000 else f"{v:.0f}"
+
+
+def peers_table(rows: list[dict]) -> str:
+    """The comparison's rows (as :func:`main` builds them) as a Markdown table."""
+    cells = []
+    for r in rows:
+        name = (f"{r['cell']} {r['B']},{r['H']},{r['D']},{r['T']}" if r["kind"] == "kernel"
+                else f"update {r['cell']} B{r['B']} H{r['H']} T{r['T']}")
+        missed = [k for k, ok in r["targets"].items() if not ok]
+        if not r["peer"]:
+            missed.append("no peer module")
+        missed += [f"{i}: {p}" for i, p in r["problems"].items()]
+        peak = " / ".join(fmt(r["peak_mb"].get(i, math.nan)) for i in IMPLS) \
+            if "peak_mb" in r else "–"
+        shown = {i: fmt(r["ms"].get(i, math.nan)) for i in IMPLS}
+        if r["torch_path"] == LOOP and shown["torch"] != "–":
+            shown["torch"] += " †"
+        cells.append([name, r["dtype"], *shown.values(), fmt(r["vs_best_peer"], 2),
+                      fmt(r.get("gflops", math.nan)),
+                      fmt(100 * r.get("roof_fraction", math.nan), 2), peak,
+                      fmt(r.get("memory_floor_mb", math.nan)),
+                      "; ".join(missed) or "all met"])
+    return md_table(["case", "dtype", "gradpath", "torch", "jax", "ratio", "GFLOP/s",
+                           "% roof", "peak MB (gp / torch / jax)", "floor MB",
+                           "targets missed, notes"], cells, "llrrrrrrrrl")
 
 
 def scaling(workers: dict, threads: int, out: Path, rng, cells: list[str],
@@ -413,25 +438,7 @@ def main(argv: list[str] | None = None) -> int:
           "the cell's step, no fused kernel). JAX: lax.scan. A cell without a peer module "
           "(src/gradpath/cells/<cell>_peer.py) is timed for gradpath alone, without a "
           "ratio.", "",
-          "| case | dtype | gradpath | torch | jax | ratio | GFLOP/s | % roof | peak MB "
-          "(gp / torch / jax) | floor MB | targets missed, notes |",
-          "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
-    for r in rows:
-        name = (f"{r['cell']} {r['B']},{r['H']},{r['D']},{r['T']}" if r["kind"] == "kernel"
-                else f"update {r['cell']} B{r['B']} H{r['H']} T{r['T']}")
-        missed = [k for k, ok in r["targets"].items() if not ok]
-        if not r["peer"]:
-            missed.append("no peer module")
-        missed += [f"{i}: {p}" for i, p in r["problems"].items()]
-        peak = " / ".join(fmt(r["peak_mb"].get(i, math.nan)) for i in IMPLS) \
-            if "peak_mb" in r else "–"
-        shown = {i: fmt(r["ms"].get(i, math.nan)) for i in IMPLS}
-        if r["torch_path"] == LOOP and shown["torch"] != "–":
-            shown["torch"] += " †"
-        md.append(f"| {name} | {r['dtype']} | " + " | ".join(shown.values()) +
-            f" | {fmt(r['vs_best_peer'], 2)} | {fmt(r.get('gflops', math.nan))} | "
-            f"{fmt(100 * r.get('roof_fraction', math.nan), 2)} | {peak} | "
-            f"{fmt(r.get('memory_floor_mb', math.nan))} | {'; '.join(missed) or 'all met'} |")
+          peers_table(rows)]
     if scale:
         steep = [k for k, v in scale["slopes"].items()
                  if k.endswith(" H gradpath") and v > SCALING_SLOPE]

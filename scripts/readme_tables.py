@@ -24,12 +24,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def markdown(df: pd.DataFrame, columns: list[str]) -> str:
+    """``df``'s ``columns`` (those it has) as a Markdown table: empty cells for
+    missing values, ``|`` escaped, every value as written (no number parsing)."""
     cols = [c for c in columns if c in df.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, r in df.iterrows():
-        cells = ["" if pd.isna(r[c]) else str(r[c]).replace("|", "\\|") for c in cols]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    cells = df[cols].astype(object).where(df[cols].notna(), "").astype(str)
+    cells = cells.map(lambda v: v.replace("|", "\\|"))
+    return cells.to_markdown(index=False, disable_numparse=True)
 
 
 def reproductions_page(table: pd.DataFrame, protocols: pd.DataFrame) -> str:

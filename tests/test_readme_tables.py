@@ -15,6 +15,25 @@ readme_tables = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(readme_tables)
 
 
+def _rows(block: str) -> list[list[str]]:
+    """A Markdown table's header and body rows as lists of cells, stripped of the
+    padding that aligns the columns (``|`` inside a cell is escaped)."""
+    return [[c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+            for line in block.splitlines()
+            if line.startswith("|") and not re.fullmatch(r"[|:\- ]+", line.strip())]
+
+
+def test_markdown_keeps_every_value_as_written():
+    df = pd.DataFrame({"claim": ["a | b", "c"], "value": ["1.50", None], "n": [3, 4],
+                       "unused": ["x", "y"]})
+    table = readme_tables.markdown(df, ["claim", "value", "n", "missing"])
+    lines = table.splitlines()
+    assert len(lines) == 4 and re.fullmatch(r"\|(:?-+:?\|)+", lines[1]), table
+    assert len({len(line) for line in lines}) == 1, "columns are aligned"
+    # "1.50" stays "1.50" (no number parsing), a missing value is an empty cell
+    assert _rows(table) == [["claim", "value", "n"], ["a \\| b", "1.50", "3"], ["c", "", "4"]]
+
+
 def _block(text: str, name: str) -> str:
     m = re.search(rf"<!-- {name}:start -->\n(.*?)<!-- {name}:end -->", text, re.S)
     assert m, f"README has no {name} markers"
@@ -40,7 +59,7 @@ def test_tables_are_written_between_the_markers(tmp_path):
     text = readme.read_text()
     block = _block(text, "findings")
     assert "stale table" not in block
-    assert "| a \\| b | 1 of 3 | does not hold |" in block
+    assert ["a \\| b", "1 of 3", "does not hold"] in _rows(block)
     assert text.startswith("intro\n") and text.endswith("tail\n")
     assert _block(text, "reproductions") == ""  # no paper study: left as it was
 
@@ -70,8 +89,9 @@ def test_the_reproductions_page_has_both_protocols_and_the_deviations(tmp_path):
                   "deviation": ["", "a subset"]}).to_csv(tables / "protocols.csv", index=False)
     assert readme_tables.main(["--readme", str(readme), "--results",
                                str(tmp_path / "results")]) == 0
-    assert "| reproduction | c | v | undecided at this budget | undecided: why |" in _block(
-        readme.read_text(), "reproductions")
+    assert ["reproduction", "c", "v", "undecided at this budget", "undecided: why"] in _rows(
+        _block(readme.read_text(), "reproductions"))
     page = (tmp_path / "docs" / "reproductions.md").read_text()
-    assert "| hidden | 100 | 100 |  |" in page and "| lr | grid | 0.1 | a subset |" in page
+    assert ["hidden", "100", "100", ""] in _rows(page) and ["lr", "grid", "0.1", "a subset"] \
+        in _rows(page)
     assert "Le, Jaitly & Hinton 2015" in page  # the claim's source, from gradpath.claims

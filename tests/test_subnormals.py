@@ -26,8 +26,11 @@ from problems import CELL_IDS, CELLS, make_problem
 import gradpath as gp
 from gradpath.kernels import fpenv
 
-x86_only = pytest.mark.skipif(not fpenv.X86, reason="MXCSR exists on x86 only")
-STATUS_FLAGS = 0x3F  # MXCSR's sticky exception flags: not part of the mode
+# Where no flush-to-zero mechanism exists (FPENV "none": neither x86 nor
+# aarch64, or GRADPATH_FPENV=none), tests/test_fpenv_arch.py checks the fallback.
+flushing = pytest.mark.skipif(fpenv.FLUSH_BITS == 0, reason=f"no flush-to-zero register here "
+                              f"(FPENV {fpenv.FPENV!r}): tests/test_fpenv_arch.py covers it")
+STATUS_FLAGS = fpenv.STATUS_BITS  # sticky exception flags (MXCSR): not part of the mode
 
 
 def subnormal_count(a) -> int:
@@ -44,23 +47,23 @@ def outputs(res: gp.LossGrads) -> dict[str, np.ndarray]:
     return out
 
 
-@x86_only
+@flushing
 def test_flushed_sets_the_bits_and_restores_the_mode():
-    before = fpenv.read_mxcsr()
+    before = fpenv.fp_mode()
     assert before & fpenv.FLUSH_BITS == 0, "the interpreter should start in IEEE mode"
     with fpenv.flushed():
-        inside = fpenv.read_mxcsr()
+        inside = fpenv.fp_mode()
         with fpenv.flushed():  # re-entrant
             pass
-        assert fpenv.read_mxcsr() & ~STATUS_FLAGS == inside & ~STATUS_FLAGS
+        assert fpenv.fp_mode() & ~STATUS_FLAGS == inside & ~STATUS_FLAGS
     assert inside & fpenv.FLUSH_BITS == fpenv.FLUSH_BITS
-    assert fpenv.read_mxcsr() & ~STATUS_FLAGS == before & ~STATUS_FLAGS
+    assert fpenv.fp_mode() & ~STATUS_FLAGS == before & ~STATUS_FLAGS
     with pytest.raises(ZeroDivisionError), fpenv.flushed():
         raise ZeroDivisionError
-    assert fpenv.read_mxcsr() & ~STATUS_FLAGS == before & ~STATUS_FLAGS
+    assert fpenv.fp_mode() & ~STATUS_FLAGS == before & ~STATUS_FLAGS
 
 
-@x86_only
+@flushing
 def test_numpy_keeps_gradual_underflow_after_a_kernel_call():
     p = make_problem()
     p.kernel()
@@ -94,7 +97,7 @@ def vanishing_lstm(dtype, T=4, B=2, H=8):
     return model, p, x, np.zeros((B, 1), dtype)
 
 
-@x86_only
+@flushing
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("build", [vanishing_rnn, vanishing_lstm], ids=["rnn", "lstm"])
 def test_values_that_would_be_subnormal_are_exactly_zero(build, dtype):
@@ -138,20 +141,20 @@ BLAS_SCRIPT = textwrap.dedent("""
     with fpenv.keep_subnormals():
         out["kept"] = subnormal(model.loss_and_grads(p, x, y, score="all").grads["W_out"])
     # FTZ on this thread only, BLAS left multi-threaded: what the BLAS limit prevents
-    old = fpenv.read_mxcsr()
-    fpenv.write_mxcsr(old | fpenv.FLUSH_BITS)
+    old = fpenv.fp_mode()
+    fpenv.set_fp_mode(old | fpenv.FLUSH_BITS)
     st, dy = model._workspace(T, B, np.dtype(np.float32))
     from gradpath.cells.rnn import serial
     res = serial(x, (p["W_ih"], p["W_hh"], p["b"]), (np.zeros((B, H), np.float32),),
                  p["W_out"], p["b_out"], np.full(B, T, np.int64), y,
                  np.zeros((1, 1), np.int64), 1, 0, 1, st, dy)
-    fpenv.write_mxcsr(old)
+    fpenv.set_fp_mode(old)
     out["this_thread_only"] = subnormal(res[2])  # dW_out
     print(json.dumps(out))
 """)
 
 
-@x86_only
+@flushing
 def test_blas_inside_a_kernel_flushes_on_every_thread(tmp_path: Path):
     """With two BLAS threads allowed, a BLAS GEMM inside a kernel (the
     read-out's gradient; the recurrent products are gradpath's own, on its own

@@ -12,20 +12,34 @@ How
 ---
 Every kernel entry point called from Python runs inside :func:`flushed`:
 
-* the calling thread's MXCSR gets FTZ (flush-to-zero: a result that would be
-  subnormal is 0) and DAZ (denormals-are-zero: a subnormal input reads as 0);
-  the previous MXCSR is restored afterwards, also when the call raises, so
+* the calling thread's floating-point mode (MXCSR on x86, FPCR on aarch64)
+  gets FTZ (flush-to-zero: a result that would be subnormal is 0) and DAZ
+  (denormals-are-zero: a subnormal input reads as 0); the previous mode is
+  restored afterwards, also when the call raises, so
   numpy code outside the kernels keeps IEEE gradual underflow;
 * BLAS (which Numba's ``np.dot`` calls through scipy) is limited to one
-  thread for the duration: OpenBLAS worker threads keep their own MXCSR, so
+  thread for the duration: OpenBLAS worker threads keep their own mode, so
   a GEMM split across them would still compute subnormals on the workers.
   The kernels parallelise in their own code instead (batch rows across
   Numba's threads, :mod:`gradpath.kernels.parallel`), and every such thread
   copies the calling thread's mode for the duration of its share.
 
-MXCSR is read and written with the LLVM intrinsics ``llvm.x86.sse.stmxcsr``
-and ``ldmxcsr``. On other architectures :func:`flushed` only limits BLAS and
-subnormals keep IEEE semantics (untested there).
+Where the bits are (:data:`gradpath.kernels.arch.FPENV`)
+--------------------------------------------------------
+* x86 (``"mxcsr"``): MXCSR's FTZ (bit 15) and DAZ (bit 6), read and written
+  with the LLVM intrinsics ``llvm.x86.sse.stmxcsr`` and ``ldmxcsr``.
+* aarch64 (``"fpcr"``): FPCR's FZ (bit 24), which flushes both subnormal
+  results and subnormal inputs of the FP and Advanced SIMD (NEON)
+  instructions, so it acts as FTZ and DAZ together; read and written with
+  ``llvm.aarch64.get.fpcr`` and ``set.fpcr`` (``mrs``/``msr fpcr``). This
+  path's code generation is checked for an aarch64 target
+  (``tests/test_fpenv_arch.py``) but has not been run on an ARM CPU.
+* anywhere else, or with ``GRADPATH_FPENV=none`` (``"none"``): nothing is
+  flushed. :func:`fp_mode` is 0, :func:`set_fp_mode` does nothing, and the
+  first kernel call warns once (:class:`SubnormalsKept`): results are IEEE
+  arithmetic's (equal to the flushed ones wherever nothing is subnormal),
+  but vanishing gradients end in subnormal numbers instead of 0 and may run
+  several times slower. :func:`flushed` still limits BLAS.
 
 Numerical effect
 ----------------
@@ -47,8 +61,8 @@ every step and so never reach that range.
 from __future__ import annotations
 
 import functools
-import platform
 import threading
+import warnings
 from collections.abc import Callable
 
 from llvmlite import ir as llvm_ir
@@ -57,64 +71,119 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ..notice import COMPILE_NOTICE
+from .arch import FPENV, MACHINE, X86
 from .jit import jit
 
-#: MXCSR bits: flush-to-zero (results) and denormals-are-zero (inputs).
+#: MXCSR bits (x86): flush-to-zero (results) and denormals-are-zero (inputs).
 FTZ = 0x8000
 DAZ = 0x0040
-FLUSH_BITS = FTZ | DAZ
+#: FPCR bit (aarch64): flush-to-zero, for results and inputs alike.
+FPCR_FZ = 1 << 24
 
-X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
+#: The bits :func:`flushed` sets in this machine's mode (0: nothing to set).
+FLUSH_BITS = {"mxcsr": FTZ | DAZ, "fpcr": FPCR_FZ, "none": 0}[FPENV]
+#: Bits of :func:`fp_mode` that are sticky exception flags, not mode: MXCSR
+#: keeps them in the same register, FPCR does not (they are in FPSR).
+STATUS_BITS = 0x3F if FPENV == "mxcsr" else 0
 
 
-def _mxcsr_call(builder, name: str, ptr) -> None:
-    i8p = llvm_ir.IntType(8).as_pointer()
-    fnty = llvm_ir.FunctionType(llvm_ir.VoidType(), [i8p])
-    fn = cgutils.get_or_insert_function(builder.module, fnty, name)
-    builder.call(fn, [builder.bitcast(ptr, i8p)])
+def _call(builder, name: str, ret, args: list):
+    fnty = llvm_ir.FunctionType(ret, [a.type for a in args])
+    return builder.call(cgutils.get_or_insert_function(builder.module, fnty, name), args)
+
+
+def emit_read_mode(builder, kind: str):
+    """LLVM IR: the calling thread's mode register as an i64 (``kind``
+    ``"mxcsr"`` or ``"fpcr"``)."""
+    i64 = llvm_ir.IntType(64)
+    if kind == "fpcr":
+        return _call(builder, "llvm.aarch64.get.fpcr", i64, [])
+    slot = cgutils.alloca_once(builder, llvm_ir.IntType(32))
+    _call(builder, "llvm.x86.sse.stmxcsr", llvm_ir.VoidType(),
+          [builder.bitcast(slot, llvm_ir.IntType(8).as_pointer())])
+    return builder.zext(builder.load(slot), i64)
+
+
+def emit_write_mode(builder, kind: str, value) -> None:
+    """LLVM IR: load the i64 ``value`` into the calling thread's mode register."""
+    if kind == "fpcr":
+        _call(builder, "llvm.aarch64.set.fpcr", llvm_ir.VoidType(), [value])
+        return
+    slot = cgutils.alloca_once(builder, llvm_ir.IntType(32))
+    builder.store(builder.trunc(value, llvm_ir.IntType(32)), slot)
+    _call(builder, "llvm.x86.sse.ldmxcsr", llvm_ir.VoidType(),
+          [builder.bitcast(slot, llvm_ir.IntType(8).as_pointer())])
 
 
 @intrinsic
-def _stmxcsr(typingctx):
-    """The calling thread's MXCSR register (x86 only)."""
+def _read_mode(typingctx):
+    """The calling thread's mode register (this machine's :data:`FPENV`)."""
     def codegen(context, builder, signature, args):
-        slot = cgutils.alloca_once(builder, llvm_ir.IntType(32))
-        _mxcsr_call(builder, "llvm.x86.sse.stmxcsr", slot)
-        return builder.zext(builder.load(slot), llvm_ir.IntType(64))
+        return emit_read_mode(builder, FPENV)
     return types.int64(), codegen
 
 
 @intrinsic
-def _ldmxcsr(typingctx, value):
-    """Load ``value`` into the calling thread's MXCSR register (x86 only)."""
+def _write_mode(typingctx, value):
+    """Load ``value`` into the calling thread's mode register."""
     def codegen(context, builder, signature, args):
-        slot = cgutils.alloca_once(builder, llvm_ir.IntType(32))
-        builder.store(builder.trunc(args[0], llvm_ir.IntType(32)), slot)
-        _mxcsr_call(builder, "llvm.x86.sse.ldmxcsr", slot)
+        emit_write_mode(builder, FPENV, args[0])
         return context.get_dummy_value()
     return types.void(types.int64), codegen
 
 
-if X86:
+# One definition per mechanism, each on its own lines: Numba's disk cache
+# keys a function by its name and first line, so a process with another
+# FPENV (GRADPATH_FPENV=none on x86) never loads these compiled for MXCSR.
+if FPENV == "mxcsr":
     @jit
     def fp_mode():
-        """The calling thread's floating-point mode (MXCSR; 0 off x86)."""
-        return _stmxcsr()
+        """The calling thread's floating-point mode (MXCSR)."""
+        return _read_mode()
 
     @jit
     def set_fp_mode(mode):
-        """Set the calling thread's floating-point mode (MXCSR; a no-op off x86)."""
-        _ldmxcsr(mode)
-else:  # pragma: no cover - exercised on non-x86 machines only
+        """Set the calling thread's floating-point mode (MXCSR)."""
+        _write_mode(mode)
+
+    @jit
+    def _enter_flush():
+        """Set FTZ and DAZ; return the previous mode."""
+        old = _read_mode()
+        _write_mode(old | FLUSH_BITS)
+        return old
+elif FPENV == "fpcr":  # pragma: no cover - aarch64 only
     @jit
     def fp_mode():
-        """The calling thread's floating-point mode (MXCSR; 0 off x86)."""
+        """The calling thread's floating-point mode (FPCR)."""
+        return _read_mode()
+
+    @jit
+    def set_fp_mode(mode):
+        """Set the calling thread's floating-point mode (FPCR)."""
+        _write_mode(mode)
+
+    @jit
+    def _enter_flush():
+        """Set FZ; return the previous mode."""
+        old = _read_mode()
+        _write_mode(old | FLUSH_BITS)
+        return old
+else:
+    @jit
+    def fp_mode():
+        """The calling thread's floating-point mode: 0, none is managed."""
         return 0
 
     @jit
     def set_fp_mode(mode):
-        """Set the calling thread's floating-point mode (MXCSR; a no-op off x86)."""
+        """Nothing: no floating-point mode is managed here."""
         return None
+
+    @jit
+    def _enter_flush():
+        """Nothing to set; 0."""
+        return 0
 
 
 #: Names for tests and diagnostics.
@@ -122,12 +191,25 @@ read_mxcsr = fp_mode
 write_mxcsr = set_fp_mode
 
 
-@jit
-def _enter_flush():
-    """Set FTZ and DAZ; return the previous mode."""
-    old = fp_mode()
-    set_fp_mode(old | FLUSH_BITS)
-    return old
+class SubnormalsKept(RuntimeWarning):
+    """Kernels cannot flush subnormals here and keep IEEE gradual underflow."""
+
+
+_warned = {"subnormals_kept": False}
+
+
+def _warn_subnormals_kept() -> None:
+    """Warn, once per process, that kernels keep subnormals (FPENV ``"none"``)."""
+    if _warned["subnormals_kept"]:
+        return
+    _warned["subnormals_kept"] = True
+    why = ("GRADPATH_FPENV=none" if X86 or MACHINE in ("aarch64", "arm64")
+           else f"no flush-to-zero support for {MACHINE or 'this CPU'}")
+    warnings.warn(
+        f"gradpath: subnormal numbers are kept, not flushed to zero ({why}). Results are "
+        "unchanged wherever nothing is subnormal; vanishing gradients end in subnormal "
+        "numbers instead of 0 and those calls may run several times slower.",
+        SubnormalsKept, stacklevel=3)
 
 
 class _BlasThreads:
@@ -189,8 +271,8 @@ class flushed:
     """Context: FTZ/DAZ on this thread and, with ``blas=True``, single-threaded
     BLAS (see module doc).
 
-    Re-entrant; a no-op for the MXCSR part off x86 and while
-    :func:`keep_subnormals` is active.
+    Re-entrant; sets no bits while :func:`keep_subnormals` is active, nor
+    where :data:`FPENV` is ``"none"`` (then it warns once instead).
     """
 
     __slots__ = ("_old", "_limit")
@@ -203,8 +285,11 @@ class flushed:
         if self._limit:
             _BLAS.enter()
         try:
-            if X86 and _state["enabled"]:
-                self._old = _enter_flush()
+            if _state["enabled"]:
+                if FLUSH_BITS:
+                    self._old = _enter_flush()
+                else:
+                    _warn_subnormals_kept()
         except BaseException:
             if self._limit:
                 _BLAS.exit()
@@ -213,7 +298,7 @@ class flushed:
 
     def __exit__(self, *exc) -> None:
         if self._old is not None:
-            write_mxcsr(self._old)
+            set_fp_mode(self._old)
         if self._limit:
             _BLAS.exit()
 

@@ -30,17 +30,18 @@ panels when j0 is a multiple of the panel width (a column split by units).
 
 from __future__ import annotations
 
-import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir as llvm_ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .arch import host_features
 from .jit import jit, jit_inline
 
-_WIDE = "+avx512f" in llvm.get_host_cpu_features().flatten().split(",")
-#: Bytes of one panel's row: two 512-bit vectors with AVX-512, else two 256-bit.
+_WIDE = "+avx512f" in host_features()
+#: Bytes of one panel's row: two 512-bit vectors with AVX-512, else two 256-bit
+#: (on aarch64: four 128-bit NEON vectors).
 PANEL_BYTES = 128 if _WIDE else 64
 #: Rows per micro-kernel tile: MR x 2 vector accumulators stay in registers
 #: (16 of AVX-512's 32 zmm; 8 of AVX2's 16 ymm with MR 4).

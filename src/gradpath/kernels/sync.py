@@ -18,16 +18,14 @@ it. Numba has no atomics of its own; these are LLVM's, through ``@intrinsic``.
 
 from __future__ import annotations
 
-import platform
-
 from llvmlite import ir as llvm_ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .arch import X86
 from .jit import jit_inline
 
-_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
 #: Spins (each with a pause, ~40-140 cycles) before the waiting thread yields the core.
 SPINS_BEFORE_YIELD = 4096
 
@@ -68,7 +66,7 @@ def _relax(typingctx, spins):
     """One spin of a wait: ``pause`` (x86), and ``sched_yield`` past
     :data:`SPINS_BEFORE_YIELD` spins."""
     def codegen(context, builder, signature, args):
-        if _X86:
+        if X86:  # elsewhere the spin is a plain load loop (sched_yield still bounds it)
             fn = cgutils.get_or_insert_function(
                 builder.module, llvm_ir.FunctionType(llvm_ir.VoidType(), []),
                 "llvm.x86.sse2.pause")

@@ -1,0 +1,149 @@
+"""The benchmark scripts' statistics and tables, without timing anything: the
+gate's bootstrap interval and verdicts (``bench/gate.py``) and the Markdown
+tables of the gate, the target check and the peer comparison."""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+if str(BENCH) not in sys.path:
+    sys.path.insert(0, str(BENCH))
+
+import check_targets  # noqa: E402
+import gate  # noqa: E402
+import peers  # noqa: E402
+from bench_cases import CACHE_LOAD_KEY, Case, md_table  # noqa: E402
+
+
+def rows(table: str) -> list[list[str]]:
+    """Header and body rows of a Markdown table as stripped cells."""
+    return [[c.strip() for c in line.strip().split("|")[1:-1]] for line in table.splitlines()
+            if line.startswith("|") and not re.fullmatch(r"[|:\- ]+", line.strip())]
+
+
+def alignments(table: str) -> str:
+    """``l``/``r`` per column, from the separator row."""
+    sep = next(line for line in table.splitlines() if re.fullmatch(r"[|:\- ]+", line.strip()))
+    return "".join("r" if c.strip().endswith(":") and not c.strip().startswith(":") else "l"
+                   for c in sep.strip().split("|")[1:-1])
+
+
+def test_median_ci_is_reproducible_and_brackets_the_median():
+    ratios = [1.02, 0.98, 1.10, 1.05, 0.97, 1.30, 1.01, 0.99]
+    med, lo, hi = gate.median_ci(ratios)
+    assert med == pytest.approx(np.median(ratios))
+    assert min(ratios) <= lo <= med <= hi <= max(ratios)
+    assert gate.median_ci(ratios) == (med, lo, hi)  # a fixed seed: the same verdict every time
+    assert gate.median_ci(iter(ratios)) == (med, lo, hi)  # any iterable
+    # another generator draws other resamples; a percentile interval of medians
+    # still consists of values the medians of resamples can take
+    _, lo2, hi2 = gate.median_ci(ratios, np.random.default_rng(7))
+    assert min(ratios) <= lo2 <= hi2 <= max(ratios)
+    assert gate.median_ci([1.2]) == (1.2, 1.2, 1.2)
+
+
+def test_median_ci_interval_narrows_with_more_pairs():
+    rng = np.random.default_rng(0)
+    few = 1 + 0.1 * rng.standard_normal(7)
+    many = 1 + 0.1 * rng.standard_normal(200)
+    _, lo_f, hi_f = gate.median_ci(few)
+    _, lo_m, hi_m = gate.median_ci(many)
+    assert hi_m - lo_m < hi_f - lo_f
+
+
+class FakeRounds:
+    def __init__(self, head: list[float], base: list[float]) -> None:
+        self.t = {"head": head, "base": base}
+
+    def samples(self, side: str, key: str) -> list[float]:
+        return self.t[side]
+
+
+@pytest.mark.parametrize(("ratios", "verdict"), [
+    ([1.0, 1.02, 0.97, 1.05, 0.99, 1.01, 1.03], "OK"),          # same code
+    ([1.30, 1.35, 1.28, 1.40, 1.33, 1.31, 1.36], "FAIL"),       # slower, not by chance
+    ([1.0, 1.25, 0.95, 1.4, 1.18, 1.3, 0.9], "WARN"),           # slower median, wide interval
+    ([0.60, 0.62, 0.58, 0.65, 0.61, 0.59, 0.63], "FASTER"),
+])
+def test_gate_verdicts_from_the_interval(ratios, verdict):
+    base = [0.010 * (1 + 0.01 * i) for i in range(len(ratios))]
+    rounds = FakeRounds([r * b for r, b in zip(ratios, base, strict=True)], base)
+    row = gate.gate_row(rounds, Case("rnn", "small", "float32"), 0.15)
+    assert row["verdict"] == verdict, row
+    assert row["pairs"] == len(ratios)
+    assert row["ratio"] == pytest.approx(np.median(ratios))
+
+
+def test_md_table_aligns_and_keeps_cells_as_written():
+    table = md_table(["name", "value"], [["a", "1.10"], ["bb", "–"]], "lr")
+    assert rows(table) == [["name", "value"], ["a", "1.10"], ["bb", "–"]]
+    assert alignments(table) == "lr"
+    assert len({len(line) for line in table.splitlines()}) == 1
+    with pytest.raises(ValueError, match="align"):
+        md_table(["name", "value"], [], "l")
+
+
+def test_gate_markdown_tables(capsys):
+    gate_rows = [
+        {"case": "rnn-small-float32", "base_ms": 1.234, "head_ms": 1.5, "ratio": 1.2154,
+         "ci": [1.1, 1.31], "pairs": 7, "verdict": "WARN"},
+        {"case": "gru-small-float32", "base_ms": None, "head_ms": 2.0, "ratio": None,
+         "ci": None, "pairs": 0, "verdict": "NEW", "base_error": "no GRU in base"},
+    ]
+    checks = [{"check": "lstm large float32 / float64", "ratio": 0.61, "ci": [0.58, 0.66],
+               "pairs": 7, "limit": "< 1", "verdict": "OK"}]
+    md = gate.print_tables(gate_rows, checks, 0.15)
+    assert "rnn-small-float32" in capsys.readouterr().out  # the console table too
+    tables = md.split("\n\n")
+    assert rows(tables[0]) == [
+        ["case", "base ms", "head ms", "head/base", "95 % CI", "pairs", "verdict"],
+        ["rnn-small-float32", "1.23", "1.5", "1.215", "1.10-1.31", "7", "WARN"],
+        ["gru-small-float32", "–", "2", "–", "–", "0", "NEW"]]
+    assert alignments(tables[0]) == "lrrrrrl"
+    assert "NEW: head only, not compared" in md and "no GRU in base" in md
+    assert rows(tables[-1]) == [
+        ["head-only check", "ratio", "95 % CI", "limit", "pairs", "verdict"],
+        ["lstm large float32 / float64", "0.610", "0.58-0.66", "< 1", "7", "OK"]]
+    assert md.endswith("|\n")
+
+
+def test_target_check_markdown_table():
+    m = {"cell": "lstm", "size": "medium", "B": 32, "H": 128, "D": 2, "T": 200,
+         "dtype": "float32", "kernel_ms": 3.21, "twin_ms": 40.0, "speedup": 12.46}
+    table = check_targets.markdown_table([
+        {"key": "k", "m": m}, {"key": "absent", "m": None},
+        {"key": CACHE_LOAD_KEY, "m": {"median_s": 0.42}}])
+    body, cache = table.split("\n\n")
+    assert rows(body)[0] == ["cell", "B", "H", "D", "T", "dtype", "kernel ms", "twin ms",
+                             "speed-up", "target"]
+    assert rows(body)[1][:6] == ["LSTM", "32", "128", "2", "200", "float32"]
+    assert rows(body)[1][-1].startswith("≥ ") and len(rows(body)) == 2
+    assert "**0.42 s**" in cache
+
+
+def test_peers_markdown_table():
+    row = {"key": "k", "kind": "kernel", "cell": "lstm", "B": 1, "H": 128, "D": 2, "T": 100,
+           "dtype": "float32", "peer": True, "torch_path": peers.LOOP,
+           "ms": {"gradpath": 1.5, "torch": 3.0, "jax": math.nan}, "vs_best_peer": 0.5,
+           "problems": {"jax": "not installed"}, "gflops": 12.3, "roof_fraction": 0.25,
+           "peak_mb": {"gradpath": 10.0, "torch": 20.0, "jax": math.nan},
+           "memory_floor_mb": 8.0, "targets": {"fast": True, "roof": False}}
+    update = {**row, "kind": "update", "peer": False, "torch_path": "nn", "problems": {},
+              "targets": {}}
+    for k in ("gflops", "roof_fraction", "peak_mb", "memory_floor_mb"):
+        del update[k]
+    table = peers.peers_table([row, update])
+    got = rows(table)
+    assert got[0][:5] == ["case", "dtype", "gradpath", "torch", "jax"] and len(got[0]) == 11
+    assert got[1] == ["lstm 1,128,2,100", "float32", "1.5", "3 †", "–", "0.5", "12.3", "25",
+                      "10 / 20 / –", "8", "roof; jax: not installed"]
+    assert got[2][0] == "update lstm B1 H128 T100" and got[2][-1] == "no peer module"
+    assert got[2][8] == "–"
+    assert alignments(table) == "llrrrrrrrrl"
