@@ -58,7 +58,9 @@ def cell_row(gx, gh, hp, b_hn, h):
         n = tanh_(gx[2 * H + j] + rr * gh[2 * H + j])
         gx[2 * H + j] = n
         zz = gx[H + j]
-        h[j] = (1.0 - zz) * gx[2 * H + j] + zz * hp[j]
+        # (1 - z) n + z h as n + z (h - n): one fused multiply-add whatever
+        # the compiler contracts (a*b + c*d has two ways: see fma_)
+        h[j] = n + zz * (hp[j] - n)
 
 
 @jit

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..kernels.common import (
     add_drive,
+    fma_,
     inject,
     row_norm,
     sigmoid_,
@@ -51,7 +52,7 @@ def cell_row(gt, cp, c, tc, h):
         gt[H + j] = fg
         gt[2 * H + j] = gg
         gt[3 * H + j] = og
-        c[j] = fg * cp[j] + ig * gg
+        c[j] = fma_(fg, cp[j], ig * gg)  # not a*b + c*d: see fma_
         tj = tanh_(c[j])  # of the stored (float32-rounded) cell state
         tc[j] = tj
         h[j] = og * tj

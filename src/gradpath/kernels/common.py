@@ -12,6 +12,7 @@ import math
 import numpy as np
 from llvmlite import ir as llvm_ir
 from numba import types
+from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from .gemm import grad_product
@@ -69,6 +70,28 @@ def _bits_f32(typingctx, i):
     def codegen(context, builder, signature, args):
         return builder.bitcast(builder.trunc(args[0], llvm_ir.IntType(32)), llvm_ir.FloatType())
     return types.float32(types.int64), codegen
+
+
+@intrinsic
+def fma_(typingctx, a, b, c):
+    """``a * b + c`` rounded once (``llvm.fma``), one float type.
+
+    With FMA contraction on, ``a * b + c * d`` may compile to either
+    ``fma(a, b, c * d)`` or ``fma(c, d, a * b)``, and the choice was seen to
+    differ between the process that compiled a kernel and one that loaded it
+    from Numba's cache (1 ulp in the LSTM's cell state). Writing the fused
+    operation out leaves the compiler nothing to choose.
+    """
+    if not (a in (types.float32, types.float64) and b == a and c == a):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ty = args[0].type
+        name = "llvm.fma.f32" if signature.return_type == types.float32 else "llvm.fma.f64"
+        fn = cgutils.get_or_insert_function(builder.module,
+                                            llvm_ir.FunctionType(ty, [ty, ty, ty]), name)
+        return builder.call(fn, list(args))
+    return a(a, b, c), codegen
 
 
 _LOG2E = 1.4426950408889634
