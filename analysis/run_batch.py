@@ -11,6 +11,7 @@ marker, written last, records the size of every file of its runs
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -26,9 +27,21 @@ from gradpath.provenance import code_id, machine  # noqa: E402
 from gradpath.results import atomic_write  # noqa: E402
 
 
+def describe(run: Run) -> str:
+    """A run in a few words, for the progress line on the terminal."""
+    c = run.spec
+    if run.kind == "probe":
+        return f"probe {c.cell}-{c.activation} {c.init} gain {c.gain:g} H={c.hidden}"
+    return (f"{run.stage} {c.task} T={c.seq_len} {c.cell}-{c.activation} {c.init} "
+            f"clip {c.clip} lr {c.lr:g}")
+
+
 def main(runs: list[dict], runs_dir: str, out: str, log: str, inputs: list[str],
          stale: str = "recompute") -> None:
     logging.basicConfig(filename=log, level=logging.INFO, format="%(asctime)s %(message)s")
+    # One line per run on the terminal too (Snakemake shows a job's stderr), so
+    # a long study says where it is between Snakemake's job counts.
+    batch = Path(out).stem
     t0 = time.perf_counter()
     logging.info("code_id %s on %s", code_id(), machine())
     # the selected learning rates, when this batch's runs wait for a sweep
@@ -40,8 +53,11 @@ def main(runs: list[dict], runs_dir: str, out: str, log: str, inputs: list[str],
         t = time.perf_counter()
         status = execute(run, runs_dir, rates, stale)
         statuses[run.run_id] = status
+        took = time.perf_counter() - t
         logging.info("%d/%d %s %s %s (%.1f s)", i, len(runs), run.kind, run.run_id, status,
-                     time.perf_counter() - t)
+                     took)
+        print(f"[{batch} {i}/{len(runs)}] {describe(run)}: {status} ({took:.1f} s)",
+              file=sys.stderr, flush=True)
     logging.info("batch done in %.1f s", time.perf_counter() - t0)
     marker = json.dumps(batch_marker(statuses, runs_dir), indent=1, sort_keys=True)
     atomic_write(Path(out), lambda p: p.write_text(marker))

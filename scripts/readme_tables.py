@@ -1,12 +1,13 @@
-"""Write the README's findings and reproductions tables from a study's tables.
+"""Write the README's findings table and reproductions summary from a study's tables.
 
-The tables between ``<!-- findings:start -->`` / ``<!-- findings:end -->``
-(from ``results/default/tables/findings.csv``) and ``<!-- reproductions:start
--->`` / ``<!-- reproductions:end -->`` (from
-``results/paper/tables/reproductions.csv``) are generated, never edited by
-hand, and so is ``docs/reproductions.md`` (every reproduction with both
-protocols field by field and the deviations, from ``reproductions.csv`` and
-``protocols.csv``): ``make readme`` reruns this.
+The table between ``<!-- findings:start -->`` / ``<!-- findings:end -->``
+(from ``results/default/tables/findings.csv``) and the one-line summary
+between ``<!-- reproductions:start -->`` / ``<!-- reproductions:end -->``
+(from ``results/paper/tables/reproductions.csv``: verdicts counted) are
+generated, never edited by hand, and so is ``docs/reproductions.md`` (every
+verdict row, then every reproduction with both protocols field by field and
+the deviations, from ``reproductions.csv`` and ``protocols.csv``):
+``make readme`` reruns this.
 
     python scripts/readme_tables.py [--readme README.md] [--results results]
 """
@@ -53,6 +54,26 @@ def reproductions_page(table: pd.DataFrame, protocols: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
+#: Row kinds of reproductions.csv that are the papers' results; the others
+#: (theory rows, code checks) are checks of the measurements themselves.
+PAPER_KINDS = ("reproduction", "positive control")
+
+
+def summary(table: pd.DataFrame) -> str:
+    """One line: the verdicts of the papers' results, and of the checks, counted."""
+    def counts(rows: pd.DataFrame) -> str:
+        verdict = rows["verdict"].str.replace(r"^n/a.*", "not in this study", regex=True)
+        order = ("holds", "does not hold", "undecided at this budget", "not in this study")
+        return ", ".join(f"{k} {(verdict == k).sum()}" for k in order if (verdict == k).any())
+
+    papers = table[table["kind"].isin(PAPER_KINDS)]
+    checks = table[~table["kind"].isin(PAPER_KINDS)]
+    return (f"**{len(papers)} published results** (reproductions and positive controls): "
+            f"{counts(papers)}; **{len(checks)} theory rows and code checks**: "
+            f"{counts(checks)}. Every row, its protocol against the paper's and every "
+            "deviation: [docs/reproductions.md](docs/reproductions.md).")
+
+
 def replace(text: str, name: str, table: str, source: str) -> str:
     pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
     if not pattern.search(text):
@@ -77,9 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         done.append(str(found))
     if rep.exists():
         table = pd.read_csv(rep)
-        text = replace(text, "reproductions", markdown(
-            table, ["kind", "claim", "value", "verdict", "detail"]),
-            "results/paper/tables/reproductions.csv")
+        text = replace(text, "reproductions", summary(table),
+                       "results/paper/tables/reproductions.csv")
         done.append(str(rep))
         protocols = rep.with_name("protocols.csv")
         if protocols.exists():

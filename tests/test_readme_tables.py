@@ -1,4 +1,4 @@
-"""The README's findings and reproductions tables are generated from a study's
+"""The README's findings table and reproductions summary are generated from a study's
 tables (scripts/readme_tables.py), never copied by hand."""
 
 import importlib.util
@@ -89,9 +89,25 @@ def test_the_reproductions_page_has_both_protocols_and_the_deviations(tmp_path):
                   "deviation": ["", "a subset"]}).to_csv(tables / "protocols.csv", index=False)
     assert readme_tables.main(["--readme", str(readme), "--results",
                                str(tmp_path / "results")]) == 0
-    assert ["reproduction", "c", "v", "undecided at this budget", "undecided: why"] in _rows(
-        _block(readme.read_text(), "reproductions"))
+    line = _block(readme.read_text(), "reproductions")
+    assert "**1 published results**" in line and "undecided at this budget 1" in line, line
+    assert "docs/reproductions.md" in line
     page = (tmp_path / "docs" / "reproductions.md").read_text()
+    assert any(r[:2] == ["reproduction", "c"] and "undecided at this budget" in r
+               for r in _rows(page))
     assert ["hidden", "100", "100", ""] in _rows(page) and ["lr", "grid", "0.1", "a subset"] \
         in _rows(page)
     assert "Le, Jaitly & Hinton 2015" in page  # the claim's source, from gradpath.claims
+
+
+def test_the_summary_counts_each_verdict_by_kind():
+    table = pd.DataFrame({
+        "kind": ["reproduction", "reproduction", "positive control", "reproduction", "theory",
+                 "code check"],
+        "verdict": ["holds", "does not hold", "undecided at this budget",
+                    "n/a (not in this study)", "holds", "does not hold"]})
+    line = readme_tables.summary(table)
+    assert line.startswith("**4 published results** (reproductions and positive controls): "
+                           "holds 1, does not hold 1, undecided at this budget 1, "
+                           "not in this study 1; **2 theory rows and code checks**: holds 1, "
+                           "does not hold 1."), line
