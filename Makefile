@@ -42,10 +42,11 @@ $(STUDY_STAMP): pyproject.toml
 	@touch $(STUDY_STAMP)
 
 # On top of it, for `make test`: torch first (TORCH_CPU), then the dev extra
-# (the test tools, the SLURM executor); pip adds only what is missing.
+# (the test tools, the SLURM executor) and the peers' JAX, so that the peers'
+# tests run instead of skipping; pip adds only what is missing.
 $(DEV_STAMP): $(STUDY_STAMP)
 	$(BIN)/python -m pip install --quiet $(TORCH_CPU)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,peers]'
 	@touch $(DEV_STAMP)
 
 setup: $(STUDY_STAMP)
