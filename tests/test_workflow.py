@@ -455,8 +455,8 @@ def test_interrupted_grid_resumes_without_redoing_or_losing_runs_on_one_core(smo
     assert_same_tables(ref_work, work)
 
 
-def test_readme_cluster_section_runs_what_the_cluster_test_runs():
-    readme = (ROOT / "README.md").read_text()
+def test_the_cluster_page_runs_what_the_cluster_test_runs():
+    readme = (ROOT / "docs" / "cluster.md").read_text()
     assert "snakemake " + " ".join(CLUSTER_COMMAND) in readme
     assert "profiles/slurm" in readme and "max_mem_mb" in readme
 
