@@ -65,11 +65,11 @@ def test_peer_shapes_are_the_cells(cell, HDO):
 
 @pytest.fixture(scope="module")
 def jax_x64():
-    # JAX comes with the peers' extra: `make bench-peers` installs it and runs
-    # this file first; `make test` has PyTorch only
-    jax = pytest.importorskip("jax", reason="JAX is installed by make bench-peers, which runs "
-                              "these cases")
-    pytest.importorskip("optax", reason="installed with JAX by make bench-peers")
+    # JAX comes with the peers' extra, which `make test` (and `make bench-peers`)
+    # installs; a plain pytest without it skips these cases
+    jax = pytest.importorskip("jax", reason="JAX comes with the peers extra: make test "
+                              "installs it, or pip install -e '.[dev,peers]'")
+    pytest.importorskip("optax", reason="optax comes with JAX in the peers extra")
     peer_worker.setup_impl("jax")
     return jax
 
