@@ -53,7 +53,7 @@ setup: $(STUDY_STAMP)
 
 setup-dev: $(DEV_STAMP)
 
-# Fill Numba's on-disk cache once (compiles on a fresh clone, ~30 s).
+# Fill Numba's on-disk cache once (compiles on a fresh clone: 145 s on a 2-core AMD EPYC).
 warmup: setup
 	$(BIN)/python -m gradpath.cli demo --warmup
 
