@@ -88,7 +88,7 @@ lint: setup-dev
 	$(BIN)/python scripts/lint_workflow.py --configfile configs/smoke.yaml
 
 # Debian's SLURM and MUNGE for the cluster test (tests/local_slurm.py, run by
-# tests/test_workflow.py), when missing. The test starts SLURM's daemons, which
+# tests/test_smoke_study.py), when missing. The test starts SLURM's daemons, which
 # needs root: without it, say so now rather than at the end of the suite.
 slurm:
 	@if [ "$$(id -u)" != 0 ]; then \
@@ -103,8 +103,10 @@ slurm:
 
 # GRADPATH_REQUIRE_ALL=1: a test whose needs are missing (root for SLURM,
 # Chromium) fails instead of skipping (tests/needs.py), so nothing is hidden.
+# -n auto --dist loadfile: one pytest-xdist worker per core, a file's tests on
+# one worker (the smoke study's tests share one build: tests/conftest.py).
 unit: setup-dev warmup chromium slurm
-	GRADPATH_REQUIRE_ALL=1 $(BIN)/pytest -q
+	GRADPATH_REQUIRE_ALL=1 $(BIN)/pytest -q -n auto --dist loadfile --no-loadscope-reorder
 
 # Kernels against their numpy twin (absolute targets), then head against
 # BENCH_BASE (default: the previous commit), paired and interleaved.

@@ -35,6 +35,7 @@ report: "reports/workflow.rst"
 # (the figures' rules say so themselves: rules/analysis.smk).
 localrules:
     all,
+    tables,
     aggregate,
     summarise,
     study,
@@ -56,3 +57,13 @@ rule all:
         rules.reproductions.output,
         report_selection_outputs,
     default_target: True
+
+
+# The grid and its run tables only, short of the summary, figures and report
+# (`snakemake tables`: the data first, the analysis later). Every batch's
+# marker is named, as in `all`, so that a batch whose run files were damaged
+# runs again; a target of the tables' files alone would not remake it.
+rule tables:
+    input:
+        batch_outputs,
+        rules.aggregate.output,

@@ -39,6 +39,26 @@ def pytest_configure(config: pytest.Config) -> None:
         f"or fails under {needs.REQUIRE_ALL}=1 (make test)")
 
 
+#: The one file of the tests of the session's smoke study (the ``smoke_study``
+#: fixture). ``make test`` spreads the suite over the cores with pytest-xdist
+#: (``--dist loadfile``: a file's tests stay on one worker), and a session
+#: fixture is per worker process: a test of the study in another file would
+#: make a second worker build it again.
+SMOKE_FILE = "test_smoke_study.py"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse a smoke-study test outside :data:`SMOKE_FILE`, and put that file
+    first: its study is the suite's longest chain (build, then its tests), so
+    it starts at once on one worker while the others take the rest."""
+    stray = [item.nodeid for item in items if "smoke_study" in getattr(item, "fixturenames", ())
+             and item.path.name != SMOKE_FILE]
+    if stray:
+        raise pytest.UsageError(f"tests of the smoke study belong in tests/{SMOKE_FILE} "
+                                f"(one xdist worker builds it once): {', '.join(stray)}")
+    items.sort(key=lambda item: item.path.name != SMOKE_FILE)  # stable: the rest keep order
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Check a test's needs before its fixtures run: a test that cannot run here
@@ -111,12 +131,15 @@ class SlurmRun:
 
 
 @pytest.fixture(scope="session")
-def smoke_study(tmp_path_factory):
+def smoke_study(request, tmp_path_factory):
     """The smoke study and its report, once per test session (< 3 minutes)."""
     import time
 
     from studies import snakemake
 
+    # the cluster test's run first, so that it overlaps this one
+    if any(item.name == SLURM_TEST for item in request.session.items):
+        request.getfixturevalue("slurm_smoke_run")
     work = tmp_path_factory.mktemp("smoke")
     t0 = time.perf_counter()
     snakemake(work)
@@ -124,14 +147,12 @@ def smoke_study(tmp_path_factory):
     return work, time.perf_counter() - t0
 
 
-@pytest.fixture(scope="session", autouse=True)
-def slurm_smoke_run(request, tmp_path_factory):
-    """Start the cluster test's SLURM run when the session starts, if the session
-    holds that test: its jobs mostly wait on the scheduler's status polling, so
-    it overlaps the rest of the suite instead of adding its wall time."""
-    if not any(item.name == SLURM_TEST for item in request.session.items):
-        yield None
-        return
+@pytest.fixture(scope="session")
+def slurm_smoke_run(tmp_path_factory):
+    """The cluster test's SLURM run, started before the smoke study (which asks
+    for it first when the session holds the cluster test): its jobs mostly
+    wait on the scheduler's status polling, so it overlaps the smoke study and
+    the tests after it instead of adding its wall time."""
     root = tmp_path_factory.mktemp("slurm")
     run = SlurmRun(root / "cluster", root / "work")
     try:

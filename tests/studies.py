@@ -17,6 +17,10 @@ from gradpath.results import WALL_TIME_COLUMNS
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 TABLES = ("runs", "curves", "training")
+#: Snakemake's target of the grid and its run tables (the Snakefile's rule
+#: ``tables``), short of the figures: for the tests of resuming and of faults,
+#: whose subject is the runs; the study end to end builds everything.
+UP_TO_TABLES = ("tables",)
 
 
 def _sigint_as_at_a_terminal() -> None:

@@ -16,8 +16,8 @@ import needs
 import pytest
 from studies import ROOT
 
-SLURM_TEST = "tests/test_workflow.py::test_smoke_study_on_slurm_gives_the_local_tables"
-REPORT_TEST = "tests/test_workflow.py::test_report_opens_offline_without_console_errors"
+SLURM_TEST = "tests/test_smoke_study.py::test_smoke_study_on_slurm_gives_the_local_tables"
+REPORT_TEST = "tests/test_smoke_study.py::test_report_opens_offline_without_console_errors"
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The report's plumbing without a study: every finding names the figures
 and tables that decide it, each has a caption and a report item, and the
 front page's findings list renders with links that show them (the same
-report in Chromium: tests/test_workflow.py)."""
+report in Chromium: tests/test_smoke_study.py)."""
 
 from __future__ import annotations
 

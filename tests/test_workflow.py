@@ -1,49 +1,26 @@
-"""The Snakemake workflow: config validation, grid expansion, lint, the smoke
-study end to end, resuming after a kill, and the report in headless Chromium."""
+"""The Snakemake workflow: config validation, the default and given configs,
+grid expansion, lint and the profiles (the smoke study itself runs in
+tests/test_smoke_study.py)."""
 
 from __future__ import annotations
 
 import copy
-import math
 import os
-import re
-import shutil
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
-import needs
-import pandas as pd
 import pytest
 import yaml
 from conftest import CLUSTER_COMMAND
 from snakemake.utils import validate
-from studies import ROOT, SNAKEMAKE, assert_same_tables, snakemake, tables, unlock_if_stale
+from studies import ROOT, SNAKEMAKE
 
 from gradpath import grid as gpgrid
 
 SCHEMA = ROOT / "configs" / "schema.yaml"
-
-#: report categories and what each holds
-CATEGORIES = [
-    ("0. Findings", "table"),
-    ("1. Decay at initialisation", "figure"),
-    ("2. Theory", "figure"),
-    ("3. Training", "figure"),
-    ("4. Sequence length", "figure"),
-    ("5. Clipping", "figure"),
-    ("6. Training changes the decay", "figure"),
-    ("7. Summary", "table"),
-    ("8. Reproductions", "any"),
-    ("9. Config and provenance", "table"),
-]
-#: Chromium as the report tests start it: headless, offline, no sandbox (root)
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-
 
 def load(name: str) -> dict:
     return yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
@@ -344,293 +321,7 @@ def test_no_profile_applies_unless_asked():
     assert bare.executor is None and bare.cores is None and not bare.rerun_incomplete
 
 
-# -- code provenance: results that know which code made them ----------------------------------
-def _code_copy(tmp_path: Path) -> Path:
-    """A copy of the gradpath package whose computing code differs (an added
-    statement in theory.py), importable through PYTHONPATH."""
-    src = tmp_path / "src"
-    shutil.copytree(ROOT / "src" / "gradpath", src / "gradpath",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    theory = src / "gradpath" / "theory.py"
-    theory.write_text(theory.read_text() + "\n_CHANGED_BY_THE_TEST = True\n")
-    return src
-
-
-# -- the smoke study end to end ------------------------------------------------------------
-@pytest.mark.slow
-def test_smoke_study_end_to_end(smoke_study):
-    work, seconds = smoke_study
-    assert seconds < 180, f"smoke study with report took {seconds:.0f} s"
-    t = tables(work)
-    cfg = _spec()
-    n = len(gpgrid.probe_runs(cfg["probe"])) + len(gpgrid.train_runs(cfg["train"]))
-    assert len(t["runs"]) == n and t["runs"]["run_id"].is_unique
-    for name in ("a_decay_curves", "b_decay_rate_theory", "c_training_curves",
-                 "d_success_by_length", "e_clipping_divergence", "f_decay_through_training",
-                 "g_lyapunov_spectrum", "h_pascanu_cliff"):
-        png = work / "results" / "smoke" / "figures" / f"{name}.png"
-        assert png.stat().st_size > 10_000, name
-    logs = list((work / "results" / "smoke" / "logs").rglob("*.log"))
-    assert len(logs) >= 5 and all(p.stat().st_size > 0 for p in logs)
-    findings = pd.read_csv(work / "results" / "smoke" / "tables" / "findings.csv")
-    assert {"claim", "value", "verdict"} <= set(findings.columns)
-    assert (work / "report.html").stat().st_size > 100_000
-
-
-@pytest.mark.slow
-def test_rerun_does_nothing(smoke_study):
-    work, _ = smoke_study
-    out = snakemake(work, "-n")
-    assert "Nothing to be done" in out.stdout + out.stderr
-    prov = pd.read_csv(work / "results" / "smoke" / "tables" / "provenance.csv")
-    assert len(prov) == 1 and prov["current_code"].all()  # one code, one machine
-    assert prov["runs"].sum() == len(tables(work)["runs"])
-
-
-@pytest.mark.slow
-def test_changed_code_reruns_the_batches_and_says_why(smoke_study, tmp_path):
-    """Finished runs are not reused silently by other code: with the computing
-    code changed (another code_id), every batch is due again because of it
-    (its runs are then recomputed: tests/test_provenance.py)."""
-    work, _ = smoke_study
-    env = {**os.environ, "PYTHONPATH": str(_code_copy(tmp_path))}
-    out = snakemake(work, "-n", env=env)
-    text = out.stdout + out.stderr
-    assert "Nothing to be done" not in text
-    n_batches = len(_stage_batches()["runs"])
-    assert text.count("rule run_batch:") >= n_batches
-    assert "Params have changed since last execution" in text, text[-2000:]
-
-
-def _interrupt_after(work: Path, runs: int, sig: int) -> set[str]:
-    """Start the smoke grid on one core in ``work``, interrupt it with ``sig``
-    once ``runs`` more runs are on disk, and return the finished runs' files."""
-    runs_dir = work / "results" / "smoke" / "runs"
-    before = len(list(runs_dir.glob("*.json"))) if runs_dir.exists() else 0
-    # one core: the batches run one after another, so the interrupt lands mid-grid
-    proc = snakemake(work, "--cores", "1", popen=True)
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        if runs_dir.exists() and len(list(runs_dir.glob("*.json"))) >= before + runs:
-            break
-        time.sleep(0.2)
-    if sig == signal.SIGKILL:
-        os.killpg(proc.pid, sig)  # snakemake and its jobs die at once, leaving the lock
-        proc.wait(timeout=120)
-    else:  # Ctrl-C, pressed again each second until Snakemake has stopped its jobs
-        for _ in range(120):
-            if proc.poll() is not None:
-                break
-            os.kill(proc.pid, sig)
-            try:
-                proc.wait(timeout=1)
-            except subprocess.TimeoutExpired:
-                pass
-        assert proc.poll() is not None, "snakemake ignored Ctrl-C for two minutes"
-    return {p.name for p in runs_dir.glob("*.json")}
-
-
-@pytest.mark.slow
-def test_interrupted_grid_resumes_without_redoing_or_losing_runs_on_one_core(smoke_study,
-                                                                             tmp_path):
-    """Killed (SIGKILL, as by the OOM killer), then interrupted (Ctrl-C), then
-    finished, all on one core: no finished run is redone or lost, and the
-    tables equal the two-core run's bit for bit."""
-    ref_work, _ = smoke_study
-    work = tmp_path / "interrupted"
-    runs_dir = work / "results" / "smoke" / "runs"
-    killed = _interrupt_after(work, 5, signal.SIGKILL)
-    assert len(killed) >= 5
-    mtimes = {n: (runs_dir / n).stat().st_mtime_ns for n in killed}
-    unlock_if_stale(work)
-    stopped = _interrupt_after(work, 3, signal.SIGINT)
-    assert killed < stopped, "the second start added no runs"
-    mtimes.update({n: (runs_dir / n).stat().st_mtime_ns for n in stopped - killed})
-    # the interrupts came mid-grid: the tables were never written
-    assert not (work / "results" / "smoke" / "tables" / "runs.parquet").exists()
-    unlock_if_stale(work)
-    snakemake(work, "--cores", "1")
-    after = {p.name: p.stat().st_mtime_ns for p in runs_dir.glob("*.json")}
-    assert all(after[k] == v for k, v in mtimes.items()), "finished runs were redone"
-    assert_same_tables(ref_work, work)
-
-
 def test_the_cluster_page_runs_what_the_cluster_test_runs():
     readme = (ROOT / "docs" / "cluster.md").read_text()
     assert "snakemake " + " ".join(CLUSTER_COMMAND) in readme
     assert "profiles/slurm" in readme and "max_mem_mb" in readme
-
-
-# -- on a real (local, one-node) SLURM cluster ---------------------------------------------------
-@pytest.mark.slow
-@pytest.mark.needs("slurm")
-def test_smoke_study_on_slurm_gives_the_local_tables(smoke_study, slurm_smoke_run):
-    """The README's cluster command on a SLURM started here (conftest.py starts
-    it with the session): the jobs go through sbatch, batches grouped two to a
-    submission, and the tables equal the local run's bit for bit, wall time
-    aside."""
-    assert slurm_smoke_run.error is None, slurm_smoke_run.error
-    rc, text = slurm_smoke_run.finish()
-    assert rc == 0, text[-4000:]
-    submitted = re.findall(r"submitted with SLURM jobid (\d+)", text)
-    stages = _stage_batches()
-    free, selected = stages["runs"], stages["selected"]
-    # warm-up, select_rates, and the batches two to a group job
-    expected = 2 + math.ceil(len(free) / 2) + math.ceil(len(selected) / 2)
-    assert len(submitted) == expected, (submitted, expected, text[-3000:])
-    assert "Group job runs" in text and "localrule aggregate" in text
-    # each batch asked SLURM for its estimated memory and runtime
-    asked = re.findall(r"rule run_batch:\n(?:.*\n)*?\s+resources: .*?mem_mb=(\d+),.*?runtime=(\d+)",
-                       text)
-    want = [gpgrid.batch_resources(b) for b in [*free.values(), *selected.values()]]
-    assert sorted((int(m), int(t)) for m, t in asked) == sorted(
-        (w["mem_mb"], w["runtime"]) for w in want), (asked, want)
-    assert_same_tables(smoke_study[0], slurm_smoke_run.work)
-
-
-# -- the report in headless Chromium -----------------------------------------------------------
-@pytest.mark.slow
-@pytest.mark.needs("chromium")
-def test_report_opens_offline_without_console_errors(smoke_study, tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    work, _ = smoke_study
-    report = work / "report.html"
-    errors, requests = [], []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=needs.chromium_path(), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("request", lambda r: requests.append(r.url))
-        page.goto(report.as_uri(), wait_until="load")
-        page.wait_for_timeout(1500)
-        body = page.inner_text("body")
-        assert "gradpath" in body and "smoke" in body  # the workflow description opens the page
-        shown = 0
-        for cat, kind in CATEGORIES:
-            assert cat in body, cat
-            page.get_by_text(cat, exact=True).first.click()
-            page.wait_for_timeout(400)
-            # the first item shown in the page (a CSV's button downloads it instead)
-            page.locator('a[iconname="eye"][href="#"]').first.click()
-            page.wait_for_timeout(800)
-            widths = page.eval_on_selector_all(
-                "img", "els => els.filter(e => e.src.startsWith('data:image/png'))"
-                       ".map(e => e.naturalWidth)")
-            figure = bool(widths) and max(widths) > 300  # the PNG is embedded and decodes
-            table = page.locator("iframe").count() >= 1  # the HTML table is embedded
-            assert {"figure": figure, "table": table, "any": figure or table}[kind], cat
-            shown += 1
-            page.goto(report.as_uri(), wait_until="load")
-            page.wait_for_timeout(600)
-        assert shown == len(CATEGORIES)
-        page.screenshot(path=str(tmp_path / "report.png"))
-        browser.close()
-    assert errors == [], errors
-    external = [u for u in requests if not u.startswith(("file:", "data:", "blob:", "about:"))]
-    assert external == [], f"the report fetched {external[:3]} (must open offline)"
-    html = report.read_text(errors="replace")
-    for name in ("a_decay_curves", "b_decay_rate_theory", "c_training_curves",
-                 "d_success_by_length", "e_clipping_divergence", "f_decay_through_training",
-                 "g_lyapunov_spectrum", "h_pascanu_cliff"):
-        assert name in html, name
-
-
-def _report_page(p, report: Path):
-    """A Chromium page on the report, its console errors collected in ``page.errors``."""
-    browser = p.chromium.launch(executable_path=needs.chromium_path(), args=CHROMIUM_ARGS)
-    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    page.errors = []
-    page.on("console", lambda m: page.errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: page.errors.append(str(e)))
-    page.goto(report.as_uri(), wait_until="load")
-    page.wait_for_timeout(800)
-    return browser, page
-
-
-@pytest.mark.slow
-@pytest.mark.needs("chromium")
-def test_report_downloads_every_table_as_its_csv_and_links_each_finding(smoke_study, tmp_path):
-    """The report as a source of numbers: every table it shows is also a CSV
-    whose download holds the file the workflow wrote (and the shown table's
-    rows); the config as used and every provenance field are in it; and each
-    finding on the front page links to the figure and the table that decide it."""
-    from playwright.sync_api import sync_playwright
-
-    from gradpath.results import run_provenance as provenance
-
-    work, _ = smoke_study
-    study = work / "results" / "smoke"
-    report = work / "report.html"
-    content = "div.h-screen.overflow-auto"  # the report's main panel
-    with sync_playwright() as p:
-        browser, page = _report_page(p, report)
-        # the report's own index of its items (file name, type, label, category)
-        items = {i["name"]: i for i in page.evaluate(
-            """() => Object.entries(categories).flatMap(([cat, subs]) =>
-                 Object.values(subs).flat().map(path => ({path, category: cat,
-                   name: results[path].filename, mime: results[path].mime_type,
-                   label: Object.values(results[path].labels)[0]})))""")}
-
-        def open_category(name: str):
-            page.goto(report.as_uri(), wait_until="load")
-            page.get_by_text(items[name]["category"], exact=True).first.click()
-            page.wait_for_timeout(300)
-            row = page.locator("tr").filter(has=page.get_by_text(items[name]["label"],
-                                                                exact=True))
-            return row.locator('a[iconname="eye"]')
-
-        csvs = {n for n, i in items.items() if i["mime"] == "text/csv"}
-        shown = {n for n, i in items.items() if i["mime"] == "text/html"}
-        # every table shown is also a CSV; every CSV the workflow wrote is in the report
-        assert {n.removesuffix(".html") + ".csv" for n in shown} <= csvs
-        assert csvs == {f.name for f in (study / "tables").glob("*.csv")}
-        for name in sorted([*csvs, "config.yaml"]):
-            with page.expect_download() as got:
-                open_category(name).click()
-            saved = tmp_path / name
-            got.value.save_as(saved)
-            disk = study / "tables" / name if name in csvs else study / name
-            assert saved.read_bytes() == disk.read_bytes(), name
-            twin = name.removesuffix(".csv") + ".html"
-            if twin not in shown:
-                continue
-            table = pd.read_csv(saved)
-            assert len(table) > 0, name
-            # the table shown holds its rows (provenance: one column per row)
-            open_category(twin).click()
-            page.wait_for_timeout(500)
-            frame = page.frame_locator(f"{content} iframe")
-            rows = frame.locator("table tbody tr").count()
-            cols = frame.locator("table thead th").count()
-            assert (cols - 1 if name == "provenance.csv" else rows) == len(table), name
-        # the config as used: plain YAML that runs the same grid as the config given
-        used = yaml.safe_load((study / "config.yaml").read_text())
-        validate(used, str(SCHEMA))
-        assert ([r.run_id for r in gpgrid.train_runs(used["train"])]
-                == [r.run_id for r in gpgrid.train_runs(_spec()["train"])])
-        # every field of the provenance the runs record, as this process sees it
-        fields = pd.read_csv(study / "tables" / "study.csv", dtype=str, keep_default_na=False)
-        fields = dict(zip(fields["field"], fields["value"], strict=True))
-        assert {k: fields.get(k) for k in provenance()} == provenance()
-        # each finding on the front page: its figure and its table, one click away
-        found = pd.read_csv(study / "tables" / "findings.csv")
-        page.goto(report.as_uri(), wait_until="load")
-        assert page.locator("div.findings li").count() == len(found)
-        for k, row in found.iterrows():
-            figure, table = row["figure"].split("; ")[0], row["table"].split("; ")[0]
-            for name, kind in ((figure, "img"), (table.replace(".csv", ".html"), "iframe")):
-                assert name in items, name
-                page.goto(report.as_uri(), wait_until="load")
-                finding = page.locator("div.findings li").nth(k)
-                assert row["claim"] in finding.inner_text()
-                finding.get_by_role("link", name=name.rsplit(".", 1)[0], exact=True).click()
-                page.wait_for_timeout(300)
-                shows = page.locator(f"{content} {kind}")
-                assert f";filename={name};" in shows.get_attribute("src"), (row["claim"], name)
-                if kind == "img":
-                    assert shows.evaluate("e => e.naturalWidth") > 300, name
-        errors = page.errors
-        browser.close()
-    assert errors == [], errors
