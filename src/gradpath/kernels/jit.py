@@ -36,7 +36,13 @@ import warnings
 from pathlib import Path
 
 import numba
+from numba.core.caching import IndexDataCacheFile
 from numba.core.errors import NumbaIRAssumptionWarning
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: compiles there stay in one process
+    fcntl = None
 
 # Every kernel is compiled through this module, so importing the notice here
 # has it listening before any kernel compiles (gradpath.warmup takes it from here).
@@ -99,16 +105,64 @@ def _prune_stale() -> None:
 _prune_stale()
 
 
+class _LockedIndexDataCacheFile(IndexDataCacheFile):
+    """Numba's index-and-data cache file, whose ``save`` holds an exclusive
+    lock on the function's index.
+
+    Numba's ``save`` reads the function's index, picks the first free data
+    file number for a new signature, writes the index back, then the data.
+    Two processes compiling two signatures of one function at once (the
+    float32 and float64 halves of a parallel warm-up, two grid jobs on a
+    cold cache) can both pick number 1: the index then maps one signature to
+    the other's machine code, and a later process loads the wrong kernel. With
+    the lock, the second ``save`` reads the index the first wrote. Readers need
+    no lock: both files are replaced whole (Numba writes a temporary file, then
+    renames it), and an index entry whose data is not there yet loads as a
+    cache miss.
+    """
+
+    def save(self, key, data):  # noqa: D102 - Numba's signature
+        with open(self._index_path + ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            super().save(key, data)
+
+
+def _lock_cache_writes(dispatcher) -> bool:
+    """Give ``dispatcher``'s on-disk cache the locked ``save``; False where
+    that cannot be done (no ``fcntl``, or a Numba whose cache is built
+    otherwise): such a process must not compile alongside another one."""
+    cache_file = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
+    if fcntl is None or type(cache_file) is not IndexDataCacheFile:
+        return False
+    cache_file.__class__ = _LockedIndexDataCacheFile
+    return True
+
+
+#: Whether every kernel's cache writes are locked (:class:`_LockedIndexDataCacheFile`),
+#: so that processes may compile kernels side by side (:func:`gradpath.warmup`).
+CACHE_WRITES_LOCKED = True
+
+
 def _compile(func, options: dict):
+    global CACHE_WRITES_LOCKED
     # Numba's locator reads config.CACHE_DIR when the dispatcher enables
     # caching (here, at decoration); it is set for that moment only, so other
     # Numba users in the process keep their own cache.
     saved = numba.config.CACHE_DIR
     numba.config.CACHE_DIR = str(CACHE_DIR)
     try:
-        return numba.jit(**options)(func)
+        dispatcher = numba.jit(**options)(func)
     finally:
         numba.config.CACHE_DIR = saved
+    if not _lock_cache_writes(dispatcher):
+        CACHE_WRITES_LOCKED = False
+    return dispatcher
+
+
+def cache_is_cold() -> bool:
+    """Whether this version's kernel cache holds nothing yet (a fresh clone,
+    an edited kernel): the first calls then compile every kernel."""
+    return not any(CACHE_DIR.glob("*/*.nbi")) if CACHE_DIR.exists() else True
 
 
 def jit(func, contract: bool = True):
