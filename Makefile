@@ -106,7 +106,7 @@ slurm:
 # -n auto --dist loadfile: one pytest-xdist worker per core, a file's tests on
 # one worker (the smoke study's tests share one build: tests/conftest.py).
 unit: setup-dev warmup chromium slurm
-	GRADPATH_REQUIRE_ALL=1 $(BIN)/pytest -q -n auto --dist loadfile --no-loadscope-reorder
+	GRADPATH_REQUIRE_ALL=1 $(BIN)/pytest -q -n auto --dist loadfile --no-loadscope-reorder --durations=20
 
 # Kernels against their numpy twin (absolute targets), then head against
 # BENCH_BASE (default: the previous commit), paired and interleaved.

@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 
 import local_slurm
 import needs
@@ -125,18 +124,21 @@ needs.chromium_path = lambda: None
 
 
 def _pytest_as_ordinary_user(tmp_path, require_all: bool) -> tuple[subprocess.CompletedProcess,
-                                                                    float]:
+                                                                    list[str]]:
+    """The run, and what its pytest left in its temporary folder (the smoke
+    study's fixture makes one named ``smoke*`` there)."""
     (tmp_path / "gp_fake_user.py").write_text(textwrap.dedent(FAKE_USER))
     env = {k: v for k, v in os.environ.items() if k != needs.REQUIRE_ALL}
     env["PYTHONPATH"] = os.pathsep.join(
         [str(tmp_path), str(ROOT / "tests"), *filter(None, [env.get("PYTHONPATH")])])
     if require_all:
         env[needs.REQUIRE_ALL] = "1"
-    t0 = time.perf_counter()
+    base = tmp_path / f"basetemp-{int(require_all)}"
     out = subprocess.run([sys.executable, "-m", "pytest", "-p", "gp_fake_user", "-p",
-                          "no:cacheprovider", "-rsE", "-q", SLURM_TEST, REPORT_TEST],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    return out, time.perf_counter() - t0
+                          "no:cacheprovider", "-rsE", "-q", f"--basetemp={base}", SLURM_TEST,
+                          REPORT_TEST], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=600)
+    return out, sorted(p.name for p in base.iterdir()) if base.exists() else []
 
 
 @pytest.mark.slow
@@ -145,20 +147,21 @@ def test_plain_pytest_as_an_ordinary_user_skips_both_with_reasons_and_fails_unde
     """The real tests, in a pytest of their own: skipped before their fixtures
     (the smoke study is not run for them), each naming its need; with
     GRADPATH_REQUIRE_ALL=1 both are errors with the same reasons."""
-    out, seconds = _pytest_as_ordinary_user(tmp_path, require_all=False)
+    out, made = _pytest_as_ordinary_user(tmp_path, require_all=False)
     text = out.stdout + out.stderr
     assert out.returncode == 0, text[-3000:]
     assert "2 skipped" in text and "passed" not in text, text[-3000:]
     assert "needs root to start slurmctld, slurmd and munged" in text, text[-3000:]
     assert "needs Chromium on PATH" in text, text[-3000:]
-    assert seconds < 120, f"{seconds:.0f} s: the smoke study ran for skipped tests"
+    assert not [n for n in made if n.startswith("smoke")], f"the smoke study ran: {made}"
 
-    out, _ = _pytest_as_ordinary_user(tmp_path, require_all=True)
+    out, made = _pytest_as_ordinary_user(tmp_path, require_all=True)
     text = out.stdout + out.stderr
     assert out.returncode != 0, text[-3000:]
     assert "2 errors" in text and "skipped" not in text, text[-3000:]
     assert text.count(f"{needs.REQUIRE_ALL}=1 (make test, CI) runs every test") >= 2, text[-3000:]
     assert "needs root" in text and "needs Chromium" in text
+    assert not [n for n in made if n.startswith("smoke")], f"the smoke study ran: {made}"
 
 
 def test_make_test_runs_the_whole_suite_with_require_all_and_ci_runs_make_test():

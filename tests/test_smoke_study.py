@@ -80,8 +80,7 @@ def _code_copy(tmp_path: Path) -> Path:
 # -- the smoke study end to end ------------------------------------------------------------
 @pytest.mark.slow
 def test_smoke_study_end_to_end(smoke_study):
-    work, seconds = smoke_study
-    assert seconds < 180, f"smoke study with report took {seconds:.0f} s"
+    work, _ = smoke_study
     t = tables(work)
     cfg = _spec()
     n = len(gpgrid.probe_runs(cfg["probe"])) + len(gpgrid.train_runs(cfg["train"]))
