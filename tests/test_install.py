@@ -61,14 +61,15 @@ def test_the_study_extra_holds_what_the_workflow_imports():
 
 def test_the_release_metadata_agree():
     """pyproject.toml's version (the one source: gradpath.__version__ reads the
-    installed metadata) is the citation's and the changelog's latest."""
+    installed metadata) is the citation's and the changelog's latest release
+    (an ``[Unreleased]`` section may come first, as Keep a Changelog has it)."""
     yaml = pytest.importorskip("yaml", reason="the study extra: pip install 'gradpath[study]'")
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
     assert cff["cff-version"] == "1.2.0" and str(cff["version"]) == version
     assert cff["license"] == "MIT" and cff["authors"] == [{"name": "The gradpath developers"}]
     releases = [line.split()[1] for line in (ROOT / "CHANGELOG.md").read_text().splitlines()
-                if line.startswith("## [")]
+                if line.startswith("## [") and not line.startswith("## [Unreleased]")]
     assert releases and releases[0] == f"[{version}]"
     assert str(cff["date-released"]) in (ROOT / "CHANGELOG.md").read_text()
 
