@@ -132,7 +132,7 @@ class SlurmRun:
 
 @pytest.fixture(scope="session")
 def smoke_study(request, tmp_path_factory):
-    """The smoke study and its report, once per test session (< 3 minutes)."""
+    """The smoke study and its report, once per test session (one xdist worker)."""
     import time
 
     from studies import snakemake
