@@ -11,11 +11,15 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import yaml
+from snakemake.utils import validate
 
+from gradpath import grid as gpgrid
 from gradpath.results import WALL_TIME_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+SCHEMA = ROOT / "configs" / "schema.yaml"
 TABLES = ("runs", "curves", "training")
 #: Snakemake's target of the grid and its run tables (the Snakefile's rule
 #: ``tables``), short of the figures: for the tests of resuming and of faults,
@@ -85,3 +89,23 @@ def copy_study(ref: Path, dest: Path) -> Path:
     records, modification times kept), to damage without touching ``ref``."""
     shutil.copytree(ref, dest, symlinks=True, ignore=shutil.ignore_patterns("report.html"))
     return dest
+
+
+def load(name: str) -> dict:
+    """A shipped config (``configs/<name>.yaml``), as written."""
+    return yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
+
+
+def spec(name: str = "smoke") -> dict:
+    """A shipped config validated against the schema, its defaults filled in
+    (as the Snakefile sees it)."""
+    cfg = load(name)
+    validate(cfg, str(SCHEMA))
+    return cfg
+
+
+def stage_batches(name: str = "smoke") -> dict:
+    """The batches the workflow plans for a shipped config, by stage."""
+    cfg = spec(name)
+    return gpgrid.stage_batches(gpgrid.probe_runs(cfg["probe"]) + gpgrid.train_runs(cfg["train"]),
+                                cfg["batch_seconds"])

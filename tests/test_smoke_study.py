@@ -34,14 +34,16 @@ import yaml
 from snakemake.utils import validate
 from studies import (
     ROOT,
+    SCHEMA,
     UP_TO_TABLES,
     assert_same_tables,
     copy_study,
     snakemake,
+    spec,
+    stage_batches,
     tables,
     unlock_if_stale,
 )
-from test_workflow import SCHEMA, _spec, _stage_batches
 
 from gradpath import grid as gpgrid
 from gradpath.results import check_run, run_files
@@ -82,7 +84,7 @@ def _code_copy(tmp_path: Path) -> Path:
 def test_smoke_study_end_to_end(smoke_study):
     work, _ = smoke_study
     t = tables(work)
-    cfg = _spec()
+    cfg = spec()
     n = len(gpgrid.probe_runs(cfg["probe"])) + len(gpgrid.train_runs(cfg["train"]))
     assert len(t["runs"]) == n and t["runs"]["run_id"].is_unique
     for name in ("a_decay_curves", "b_decay_rate_theory", "c_training_curves",
@@ -117,7 +119,7 @@ def test_changed_code_reruns_the_batches_and_says_why(smoke_study, tmp_path):
     out = snakemake(work, "-n", env=env)
     text = out.stdout + out.stderr
     assert "Nothing to be done" not in text
-    n_batches = len(_stage_batches()["runs"])
+    n_batches = len(stage_batches()["runs"])
     assert text.count("rule run_batch:") >= n_batches
     assert "Params have changed since last execution" in text, text[-2000:]
 
@@ -187,7 +189,7 @@ def test_smoke_study_on_slurm_gives_the_local_tables(smoke_study, slurm_smoke_ru
     rc, text = slurm_smoke_run.finish()
     assert rc == 0, text[-4000:]
     submitted = re.findall(r"submitted with SLURM jobid (\d+)", text)
-    stages = _stage_batches()
+    stages = stage_batches()
     free, selected = stages["runs"], stages["selected"]
     # warm-up, select_rates, and the batches two to a group job
     expected = 2 + math.ceil(len(free) / 2) + math.ceil(len(selected) / 2)
@@ -330,7 +332,7 @@ def test_report_downloads_every_table_as_its_csv_and_links_each_finding(smoke_st
         used = yaml.safe_load((study / "config.yaml").read_text())
         validate(used, str(SCHEMA))
         assert ([r.run_id for r in gpgrid.train_runs(used["train"])]
-                == [r.run_id for r in gpgrid.train_runs(_spec()["train"])])
+                == [r.run_id for r in gpgrid.train_runs(spec()["train"])])
         # every field of the provenance the runs record, as this process sees it
         fields = pd.read_csv(study / "tables" / "study.csv", dtype=str, keep_default_na=False)
         fields = dict(zip(fields["field"], fields["value"], strict=True))

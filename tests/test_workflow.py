@@ -16,14 +16,9 @@ import pytest
 import yaml
 from conftest import CLUSTER_COMMAND
 from snakemake.utils import validate
-from studies import ROOT, SNAKEMAKE
+from studies import ROOT, SCHEMA, SNAKEMAKE, load, spec
 
 from gradpath import grid as gpgrid
-
-SCHEMA = ROOT / "configs" / "schema.yaml"
-
-def load(name: str) -> dict:
-    return yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
 
 
 # -- config validation (in-process: snakemake.utils.validate, as the Snakefile does) --
@@ -168,20 +163,9 @@ def test_a_run_too_big_for_memory_fails_the_dry_run_naming_the_key(tmp_path):
 
 
 # -- grid expansion ---------------------------------------------------------------------
-def _spec(name="smoke"):
-    cfg = load(name)
-    validate(cfg, str(SCHEMA))
-    return cfg
-
-
-def _stage_batches(name="smoke") -> dict:
-    cfg = _spec(name)
-    return gpgrid.stage_batches(gpgrid.probe_runs(cfg["probe"]) + gpgrid.train_runs(cfg["train"]),
-                                cfg["batch_seconds"])
-
 
 def test_grid_sizes_and_stable_ids():
-    cfg = _spec()
+    cfg = spec()
     p, t = gpgrid.probe_runs(cfg["probe"]), gpgrid.train_runs(cfg["train"])
     pc = cfg["probe"]
     assert len(p) == len(pc["models"]) * len(pc["inits"]) * len(pc["gains"]) * len(pc["seeds"])
@@ -199,7 +183,7 @@ def test_grid_sizes_and_stable_ids():
 
 
 def test_batches_cover_every_run_once_and_adding_seeds_keeps_old_ids():
-    cfg = _spec()
+    cfg = spec()
     runs = gpgrid.probe_runs(cfg["probe"]) + gpgrid.train_runs(cfg["train"])
     b = gpgrid.batches(runs, cfg["batch_seconds"])
     members = [r.run_id for rs in b.values() for r in rs]
@@ -215,7 +199,7 @@ def _calls_per_run(seeds: int) -> tuple[float, int]:
     """Python function calls per run of expanding the smoke grid with ``seeds``
     seeds in its first block and batching it: a count, not a time, so that it
     does not depend on the machine or its load."""
-    cfg = _spec()
+    cfg = spec()
     cfg["train"][0]["seeds"] = list(range(seeds))
     calls = [0]
 
