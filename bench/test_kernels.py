@@ -97,18 +97,16 @@ def test_loss_and_grads(benchmark, case):
         "dtype": dtype, "impl": impl,
     })
     call = make_call(cell, name, dtype, impl)
-    if name == "large" and impl == "twin":
-        # The numpy twin at the large size takes 2-8x the kernel's time (0.2-4 s
-        # a call): one call, its first touch of memory included, is close to its
-        # median and far from deciding a target of 1x; a warm call and three
-        # rounds would add about 40 s to `make test`.
-        loss = benchmark.pedantic(call, rounds=1, iterations=1)
+    loss = call()  # warm: JIT load (kernel) / first-touch allocations (both), outside timing
+    if name == "large":
+        # The numpy twin there takes 2-8x the kernel's time (0.2-4 s a call):
+        # one warm call is close to its median and far from deciding a target
+        # of 1x, and two more would add about 25 s to `make test`. (A cold
+        # call is no substitute: its first touch of memory added up to 50 %.)
+        rounds = TIMING["large"] if impl == "kernel" else 1
+        benchmark.pedantic(call, rounds=rounds, iterations=1)
     else:
-        loss = call()  # warm: JIT load (kernel) / first-touch allocations (both), outside timing
-        if name == "large":
-            benchmark.pedantic(call, rounds=TIMING["large"], iterations=1)
-        else:
-            benchmark(call)
+        benchmark(call)
     if impl == "kernel":
         _KERNEL_LOSS[key] = loss
     elif key in _KERNEL_LOSS:
