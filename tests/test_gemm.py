@@ -3,7 +3,15 @@
 import numpy as np
 import pytest
 
-from gradpath.kernels.gemm import grad_product, pack, pack_recurrent, product, product_units
+from gradpath.kernels.gemm import (
+    TRANSPOSE_ROWS,
+    grad_product,
+    pack,
+    pack_recurrent,
+    pack_transposed,
+    product,
+    product_units,
+)
 
 SHAPES = [(1, 1, 1, 1), (1, 64, 64, 1), (5, 100, 400, 4), (13, 37, 90, 3), (16, 512, 2048, 4),
           (9, 33, 33, 1), (8, 128, 384, 3)]
@@ -76,6 +84,36 @@ def test_pack_recurrent_both_passes():
     product(dz, bwd, d)
     assert np.allclose(z, h @ W.T, rtol=1e-13, atol=1e-13)
     assert np.allclose(d, dz @ W, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("N,K,nblk", [(1, 1, 1), (4 * 24, 24, 4), (3 * 100, 100, 3),
+                                      (4 * 512, 512, 4), (2 * 33, TRANSPOSE_ROWS + 3, 2)])
+def test_pack_transposed_is_pack_of_the_transpose(N, K, nblk, dtype):
+    """The same panels, padding zeros included, as packing a transposed copy;
+    run twice so that a reused allocation's old contents would show."""
+    rng = np.random.default_rng(N + K)
+    for _ in range(2):
+        W = rng.standard_normal((N, K)).astype(dtype)
+        want = pack(np.ascontiguousarray(W.T), nblk)
+        got = pack_transposed(W, nblk)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        assert np.array_equal(got, want)
+        garbage = np.full_like(got, np.nan)  # the next np.empty may land here
+        del garbage
+
+
+def test_pack_pads_with_zeros():
+    """Padding columns are zero (the panels come from np.empty), so a product
+    over them adds nothing, even where memory held NaN before."""
+    for _ in range(3):
+        junk = np.full((1, 2, 5, 32), np.nan)
+        del junk
+        P = pack(np.ones((5, 2 * 20)), 2)
+        nr = P.shape[3]
+        for q in range(P.shape[1]):
+            w = min(nr, 20 - q * nr)
+            assert np.all(P[:, q, :, :w] == 1.0) and np.all(P[:, q, :, w:] == 0.0)
 
 
 def test_nan_and_inf_propagate():
