@@ -124,7 +124,7 @@ $(PEERS_STAMP): $(DEV_STAMP)
 # tests/test_peers.py run (make test installs PyTorch only, and skips them).
 bench-peers: warmup $(PEERS_STAMP)
 	$(BIN)/pytest -q tests/test_peers.py
-	$(BIN)/python bench/peers.py --scaling
+	$(BIN)/python bench/peers.py --scaling --readme README.md
 
 # The dev tools install while the kernels compile (pip adds packages only:
 # nothing the compile imports changes), then every check.

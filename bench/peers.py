@@ -82,6 +82,10 @@ SCALING_SLOPE = 2.1
 MEMORY_FACTOR = 1.5
 CHECK_RTOL = 1e-9
 TORCH_PARAM_RTOL = 1e-6
+#: The README's block of this table, rewritten by every run that times the
+#: fused cells (``--readme``): the forward + backward rows of the cells that
+#: PyTorch runs as a fused layer and the targets met, with the CPU model.
+README_START, README_END = "<!-- peers:start -->", "<!-- peers:end -->"
 
 
 def worker_env(threads: int) -> dict:
@@ -312,6 +316,103 @@ def scaling(workers: dict, threads: int, out: Path, rng, cells: list[str],
     return {"rows": rows, "slopes": slopes}
 
 
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {}
+    for impl, dist in (("gradpath", "gradpath"), ("torch", "torch"), ("jax", "jax")):
+        try:
+            out[impl] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[impl] = "not installed"
+    return out
+
+
+def readme_block(data: dict) -> str | None:
+    """The README's summary of a run (``peers.json``'s content): the forward +
+    backward table of the cells PyTorch runs fused, then the targets met, with
+    the CPU model, the date and the versions. None when the run timed none
+    of those cells against a peer."""
+    fused = [r for r in data["rows"] if r["peer"] and r["torch_path"] not in (LOOP, "–")
+             and math.isfinite(r["vs_best_peer"])]
+    kernel = [r for r in fused if r["kind"] == "kernel"]
+    if not kernel:
+        return None
+    cells = sorted({r["cell"] for r in kernel}, key=CELLS.index)
+    v = data.get("versions", {})
+    lines = [f"`make bench-peers`, {data.get('date', '?')}, on {data['cpu']}, "
+             f"{data['threads']} threads per implementation: gradpath {v.get('gradpath', '?')}, "
+             f"PyTorch {v.get('torch', '?')} (oneDNN's fused nn.RNN / nn.LSTM / nn.GRU), "
+             f"JAX {v.get('jax', '?')} (lax.scan under jit). Forward + BPTT, mse over every "
+             "step, median ms of interleaved rounds; ratio = gradpath / the faster peer "
+             "(< 1: gradpath faster). Every peer agreed with gradpath in float64 to 1e-9 "
+             "before it was timed. Written by the run itself (`bench/peers.py --readme`).", ""]
+    lines.append(md_table(
+        ["cell", "B, H, D, T", "dtype", "gradpath", "torch", "jax", "ratio", "% roof"],
+        [[r["cell"], f"{r['B']}, {r['H']}, {r['D']}, {r['T']}", r["dtype"],
+          fmt(r["ms"]["gradpath"]), fmt(r["ms"].get("torch", math.nan)),
+          fmt(r["ms"].get("jax", math.nan)), fmt(r["vs_best_peer"], 2),
+          fmt(100 * r.get("roof_fraction", math.nan), 2)]
+         for r in sorted(kernel, key=lambda r: CELLS.index(r["cell"]))],
+        "lllrrrrr"))
+
+    def name(r: dict) -> str:
+        return (f"{r['cell']} {r['B']},{r['H']},{r['D']},{r['T']} {r['dtype']}"
+                if r["kind"] == "kernel" else
+                f"{r['cell']} B{r['B']} H{r['H']} T{r['T']} {r['dtype']}")
+
+    def count(rows: list[dict], target: str, figure) -> str:
+        """'n of m' cases meeting ``target``, and the misses with ``figure(row)``."""
+        held = [r for r in rows if target in r["targets"]]
+        missed = [f"{name(r)} ({figure(r)})" for r in held if not r["targets"][target]]
+        text = f"{len(held) - len(missed)} of {len(held)}"
+        return text + (f"; missed: {', '.join(missed)}" if 0 < len(missed) <= 8 else "")
+
+    def slower(r: dict) -> str:
+        return f"{fmt(r['vs_best_peer'], 3)}x the faster peer's time"
+
+    def speedup(r: dict) -> str:
+        return f"{fmt(1 / r['vs_best_peer'], 3)}x"
+
+    def roof_share(r: dict) -> str:
+        return f"{fmt(100 * r.get('roof_fraction', math.nan), 2)} %"
+
+    updates = [r for r in fused if r["kind"] == "train"]
+    roof_key = f">= {ROOF_FRACTION:.0%} of the GEMM roof"
+    lines += ["", f"Targets ({', '.join(cells)}):", "",
+              "- forward + backward, no slower than the faster peer: " +
+              count([r for r in kernel if r["B"] > 1], "no slower than the faster peer", slower),
+              f"- B = 1, at least {B1_VS_BEST:g}x faster than the faster peer: " +
+              count(kernel, f">= {B1_VS_BEST:g}x the faster peer at B = 1", speedup),
+              f"- at least {ROOF_FRACTION:.0%} of the GEMM roof "
+              f"({data['roof_gflops']['float32']:.0f} / {data['roof_gflops']['float64']:.0f} "
+              "GFLOP/s float32 / float64) at the large size: " +
+              count(kernel, roof_key, roof_share)]
+    if updates:
+        lines.append(f"- training update (Adam + clipping), at least {TRAIN_VS_BEST:g}x "
+                     "faster than the faster peer: " +
+                     count(updates, f">= {TRAIN_VS_BEST:g}x the faster peer per update", speedup) +
+                     f"; faster in {sum(r['vs_best_peer'] < 1 for r in updates)} "
+                     f"of {len(updates)}")
+    slopes = (data.get("scaling") or {}).get("slopes", {})
+    h = {c: slopes[f"{c} H gradpath"] for c in cells if f"{c} H gradpath" in slopes}
+    if h:
+        lines.append(f"- time against H (H >= 256), log-log slope at most {SCALING_SLOPE:g}: " +
+                     ", ".join(f"{c} {s:.2f}" for c, s in h.items()))
+    lines += ["", "Every case, the other cells and peak memory: `bench/results/peers.md` "
+                  "after a run; the dated tables and what the misses are: docs/speed.md."]
+    return "\n".join(lines)
+
+
+def write_readme(readme: Path, block: str) -> None:
+    """Replace the text between the README's peers markers with ``block``."""
+    text = readme.read_text()
+    i, j = text.find(README_START), text.find(README_END)
+    if i < 0 or j < i:
+        raise SystemExit(f"{readme}: no {README_START} ... {README_END} block to write")
+    readme.write_text(text[:i + len(README_START)] + "\n" + block + "\n" + text[j:])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -331,7 +432,20 @@ def main(argv: list[str] | None = None) -> int:
                     help="PyTorch runs every cell's step in an explicit loop over t, "
                          "also where torch.nn has a layer for it (nn.RNN, nn.LSTM, nn.GRU)")
     ap.add_argument("--out", type=Path, default=BENCH / "results")
+    ap.add_argument("--readme", type=Path, metavar="README",
+                    help="also write the run's summary between the README's "
+                         f"{README_START} markers")
+    ap.add_argument("--readme-from", type=Path, metavar="PEERS_JSON",
+                    help="write --readme from an earlier run's peers.json, without timing")
     args = ap.parse_args(argv)
+    if args.readme_from:
+        if not args.readme:
+            ap.error("--readme-from needs --readme")
+        block = readme_block(json.loads(args.readme_from.read_text()))
+        if block is None:
+            ap.error(f"{args.readme_from}: no fused cell timed against a peer")
+        write_readme(args.readme, block)
+        return 0
     impls = [i for i in args.impls.split(",") if i]
     if impls[0] != "gradpath" or set(impls) - set(IMPLS):
         ap.error(f"--impls: gradpath first, then any of {IMPLS[1:]}")
@@ -457,10 +571,14 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(md) + "\n"
     print("\n" + text)
     (args.out / "peers.md").write_text(text)
-    (args.out / "peers.json").write_text(json.dumps(
-        {"cpu": cpu, "threads": args.threads, "roof_gflops": roof, "rows": rows,
-         "scaling": scale}, indent=1, default=str) + "\n")
+    data = {"cpu": cpu, "threads": args.threads, "roof_gflops": roof, "rows": rows,
+            "scaling": scale, "date": time.strftime("%Y-%m-%d"), "versions": _versions()}
+    (args.out / "peers.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
     mismatches = [k for k, v in problems.items() if v.startswith("MISMATCH")]
+    block = readme_block(data) if args.readme and not mismatches else None
+    if block is not None:
+        write_readme(args.readme, block)
+        print(f"wrote the summary into {args.readme}")
     if mismatches:
         print(f"PEERS: {len(mismatches)} mismatch(es) with gradpath: {mismatches}")
         return 1

@@ -147,3 +147,55 @@ def test_peers_markdown_table():
     assert got[2][0] == "update lstm B1 H128 T100" and got[2][-1] == "no peer module"
     assert got[2][8] == "–"
     assert alignments(table) == "llrrrrrrrrl"
+
+
+def _peer_row(cell, kind, B, dtype, ratio, targets, torch_path="nn.LSTM"):
+    return {"key": f"{kind}-{cell}-{B}-{dtype}", "kind": kind, "cell": cell, "B": B, "H": 64,
+            "D": 2, "T": 100, "dtype": dtype, "peer": True, "torch_path": torch_path,
+            "ms": {"gradpath": ratio, "torch": 1.0, "jax": 2.0}, "vs_best_peer": ratio,
+            "problems": {}, "roof_fraction": 0.5, "targets": targets}
+
+
+def test_peers_readme_block_counts_targets_and_names_misses(tmp_path):
+    slower = "no slower than the faster peer"
+    b1 = f">= {peers.B1_VS_BEST:g}x the faster peer at B = 1"
+    upd = f">= {peers.TRAIN_VS_BEST:g}x the faster peer per update"
+    data = {"cpu": "Some CPU (family 1, model 2)", "threads": 2, "date": "2026-12-06",
+            "versions": {"gradpath": "1.0", "torch": "2.0", "jax": "0.1"},
+            "roof_gflops": {"float32": 200.0, "float64": 100.0},
+            "scaling": {"slopes": {"lstm H gradpath": 1.95, "lstm H torch": 2.2}},
+            "rows": [_peer_row("lstm", "kernel", 16, "float32", 1.07, {slower: False}),
+                     _peer_row("lstm", "kernel", 16, "float64", 0.4, {slower: True}),
+                     _peer_row("lstm", "kernel", 1, "float64", 0.51, {slower: True, b1: False}),
+                     _peer_row("lstm", "train", 16, "float32", 0.4, {slower: True, upd: True}),
+                     _peer_row("lstm", "train", 64, "float32", 0.8, {slower: True, upd: False}),
+                     # a cell PyTorch runs in a Python loop: not in the README's block
+                     _peer_row("indrnn", "kernel", 16, "float32", 3.0, {slower: False},
+                               torch_path=peers.LOOP)]}
+    block = peers.readme_block(data)
+    assert "Some CPU (family 1, model 2)" in block and "2026-12-06" in block
+    assert "PyTorch 2.0" in block and "JAX 0.1" in block
+    table = [r for r in rows(block) if r[0] != "cell"]
+    assert [r[0] for r in table] == ["lstm"] * 3  # the loop-run cell is left out
+    assert "no slower than the faster peer: 1 of 2; missed: lstm 16,64,2,100 float32 " \
+           "(1.07x the faster peer's time)" in block
+    assert "faster peer: 0 of 1; missed: lstm 1,64,2,100 float64 (1.96x)" in block
+    assert "per update" not in block and "1 of 2; missed: lstm B64 H64 T100 float32 (1.25x)" \
+        in block and "faster in 2 of 2" in block
+    assert "slope at most 2.1: lstm 1.95" in block and "2.2" not in block.split("slope")[-1]
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{peers.README_START}\nold\n{peers.README_END}\n\nrest\n")
+    peers.write_readme(readme, block)
+    peers.write_readme(readme, block)  # idempotent: the block replaces itself
+    text = readme.read_text()
+    assert "old" not in text and text.count(block) == 1 and text.endswith("\n\nrest\n")
+    assert peers.readme_block({**data, "rows": data["rows"][-1:]}) is None
+    with pytest.raises(SystemExit, match="no <!-- peers:start -->"):
+        peers.write_readme(_no_markers(tmp_path), block)
+
+
+def _no_markers(tmp_path):
+    p = tmp_path / "plain.md"
+    p.write_text("# nothing to replace\n")
+    return p
