@@ -12,12 +12,15 @@ and then runs ``--repeat`` calls with its usual threads while
 - ``perf record`` samples every thread of the process.
 
 The samples are attributed by symbol to: the recurrent product (the owned
-micro-kernel, :mod:`gradpath.kernels.gemm`), the weight gradients (the same
-micro-kernel summing over every (t, b), with the bias sums), BLAS (the
+micro-kernel, :mod:`gradpath.kernels.gemm`), the packing of the weights into
+its panels (once per call, on the calling thread), the weight gradients (the
+same micro-kernel summing over every (t, b), with the bias sums), BLAS (the
 read-out's and the wide input's GEMMs), the input drive, the cell arithmetic
 (gates, transcendentals, norms, the loss's injection), waits (a thread
-spinning at a barrier or idle at a hand-off), the kernel (page faults of fresh
-arrays, scheduling) and the rest (interpreter, allocator).
+spinning at a barrier or idle at a hand-off), reference counts (Numba's
+NRT_incref / NRT_decref of the arrays and views the step functions pass),
+the kernel (page faults of fresh arrays, scheduling) and the rest
+(interpreter, allocator).
 
 ``--updates`` adds the training update's overhead: ``Trainer.update`` (kernel
 call + clipping + Adam + bookkeeping) and ``Trainer.batch`` against the kernel
@@ -52,11 +55,13 @@ DEFAULT_CASES = ("lstm:32,128,2,200", "lstm:64,256,2,1000", "lstm:16,512,8,100",
 #: Numba module path, demangled by :func:`_symbol`).
 CATEGORIES: tuple[tuple[str, str], ...] = (
     ("recurrent product", r"kernels\.gemm\.product"),
+    ("packing", r"kernels\.gemm\.pack|ascontiguousarray"),
     ("weight gradients", r"kernels\.gemm\.grad_product|weight_grads|_accumulate"),
     ("BLAS", r"^[sd]gemm_|gemm_(kernel|oncopy|otcopy|itcopy|incopy|beta)|^[sd]dot|^[sd]axpy"),
     ("input drive", r"add_drive|matmul_into"),
     ("cell arithmetic", r"^gradpath\.cells\.|kernels\.common\."),
     ("waits", r"blas_thread_server|sched_yield|futex|pthread_cond|spin|barrier"),
+    ("reference counts", r"^NRT_(incref|decref)"),
     ("kernel (page faults, scheduling)", r"^\[k\]"),
 )
 OTHER = "rest (interpreter, allocator, ...)"
