@@ -288,6 +288,21 @@ def scaling(workers: dict, threads: int, out: Path, rng, cells: list[str],
         for impl in workers:
             rows.append({"cell": s["cell"], "axis": s["axis"], "T": s["T"], "H": s["H"],
                          "impl": impl, "ms": 1e3 * median_of(t.get((impl, s["key"]), []))})
+    df = scaling_plot(rows, threads, cpu_model(), out / "peers_scaling.png")
+    slopes = {}
+    for (cell, axis, impl), d in df.groupby(["cell", "axis", "impl"]):
+        d = d[np.isfinite(d["ms"])]
+        if axis == "H":
+            d = d[d["H"] >= 256]  # where the H^2 product dominates
+        if len(d) >= 2:
+            slopes[f"{cell} {axis} {impl}"] = float(np.polyfit(np.log(d["x"]), np.log(d["ms"]),
+                                                               1)[0])
+    return {"rows": rows, "slopes": slopes}
+
+
+def scaling_plot(rows: list[dict], threads: int, cpu: str, path: Path):
+    """Draw :func:`scaling`'s rows (time against T and H, log-log, one row of
+    panels per cell) into ``path``; return them as a DataFrame with ``x``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -301,19 +316,13 @@ def scaling(workers: dict, threads: int, out: Path, rng, cells: list[str],
                     height=3.2, aspect=1.3)
     g.set(xscale="log", yscale="log")
     g.set_axis_labels("", "ms per forward + backward")
+    g.set_titles("{row_name}: time against {col_name}")
     for (_, axis), ax in g.axes_dict.items():
         ax.set_xlabel("T (H = 128)" if axis == "T" else "H (T = 100)")
-    g.figure.suptitle(f"Scaling, B = 16, float32, {threads} threads, {cpu_model()}", y=1.02)
-    g.savefig(out / "peers_scaling.png", dpi=110, bbox_inches="tight")
-    slopes = {}
-    for (cell, axis, impl), d in df.groupby(["cell", "axis", "impl"]):
-        d = d[np.isfinite(d["ms"])]
-        if axis == "H":
-            d = d[d["H"] >= 256]  # where the H^2 product dominates
-        if len(d) >= 2:
-            slopes[f"{cell} {axis} {impl}"] = float(np.polyfit(np.log(d["x"]), np.log(d["ms"]),
-                                                               1)[0])
-    return {"rows": rows, "slopes": slopes}
+    g.figure.subplots_adjust(hspace=0.45)  # room for each row's x label under it
+    g.figure.suptitle(f"Scaling, B = 16, float32, {threads} threads, {cpu}", y=1.02)
+    g.savefig(path, dpi=110, bbox_inches="tight")
+    return df
 
 
 def _versions() -> dict[str, str]:
@@ -344,17 +353,26 @@ def readme_block(data: dict) -> str | None:
              f"{data['threads']} threads per implementation: gradpath {v.get('gradpath', '?')}, "
              f"PyTorch {v.get('torch', '?')} (oneDNN's fused nn.RNN / nn.LSTM / nn.GRU), "
              f"JAX {v.get('jax', '?')} (lax.scan under jit). Forward + BPTT, mse over every "
-             "step, median ms of interleaved rounds; ratio = gradpath / the faster peer "
+             "step, median ms of interleaved rounds, float32 (f32) and float64 (f64); "
+             "ratio = gradpath / the faster peer "
              "(< 1: gradpath faster). Every peer agreed with gradpath in float64 to 1e-9 "
              "before it was timed. Written by the run itself (`bench/peers.py --readme`).", ""]
+    sizes: dict[tuple, dict[str, dict]] = {}  # one table row per cell and size
+    for r in sorted(kernel, key=lambda r: CELLS.index(r["cell"])):
+        sizes.setdefault((r["cell"], r["B"], r["H"], r["D"], r["T"]), {})[r["dtype"]] = r
+
+    def timed(r: dict | None) -> list[str]:
+        if r is None:
+            return ["–"] * 4
+        return [fmt(r["ms"]["gradpath"]), fmt(r["ms"].get("torch", math.nan)),
+                fmt(r["ms"].get("jax", math.nan)), fmt(r["vs_best_peer"], 3)]
+
     lines.append(md_table(
-        ["cell", "B, H, D, T", "dtype", "gradpath", "torch", "jax", "ratio", "% roof"],
-        [[r["cell"], f"{r['B']}, {r['H']}, {r['D']}, {r['T']}", r["dtype"],
-          fmt(r["ms"]["gradpath"]), fmt(r["ms"].get("torch", math.nan)),
-          fmt(r["ms"].get("jax", math.nan)), fmt(r["vs_best_peer"], 2),
-          fmt(100 * r.get("roof_fraction", math.nan), 2)]
-         for r in sorted(kernel, key=lambda r: CELLS.index(r["cell"]))],
-        "lllrrrrr"))
+        ["cell", "B, H, D, T", *(f"{d} {c}" for d in ("f32", "f64")
+                                 for c in ("gradpath", "torch", "jax", "ratio"))],
+        [[cell, f"{B}, {H}, {D}, {T}", *timed(by.get("float32")), *timed(by.get("float64"))]
+         for (cell, B, H, D, T), by in sizes.items()],
+        "ll" + "r" * 8))
 
     def name(r: dict) -> str:
         return (f"{r['cell']} {r['B']},{r['H']},{r['D']},{r['T']} {r['dtype']}"
@@ -368,11 +386,12 @@ def readme_block(data: dict) -> str | None:
         text = f"{len(held) - len(missed)} of {len(held)}"
         return text + (f"; missed: {', '.join(missed)}" if 0 < len(missed) <= 8 else "")
 
+    # a miss is rounded away from its target, so that it never reads as met
     def slower(r: dict) -> str:
-        return f"{fmt(r['vs_best_peer'], 3)}x the faster peer's time"
+        return f"{math.ceil(round(100 * r['vs_best_peer'], 6)) / 100:.2f}x the faster peer's time"
 
     def speedup(r: dict) -> str:
-        return f"{fmt(1 / r['vs_best_peer'], 3)}x"
+        return f"{math.floor(round(100 / r['vs_best_peer'], 6)) / 100:.2f}x"
 
     def roof_share(r: dict) -> str:
         return f"{fmt(100 * r.get('roof_fraction', math.nan), 2)} %"

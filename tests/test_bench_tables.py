@@ -175,11 +175,19 @@ def test_peers_readme_block_counts_targets_and_names_misses(tmp_path):
     block = peers.readme_block(data)
     assert "Some CPU (family 1, model 2)" in block and "2026-12-06" in block
     assert "PyTorch 2.0" in block and "JAX 0.1" in block
-    table = [r for r in rows(block) if r[0] != "cell"]
-    assert [r[0] for r in table] == ["lstm"] * 3  # the loop-run cell is left out
+    header, *table = rows(block)
+    assert header == ["cell", "B, H, D, T", "f32 gradpath", "f32 torch", "f32 jax", "f32 ratio",
+                      "f64 gradpath", "f64 torch", "f64 jax", "f64 ratio"]
+    # one row per cell and size, both precisions side by side; the loop-run cell is left out
+    assert table == [["lstm", "16, 64, 2, 100", "1.07", "1", "2", "1.07", "0.4", "1", "2", "0.4"],
+                     ["lstm", "1, 64, 2, 100", "–", "–", "–", "–", "0.51", "1", "2", "0.51"]]
     assert "no slower than the faster peer: 1 of 2; missed: lstm 16,64,2,100 float32 " \
            "(1.07x the faster peer's time)" in block
     assert "faster peer: 0 of 1; missed: lstm 1,64,2,100 float64 (1.96x)" in block
+    # a miss never rounds onto its target: 1 / 0.5005 = 1.998 reads 1.99x, not 2
+    near = {**data, "rows": [_peer_row("rnn", "kernel", 1, "float32", 0.5005,
+                                       {slower: True, b1: False})]}
+    assert "(1.99x)" in peers.readme_block(near)
     assert "per update" not in block and "1 of 2; missed: lstm B64 H64 T100 float32 (1.25x)" \
         in block and "faster in 2 of 2" in block
     assert "slope at most 2.1: lstm 1.95" in block and "2.2" not in block.split("slope")[-1]
