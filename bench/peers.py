@@ -235,12 +235,24 @@ def fmt(v: float, digits: int = 3) -> str:
     return f"{v:.{digits}g}" if v < 1000 else f"{v:.0f}"
 
 
+def case_name(r: dict) -> str:
+    """A row's case as the tables name it: ``lstm 16,512,8,100`` (forward +
+    backward, B,H,D,T) or ``update lstm B16 H64 T100``."""
+    return (f"{r['cell']} {r['B']},{r['H']},{r['D']},{r['T']}" if r["kind"] == "kernel"
+            else f"update {r['cell']} B{r['B']} H{r['H']} T{r['T']}")
+
+
+def fused_layer(path: str) -> bool:
+    """Whether PyTorch ran a case as a fused torch.nn layer (not its explicit
+    loop over t, and not absent): :func:`torch_path`'s value."""
+    return path not in (LOOP, "–")
+
+
 def peers_table(rows: list[dict]) -> str:
     """The comparison's rows (as :func:`main` builds them) as a Markdown table."""
     cells = []
     for r in rows:
-        name = (f"{r['cell']} {r['B']},{r['H']},{r['D']},{r['T']}" if r["kind"] == "kernel"
-                else f"update {r['cell']} B{r['B']} H{r['H']} T{r['T']}")
+        name = case_name(r)
         missed = [k for k, ok in r["targets"].items() if not ok]
         if not r["peer"]:
             missed.append("no peer module")
@@ -269,8 +281,7 @@ def scaling(workers: dict, threads: int, out: Path, rng, cells: list[str],
     of minutes per case and says nothing about gradpath's scaling.
     """
     specs = []
-    fused = [c for c in cells
-             if torch_path({"cell": c, "torch_loop": torch_loop}) not in (LOOP, "–")]
+    fused = [c for c in cells if fused_layer(torch_path({"cell": c, "torch_loop": torch_loop}))]
     for cell in (cells if torch_loop else fused):
         base = {"kind": "kernel", "O": 1, "activation": activation(cell, "kernel"),
                 "dtype": "float32", "B": 16, "peer": has_peer(cell),
@@ -342,7 +353,7 @@ def readme_block(data: dict) -> str | None:
     backward table of the cells PyTorch runs fused, then the targets met, with
     the CPU model, the date and the versions. None when the run timed none
     of those cells against a peer."""
-    fused = [r for r in data["rows"] if r["peer"] and r["torch_path"] not in (LOOP, "–")
+    fused = [r for r in data["rows"] if r["peer"] and fused_layer(r["torch_path"])
              and math.isfinite(r["vs_best_peer"])]
     kernel = [r for r in fused if r["kind"] == "kernel"]
     if not kernel:
@@ -374,15 +385,11 @@ def readme_block(data: dict) -> str | None:
          for (cell, B, H, D, T), by in sizes.items()],
         "ll" + "r" * 8))
 
-    def name(r: dict) -> str:
-        return (f"{r['cell']} {r['B']},{r['H']},{r['D']},{r['T']} {r['dtype']}"
-                if r["kind"] == "kernel" else
-                f"{r['cell']} B{r['B']} H{r['H']} T{r['T']} {r['dtype']}")
-
     def count(rows: list[dict], target: str, figure) -> str:
         """'n of m' cases meeting ``target``, and the misses with ``figure(row)``."""
         held = [r for r in rows if target in r["targets"]]
-        missed = [f"{name(r)} ({figure(r)})" for r in held if not r["targets"][target]]
+        missed = [f"{case_name(r)} {r['dtype']} ({figure(r)})" for r in held
+                  if not r["targets"][target]]
         text = f"{len(held) - len(missed)} of {len(held)}"
         return text + (f"; missed: {', '.join(missed)}" if 0 < len(missed) <= 8 else "")
 

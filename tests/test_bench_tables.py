@@ -188,8 +188,9 @@ def test_peers_readme_block_counts_targets_and_names_misses(tmp_path):
     near = {**data, "rows": [_peer_row("rnn", "kernel", 1, "float32", 0.5005,
                                        {slower: True, b1: False})]}
     assert "(1.99x)" in peers.readme_block(near)
-    assert "per update" not in block and "1 of 2; missed: lstm B64 H64 T100 float32 (1.25x)" \
-        in block and "faster in 2 of 2" in block
+    assert "per update" not in block and \
+        "1 of 2; missed: update lstm B64 H64 T100 float32 (1.25x)" in block and \
+        "faster in 2 of 2" in block
     assert "slope at most 2.1: lstm 1.95" in block and "2.2" not in block.split("slope")[-1]
 
     readme = tmp_path / "README.md"

@@ -185,10 +185,22 @@ _tile12 = _make_tile(1, 2)
 _tile11 = _make_tile(1, 1)
 
 
+#: Rows of a panel filled per pass when :func:`pack` reads a transposed view:
+#: one pass reads a short piece of each of the panel's source rows and writes
+#: TRANSPOSE_ROWS whole panel rows, all of it in L1.
+TRANSPOSE_ROWS = 16
+
+
 @jit
 def pack(M, nblk):
     """Panels of ``M`` (K, N) for :func:`product`: (nblk, panels, K, NR), each of
-    the ``nblk`` column blocks (width N / nblk) padded to whole panels with zeros."""
+    the ``nblk`` column blocks (width N / nblk) padded to whole panels with zeros.
+
+    ``M`` may be a transposed view (``W.T``, column-major): it is then read in
+    tiles of :data:`TRANSPOSE_ROWS` panel rows, never copied. A C-contiguous
+    transposed copy of a (4H, H) float32 matrix is a strided walk over all of
+    it (3.5 ms at H = 512, as much as packing both passes' panels).
+    """
     K, N = M.shape
     Hb = N // nblk
     nr = PANEL_BYTES // M.itemsize
@@ -199,46 +211,20 @@ def pack(M, nblk):
             c0 = g * Hb + q * nr
             w = min(nr, Hb - q * nr)
             panel = P[g, q]
+            if M.strides[0] < M.strides[1]:  # a transposed view: M[k, j] contiguous in k
+                for k0 in range(0, K, TRANSPOSE_ROWS):
+                    k1 = min(K, k0 + TRANSPOSE_ROWS)
+                    for j in range(w):
+                        for kk in range(k0, k1):
+                            panel[kk, j] = M[kk, c0 + j]
+            else:  # row-major: a panel row is a contiguous piece of M's row
+                for kk in range(K):
+                    row = M[kk]
+                    for j in range(w):
+                        panel[kk, j] = row[c0 + j]
             for kk in range(K):
-                row = M[kk]
-                for j in range(w):
-                    panel[kk, j] = row[c0 + j]
                 for j in range(w, nr):
                     panel[kk, j] = 0.0
-    return P
-
-
-#: Rows of a panel filled per pass of :func:`pack_transposed`: one pass reads a
-#: short piece of every source row and writes TRANSPOSE_ROWS whole panel rows,
-#: all of it in L1.
-TRANSPOSE_ROWS = 16
-
-
-@jit
-def pack_transposed(W, nblk):
-    """``pack(W.T, nblk)`` for ``W`` (N, K), without forming ``W.T``: the same
-    panels, the same bits. A C-contiguous transposed copy of a (4H, H) float32
-    matrix is a strided walk over all of it (3.5 ms at H = 512, as much as
-    packing both passes' panels from contiguous rows)."""
-    N, K = W.shape
-    Hb = N // nblk
-    nr = PANEL_BYTES // W.itemsize
-    npan = -(-Hb // nr)
-    P = np.empty((nblk, npan, K, nr), W.dtype)
-    for g in range(nblk):
-        for q in range(npan):
-            c0 = g * Hb + q * nr
-            w = min(nr, Hb - q * nr)
-            panel = P[g, q]
-            for k0 in range(0, K, TRANSPOSE_ROWS):
-                k1 = min(K, k0 + TRANSPOSE_ROWS)
-                for j in range(w):
-                    row = W[c0 + j]
-                    for kk in range(k0, k1):
-                        panel[kk, j] = row[kk]
-                for j in range(w, nr):
-                    for kk in range(k0, k1):
-                        panel[kk, j] = 0.0
     return P
 
 
@@ -248,7 +234,7 @@ def pack_recurrent(W_hh):
     W_hh.T in its G / H gate blocks (forward, ``h @ W_hh.T``) and W_hh
     (backward, ``dL/dz @ W_hh``)."""
     G, H = W_hh.shape
-    return pack_transposed(W_hh, G // H), pack(W_hh, 1)
+    return pack(W_hh.T, G // H), pack(W_hh, 1)
 
 
 @jit
