@@ -130,3 +130,63 @@ def test_bad_thread_count_is_a_clear_error(threads, bad):
     threads(bad)
     with pytest.raises(ValueError, match=parallel.THREADS_ENV):
         parallel.threads()
+
+
+def test_phases_run_in_order_on_one_thread_and_at_once_on_several(threads):
+    """One thread: phase by phase, the blocks in turn, one party per barrier;
+    several: each block every phase in one call, all blocks party to it."""
+    calls = []
+
+    def fn(tag, c, parties, p0, p1, lo, hi):
+        calls.append((tag, c, parties, p0, p1, lo, hi))
+
+    n = 3 * parallel.ALIGN
+    own = [(c,) for c in range(2)]
+    threads(1)
+    parallel.run_phases(fn, 3, 2, n, "x", per_block=own)
+    (a0, a1), (b0, b1) = parallel.bounds(2, n)
+    assert calls == [("x", c, 1, p, p + 1, lo, hi) for p in range(3)
+                     for c, (lo, hi) in enumerate([(a0, a1), (b0, b1)])]
+    calls.clear()
+    threads(2)
+    parallel.run_phases(fn, 3, 2, n, "x", per_block=own)
+    assert sorted(calls) == [("x", 0, 2, 0, 3, a0, a1), ("x", 1, 2, 0, 3, b0, b1)]
+
+
+def test_a_failing_block_does_not_leave_the_others_waiting(threads):
+    """A block that raises opens the call's barriers: the others finish, and
+    the error reaches the caller instead of a hung call."""
+    import threading
+
+    from numba import njit
+
+    from gradpath.kernels.sync import barrier
+
+    @njit(nogil=True)
+    def wait_at_every_barrier(state, parties, p0, p1):
+        passed = 0
+        for _ in range(p0 + 1, p1):
+            passed = barrier(state, parties, passed)
+
+    def fn(state, c, parties, p0, p1, lo, hi):
+        if c == 1:
+            raise RuntimeError("block 1 failed")
+        wait_at_every_barrier(state, parties, p0, p1)
+
+    threads(2)
+    state = np.zeros(1, np.int64)
+    wait_at_every_barrier(np.zeros(1, np.int64), 1, 0, 2)  # compiled before the clock runs
+    raised = []
+
+    def call():
+        try:
+            parallel.run_phases(fn, 4, 2, 4 * parallel.ALIGN, state, per_block=[(0,), (1,)],
+                                barriers=(state,))
+        except RuntimeError as exc:
+            raised.append(str(exc))
+
+    t = threading.Thread(target=call, daemon=True)
+    t.start()
+    t.join(timeout=60)
+    assert not t.is_alive(), "block 0 still waits at a barrier for the failed block 1"
+    assert raised == ["block 1 failed"]

@@ -226,8 +226,16 @@ def serial(x, rec, init, W_out, b_out, lengths, target_f, target_i, act, loss_co
                            b_out, lengths, target_f, target_i, act, loss_code, score, st, dy)
 
 
+@jit
+def block(x, lengths, act, w, st, head, out, carry, norms, acc, phase, part, fcols, bcols, c, g0,
+          g1, parties, p0, p1, b0, b1):
+    pipeline.block(forward_rows, backward_rows, no_columns, x, lengths, act, w, st, head, out,
+                   carry, norms, acc, phase, part, fcols, bcols, c, g0, g1, parties, p0, p1, b0,
+                   b1)
+
+
 KERNELS = Kernels(prepare, start_h, forward_rows, adjoints_h, grad_parts, backward_rows,
-                  no_arrays, no_columns, parts_done, serial)
+                  no_arrays, no_columns, parts_done, serial, block)
 
 
 @jit_entry

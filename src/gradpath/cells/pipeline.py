@@ -6,8 +6,9 @@ A cell module (:mod:`gradpath.cells.rnn`, ...) supplies its step functions,
 all compiled, with one signature per role (:class:`Kernels`); this module
 runs them in order, on the calling thread (:func:`serial`, itself compiled)
 or over row blocks on several threads (:func:`loss_and_grads`,
-:mod:`gradpath.kernels.parallel`). The blocks depend on the shape only, so
-the bits do not depend on the thread count.
+:mod:`gradpath.kernels.parallel`), each block every role in one compiled call
+(:func:`block`) with a barrier between the passes. The blocks depend on the
+shape only, so the bits do not depend on the thread count.
 
 The roles (``st`` is the cell's tuple of state arrays, ``st[0]`` the hidden
 states hs (T+1, B, H) with ``hs[t + 1] = h_t``; ``rec`` its recurrent
@@ -51,6 +52,7 @@ from ..kernels.parallel import (
     n_blocks,
     n_column_blocks,
     run_blocks,
+    run_phases,
     sum_parts,
     threads,
     unit_bounds,
@@ -60,7 +62,7 @@ from ..kernels.sync import barrier
 
 class Kernels(NamedTuple):
     """A cell's compiled step functions (the roles of the module docstring)
-    and its compiled :func:`serial` specialisation."""
+    and its compiled :func:`serial` and :func:`block` specialisations."""
 
     prepare: object
     start: object
@@ -72,6 +74,8 @@ class Kernels(NamedTuple):
     grad_columns: object
     grads_done: object
     serial: object
+    #: The cell's compiled :func:`block` specialisation.
+    block: object
     #: Whether the cell has a dense recurrent product (W_hh h), which a call
     #: may split by hidden units (the IndRNN's is elementwise: rows only).
     dense: bool = True
@@ -103,6 +107,46 @@ def serial(prepare, start, forward_rows, adjoints, grad_parts, backward_rows, gr
     return loss, grads_done(x, st, acc, part), dW_out, db_out, carry, norms
 
 
+#: The phases of a split call (:func:`block`): forward, output head, backward,
+#: the weight gradients after the loop.
+PHASES = 4
+
+
+@jit_inline
+def block(forward_rows, backward_rows, grad_columns, x, lengths, act, w, st, head, out, carry,
+          norms, acc, phase, part, fcols, bcols, c, g0, g1, parties, p0, p1, b0, b1):
+    """Phases ``p0 <= p < p1`` of row block ``c`` (rows b0..b1) of a split call.
+
+    0: the forward pass of its rows (``fcols``' share of each step's product);
+    1: block 0 alone: the output head over every row (``head`` = W_out, b_out,
+    target_f, target_i, loss_code, score, dy), into ``out`` = loss (1,),
+    dW_out, db_out; 2: the backward pass of its rows (``bcols``),
+    its gradient sums into ``part``; 3: columns g0..g1 of the after-the-loop
+    weight gradients. A barrier of ``parties`` threads (counter ``phase``)
+    separates consecutive phases: a block on a thread of its own runs all of
+    them in one call, and one thread runs the blocks phase by phase (one
+    party). Inlined into each cell's ``block``, like :func:`serial`.
+    """
+    W_out, b_out, target_f, target_i, loss_code, score, dy = head
+    passed = 0
+    for p in range(p0, p1):
+        if p > p0:
+            passed = barrier(phase, parties, passed)
+        if p == 0:
+            forward_rows(x, lengths, act, w, st, fcols, b0, b1)
+        elif p == 1:
+            if c == 0:
+                v, dW, db = output_head(st[0], lengths, score, W_out, b_out, target_f,
+                                        target_i, loss_code, dy)
+                out[0][0] = v
+                out[1][...] = dW
+                out[2][...] = db
+        elif p == 2:
+            backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, bcols, b0, b1)
+        else:
+            grad_columns(x, st, acc, g0, g1)
+
+
 @entry
 def loss_and_grads(k: Kernels, gates: int, x, rec, init, W_out, b_out, lengths, target_f,
                    target_i, act, loss_code, score, st, dy):
@@ -113,7 +157,9 @@ def loss_and_grads(k: Kernels, gates: int, x, rec, init, W_out, b_out, lengths, 
     Small calls run :attr:`Kernels.serial`; larger ones split rows over
     threads (:func:`gradpath.kernels.parallel.n_blocks`, which sizes the work
     by the cell's ``gates``, H-row blocks of its pre-activation), and the
-    recurrent product by rows or by units (:func:`block_cols`).
+    recurrent product by rows or by units (:func:`block_cols`). Each block
+    runs the whole call (:attr:`Kernels.block`, the :data:`PHASES`), so the
+    threads are handed work once per call.
     """
     T, B, _ = x.shape
     H = st[0].shape[2]
@@ -123,19 +169,26 @@ def loss_and_grads(k: Kernels, gates: int, x, rec, init, W_out, b_out, lengths, 
                         loss_code, score, st, dy)
     w = k.prepare(rec)
     k.start(st, init)
-    cols = block_cols(nb, x, st, k.dense)
-    run_blocks(k.forward_rows, nb, B, x, lengths, act, w, st, per_block=cols)
-    loss, dW_out, db_out = output_head(st[0], lengths, score, W_out, b_out, target_f, target_i,
-                                       loss_code, dy)
+    rows = bounds(nb, B)
     carry, norms = k.adjoints(x, st)
-    parts = [k.grad_parts(x, st) for _ in bounds(nb, B)]
-    cols = block_cols(nb, x, st, k.dense)  # a fresh barrier: its count starts at 0
-    run_blocks(k.backward_rows, nb, B, dy, W_out, x, lengths, act, w, st, carry, norms,
-               per_block=[(p, *c) for p, c in zip(parts, cols, strict=True)])
-    part = tuple(sum_parts([p[i] for p in parts]) for i in range(len(parts[0])))
+    parts = [k.grad_parts(x, st) for _ in rows]
     acc, G = k.grad_arrays(x, st)
-    run_blocks(k.grad_columns, n_column_blocks(nb, G), G, x, st, acc)
-    return loss, k.grads_done(x, st, acc, part), dW_out, db_out, carry, norms
+    columns = bounds(n_column_blocks(nb, G), G)
+    columns += [(G, G)] * (len(rows) - len(columns))  # blocks with no columns of their own
+    loss = np.zeros(1)
+    dW_out = np.empty_like(W_out)
+    db_out = np.empty_like(b_out)
+    fcols = [c[0] for c in block_cols(nb, x, st, k.dense)]
+    bcols = [c[0] for c in block_cols(nb, x, st, k.dense)]  # a barrier of its own
+    phase = np.zeros(1, np.int64)
+    own = [(p, f, b, c, g0, g1) for c, (p, f, b, (g0, g1)) in enumerate(zip(
+        parts, fcols, bcols, columns, strict=True))]
+    head = (W_out, b_out, target_f, target_i, loss_code, score, dy)
+    run_phases(k.block, PHASES, nb, B, x, lengths, act, w, st, head, (loss, dW_out, db_out),
+               carry, norms, acc, phase, per_block=own,
+               barriers=(phase, fcols[0][4], bcols[0][4]))
+    part = tuple(sum_parts([p[i] for p in parts]) for i in range(len(parts[0])))
+    return loss[0], k.grads_done(x, st, acc, part), dW_out, db_out, carry, norms
 
 
 @entry

@@ -4,9 +4,11 @@ The sequences of a batch are independent through the whole recurrence, so a
 kernel's time loop splits into blocks of batch rows, one per thread, each
 running every step for its own rows (its share of the per-step GEMM, its
 transcendentals, its BPTT carry). The compiled row functions release the GIL
-(``nogil``), so plain Python threads run them in parallel; one hand-off per
-pass, not per step, costs tens of microseconds per call, so only calls with
-enough work split (:data:`PARALLEL_WORK`).
+(``nogil``), so plain Python threads run them in parallel. A hand-off to a
+pool thread costs tens of microseconds (a futex wake, more when the virtual
+CPU it wakes is halted), so a split call hands each thread its block once, for
+every pass (:func:`run_phases`, spin barriers between the passes), and only
+calls with enough work split (:data:`PARALLEL_WORK`).
 
 Every thread adopts the calling thread's floating-point mode for the duration
 of its block (:mod:`gradpath.kernels.fpenv`: subnormals flushed) and restores
@@ -30,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .fpenv import fp_mode, set_fp_mode
 from .gemm import PANEL_BYTES
+from .sync import open_barriers
 
 #: Below this much recurrent work per call (T * B * H * G multiply-adds), all
 #: rows stay on the calling thread.
@@ -146,20 +149,70 @@ def run_blocks(fn: Callable, nb: int, n: int, *args, per_block: list | None = No
         for (lo, hi), own in zip(blocks, extra, strict=True):
             fn(*args, *own, lo, hi)
         return
+    _on_threads(fn, blocks, args, extra)
+
+
+def run_phases(fn: Callable, phases: int, nb: int, n: int, *args, per_block: list,
+               barriers: tuple = ()) -> None:
+    """``fn(*args, *per_block[c], parties, p0, p1, lo, hi)``: phases
+    ``p0 <= p < p1`` of each :func:`bounds` block ``c`` of ``range(n)``, where
+    every block must finish phase p before any starts phase p + 1.
+
+    On several threads each block runs all ``phases`` in one call on a thread
+    of its own, and ``fn`` keeps them in step with a barrier of ``parties``
+    = the number of blocks (:func:`gradpath.kernels.sync.barrier`): one
+    hand-off per call instead of one per phase. On one thread the blocks run
+    in turn, phase by phase, with ``parties`` 1 (a barrier with blocks still
+    to run after it on the same thread would never open).
+
+    ``barriers``: the counters of every barrier the blocks may wait at. A
+    block that raises opens them all (:func:`gradpath.kernels.sync.open_barriers`),
+    so that the others finish instead of waiting for it forever, and the
+    error is raised here.
+    """
+    blocks = bounds(nb, n)
+    if len(per_block) != len(blocks):
+        raise ValueError(f"per_block: {len(per_block)} entries for {len(blocks)} blocks")
+    if len(blocks) > 1 and threads() > 1:
+        def failed() -> None:
+            for state in barriers:
+                open_barriers(state)
+
+        _on_threads(fn, blocks, args, [(*own, len(blocks), 0, phases) for own in per_block],
+                    failed)
+        return
+    for p in range(phases):
+        for (lo, hi), own in zip(blocks, per_block, strict=True):
+            fn(*args, *own, 1, p, p + 1, lo, hi)
+
+
+def _on_threads(fn: Callable, blocks: list, args: tuple, extra: list,
+                failed: Callable[[], None] | None = None) -> None:
+    """Block 0 on the calling thread, the others on pool threads at once (in
+    the calling thread's floating-point mode); a block that raises calls
+    ``failed`` first."""
     mode = fp_mode()
+
+    def guarded(own: tuple, lo: int, hi: int) -> None:
+        try:
+            fn(*args, *own, lo, hi)
+        except BaseException:
+            if failed is not None:
+                failed()
+            raise
 
     def in_mode(own: tuple, lo: int, hi: int) -> None:
         saved = fp_mode()
         set_fp_mode(mode)
         try:
-            fn(*args, *own, lo, hi)
+            guarded(own, lo, hi)
         finally:
             set_fp_mode(saved)
 
     futures = [_executor(len(blocks) - 1).submit(in_mode, own, lo, hi)
                for (lo, hi), own in zip(blocks[1:], extra[1:], strict=True)]
     try:
-        fn(*args, *extra[0], *blocks[0])
+        guarded(extra[0], *blocks[0])
     finally:
         for f in futures:
             f.result()

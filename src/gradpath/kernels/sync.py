@@ -24,7 +24,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .arch import X86
-from .jit import jit_inline
+from .jit import jit, jit_inline
 
 #: Spins (each with a pause, ~40-140 cycles) before the waiting thread yields the core.
 SPINS_BEFORE_YIELD = 4096
@@ -35,17 +35,19 @@ def _counter_ptr(context, builder, aryty, ary):
 
 
 @intrinsic
-def _arrive(typingctx, state):
-    """Atomically add 1 to ``state[0]`` (an int64 array)."""
-    if not (isinstance(state, types.Array) and state.dtype == types.int64):
+def _add(typingctx, state, n):
+    """Atomically add ``n`` to ``state[0]`` (an int64 array)."""
+    if not (isinstance(state, types.Array) and state.dtype == types.int64
+            and isinstance(n, types.Integer)):
         return None
 
     def codegen(context, builder, signature, args):
         ptr = _counter_ptr(context, builder, signature.args[0], args[0])
-        builder.atomic_rmw("add", ptr, llvm_ir.Constant(llvm_ir.IntType(64), 1), "seq_cst")
+        amount = context.cast(builder, args[1], signature.args[1], types.int64)
+        builder.atomic_rmw("add", ptr, amount, "seq_cst")
         return context.get_dummy_value()
 
-    return types.void(state), codegen
+    return types.void(state, n), codegen
 
 
 @intrinsic
@@ -87,10 +89,22 @@ def barrier(state, parties, passed):
     """Wait until all ``parties`` threads reached their barrier number
     ``passed`` (0, 1, 2, ...); return ``passed + 1``. With one party, nothing."""
     if parties > 1:
-        _arrive(state)
+        _add(state, 1)
         target = parties * (passed + 1)
         spins = 0
         while _count(state) < target:
             spins += 1
             _relax(spins)
     return passed + 1
+
+
+#: What :func:`open_barriers` adds to a counter: more barriers than any call passes.
+OPENED = 1 << 40
+
+
+@jit
+def open_barriers(state):
+    """Let every thread through every later barrier of ``state`` (a thread
+    that failed calls it, so that its partners do not wait for it forever;
+    their results are then discarded with the failed call)."""
+    _add(state, OPENED)
