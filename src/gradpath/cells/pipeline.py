@@ -169,24 +169,24 @@ def loss_and_grads(k: Kernels, gates: int, x, rec, init, W_out, b_out, lengths, 
                         loss_code, score, st, dy)
     w = k.prepare(rec)
     k.start(st, init)
-    rows = bounds(nb, B)
+    # the counters of the call's barriers: between the phases, and (split by
+    # units) at every step of the forward and of the backward pass
+    phase, fwd, bwd = (np.zeros(1, np.int64) for _ in range(3))
+    fcols = block_cols(nb, x, st, k.dense, fwd)
+    bcols = block_cols(nb, x, st, k.dense, bwd)
     carry, norms = k.adjoints(x, st)
-    parts = [k.grad_parts(x, st) for _ in rows]
+    parts = [k.grad_parts(x, st) for _ in fcols]
     acc, G = k.grad_arrays(x, st)
     columns = bounds(n_column_blocks(nb, G), G)
-    columns += [(G, G)] * (len(rows) - len(columns))  # blocks with no columns of their own
+    columns += [(G, G)] * (len(fcols) - len(columns))  # blocks with no columns of their own
     loss = np.zeros(1)
     dW_out = np.empty_like(W_out)
     db_out = np.empty_like(b_out)
-    fcols = [c[0] for c in block_cols(nb, x, st, k.dense)]
-    bcols = [c[0] for c in block_cols(nb, x, st, k.dense)]  # a barrier of its own
-    phase = np.zeros(1, np.int64)
     own = [(p, f, b, c, g0, g1) for c, (p, f, b, (g0, g1)) in enumerate(zip(
         parts, fcols, bcols, columns, strict=True))]
     head = (W_out, b_out, target_f, target_i, loss_code, score, dy)
     run_phases(k.block, PHASES, nb, B, x, lengths, act, w, st, head, (loss, dW_out, db_out),
-               carry, norms, acc, phase, per_block=own,
-               barriers=(phase, fcols[0][4], bcols[0][4]))
+               carry, norms, acc, phase, per_block=own, barriers=(phase, fwd, bwd))
     part = tuple(sum_parts([p[i] for p in parts]) for i in range(len(parts[0])))
     return loss[0], k.grads_done(x, st, acc, part), dW_out, db_out, carry, norms
 
@@ -200,25 +200,24 @@ def states(k: Kernels, gates: int, x, rec, init, lengths, act, st):
     w = k.prepare(rec)
     k.start(st, init)
     nb = n_blocks(T, B, H, gates * H)
-    run_blocks(k.forward_rows, nb, B, x, lengths, act, w, st,
-               per_block=block_cols(nb, x, st, k.dense))
+    cols = block_cols(nb, x, st, k.dense, np.zeros(1, np.int64))
+    run_blocks(k.forward_rows, nb, B, x, lengths, act, w, st, per_block=[(c,) for c in cols])
     return st
 
 
-def block_cols(nb: int, x, st, dense: bool) -> list[tuple]:
-    """Each row block's ``cols`` (see :func:`step_product`), one-tuples for
-    :func:`gradpath.kernels.parallel.run_blocks`: its own rows and every unit,
-    or, when :func:`gradpath.kernels.parallel.split_by_units` says so (and the
-    blocks run on threads of their own), every row and its own units.
-    One pass's: the barrier's counter counts that pass's barriers from 0."""
+def block_cols(nb: int, x, st, dense: bool, state) -> list[tuple]:
+    """Each row block's ``cols`` (see :func:`step_product`): its own rows and
+    every unit, or, when :func:`gradpath.kernels.parallel.split_by_units` says
+    so (and the blocks run on threads of their own), every row and its own
+    units. One pass's: ``state``, a fresh zero int64 (1,), is the counter of
+    that pass's barriers."""
     B = x.shape[1]
     H = st[0].shape[2]
-    state = np.zeros(1, np.int64)  # the barrier's counter, fresh per call
     shared = np.empty((B, H), x.dtype)
     units = unit_bounds(nb, H, x.dtype.itemsize) if dense else None
     if units is not None and len(units) == nb and threads() > 1:
-        return [((0, B, j0, j1, state, nb, shared),) for j0, j1 in units]
-    return [((b0, b1, 0, H, state, 1, shared),) for b0, b1 in bounds(nb, B)]
+        return [(0, B, j0, j1, state, nb, shared) for j0, j1 in units]
+    return [(b0, b1, 0, H, state, 1, shared) for b0, b1 in bounds(nb, B)]
 
 
 # -- roles that several cells share ---------------------------------------------
