@@ -59,11 +59,12 @@ CATEGORIES: tuple[tuple[str, str], ...] = (
     ("weight gradients", r"kernels\.gemm\.grad_product|weight_grads|_accumulate"),
     ("BLAS", r"^[sd]gemm_|gemm_(kernel|oncopy|otcopy|itcopy|incopy|beta)|^[sd]dot|^[sd]axpy"),
     ("input drive", r"add_drive|matmul_into"),
-    # not a cell's ``block``, the phase loop of a split call: its own samples
-    # are the spin at the barriers between the passes (waits)
-    ("cell arithmetic", r"^gradpath\.cells\.(?!\w+\.block$)|kernels\.common\."),
+    # not a cell's ``block`` (the phase loop of a split call) or ``trail`` (the
+    # trailing helper's chunk loop): their own samples are the spin at the
+    # barriers between the passes and at the counters (waits)
+    ("cell arithmetic", r"^gradpath\.cells\.(?!\w+\.(block|trail)$)|kernels\.common\."),
     ("waits", r"blas_thread_server|sched_yield|futex|pthread_cond|spin|barrier"
-              r"|^gradpath\.cells\.\w+\.block$"),
+              r"|^gradpath\.cells\.\w+\.(block|trail)$"),
     ("reference counts", r"^NRT_(incref|decref)"),
     ("kernel (page faults, scheduling)", r"^\[k\]"),
 )

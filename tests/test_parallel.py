@@ -190,3 +190,96 @@ def test_a_failing_block_does_not_leave_the_others_waiting(threads):
     t.join(timeout=60)
     assert not t.is_alive(), "block 0 still waits at a barrier for the failed block 1"
     assert raised == ["block 1 failed"]
+
+
+def trail_problem(cell, activation, dtype, score):
+    """Too few rows to split (B = 3) but the work to keep a helper summing
+    the weight gradients behind the backward pass; ragged."""
+    p = make_problem(cell, activation, loss="mse", score=score, T=220, B=3, D=3, H=48, O=2,
+                     ragged=True, seed=5).astype(dtype)
+    return p
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("score", ["last", "all"])
+@pytest.mark.parametrize(("cell", "activation"), CELLS, ids=CELL_IDS)
+def test_trailing_weight_gradients_do_not_depend_on_the_thread_count(threads, cell, activation,
+                                                                     score, dtype):
+    """A call that is not split but has its weight gradients summed in chunks
+    by a helper thread behind the backward pass (the gated cells) gives the
+    same bits on 1, 2 and 3 threads, call after call."""
+    p = trail_problem(cell, activation, dtype, score)
+    T, B, _, H, _ = p.shape
+    k = p.model.kernels
+    G = p.model.gates * H
+    assert parallel.n_blocks(T, B, H, G) == 1
+    if k.trail is not None:
+        steps = parallel.trail_steps(T, B, H, G, np.dtype(dtype).itemsize)
+        assert 1 < steps < T // 2  # several chunks, so the helper has something to trail
+    threads(1)
+    ref = outputs(p.kernel())
+    for n in (2, 3, 2, 2):  # a race would show as a difference in some run
+        threads(n)
+        for a, b in zip(outputs(p.kernel()), ref, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(("cell", "activation"), CELLS, ids=CELL_IDS)
+def test_trailing_weight_gradients_match_the_twin(threads, cell, activation):
+    p = trail_problem(cell, activation, np.float64, "all")
+    threads(2)
+    compare_results(p.kernel(), p.twin(), 1e-11, cell)
+
+
+def test_trail_chunks_depend_on_the_sizes_alone(threads):
+    """One chunk (every step at once) for split calls, little work and
+    gradients too big for L2; else chunks of about TRAIL_ROWS rows; never a
+    matter of the thread count."""
+    f = parallel.trail_steps
+    for n in (1, 2, 8):
+        threads(n)
+        assert f(1000, 1, 64, 256, 8) == parallel.TRAIL_ROWS
+        assert f(1000, 3, 64, 256, 8) == -(-parallel.TRAIL_ROWS // 3)
+        assert f(100, 1, 64, 256, 8) == 100  # T * B * H * G under PARALLEL_WORK
+        assert f(1000, 32, 64, 256, 8) == 1000  # split by rows
+        assert f(1000, 1, 512, 2048, 4) == 1000  # 4 MB of gradient
+        assert f(100, 1, 128, 512, 4) == 100  # one chunk of 64 would leave the helper nothing
+        assert f(1000, 1, 64, 0, 8) == 1000  # no after-the-loop gradients
+
+
+@pytest.mark.parametrize("failing", ["main", "helper"])
+def test_a_failing_side_does_not_leave_the_other_waiting(threads, failing):
+    """run_beside: whichever side raises opens the counters the other waits
+    at, and the error reaches the caller instead of a hung call."""
+    import threading
+
+    from numba import njit
+
+    from gradpath.kernels.sync import wait_for
+
+    @njit(nogil=True)
+    def wait(state):
+        wait_for(state, 1)
+        return 0
+
+    def side(name, state):
+        if name == failing:
+            raise RuntimeError(f"{name} failed")
+        return wait(state)
+
+    threads(2)
+    wait(np.ones(1, np.int64))  # compiled before the clock runs
+    state = np.zeros(1, np.int64)
+    raised = []
+
+    def call():
+        try:
+            parallel.run_beside(side, ("main", state), side, ("helper", state), counters=(state,))
+        except RuntimeError as exc:
+            raised.append(str(exc))
+
+    t = threading.Thread(target=call, daemon=True)
+    t.start()
+    t.join(timeout=60)
+    assert not t.is_alive(), "the other side still waits for the failed one"
+    assert raised == [f"{failing} failed"]

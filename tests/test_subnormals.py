@@ -147,7 +147,8 @@ BLAS_SCRIPT = textwrap.dedent("""
     from gradpath.cells.rnn import serial
     res = serial(x, (p["W_ih"], p["W_hh"], p["b"]), (np.zeros((B, H), np.float32),),
                  p["W_out"], p["b_out"], np.full(B, T, np.int64), y,
-                 np.zeros((1, 1), np.int64), 1, 0, 1, st, dy)
+                 np.zeros((1, 1), np.int64), 1, 0, 1, st, dy, (), 0,
+                 (*(np.zeros(1, np.int64) for _ in range(3)), T))  # no after-the-loop grads
     fpenv.set_fp_mode(old)
     out["this_thread_only"] = subnormal(res[2])  # dW_out
     print(json.dumps(out))

@@ -34,7 +34,7 @@ from ..kernels.gemm import pack, pack_recurrent, product
 from ..kernels.jit import jit
 from . import pipeline
 from .base import Cell, Model
-from .pipeline import Kernels, adjoints_h, no_parts, start_h, step_product
+from .pipeline import Kernels, adjoints_h, no_parts, start_h, step_done, step_product
 
 
 @jit
@@ -162,6 +162,7 @@ def backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, cols, b
             dr = direct[r]
             for j in range(H):
                 cr[j] += dr[j]
+        step_done(cols)
 
 
 @jit
@@ -171,8 +172,8 @@ def grad_arrays(x, st):
 
 
 @jit
-def grad_columns(x, st, acc, g0, g1):
-    weight_grads_block(st[1], st[2], st[0], acc, g0, g1)
+def grad_columns(x, st, acc, g0, g1, t0, t1):
+    weight_grads_block(st[1], st[2], st[0], acc, g0, g1, t0, t1)
 
 
 @jit
@@ -196,10 +197,10 @@ def grads_done(x, st, acc, part):
 
 @jit
 def serial(x, rec, init, W_out, b_out, lengths, target_f, target_i, act, loss_code, score, st,
-           dy):
+           dy, acc, G, sync):
     return pipeline.serial(prepare, start_h, forward_rows, adjoints_h, no_parts, backward_rows,
-                           grad_arrays, grad_columns, grads_done, x, rec, init, W_out, b_out,
-                           lengths, target_f, target_i, act, loss_code, score, st, dy)
+                           grad_columns, grads_done, x, rec, init, W_out, b_out, lengths, target_f,
+                           target_i, act, loss_code, score, st, dy, acc, G, sync)
 
 
 @jit
@@ -210,8 +211,13 @@ def block(x, lengths, act, w, st, head, out, carry, norms, acc, phase, part, fco
                    b1)
 
 
+@jit
+def trail(x, st, acc, G, sync):
+    pipeline.trail(grad_columns, x, st, acc, G, sync)
+
+
 KERNELS = Kernels(prepare, start_h, forward_rows, adjoints_h, no_parts, backward_rows,
-                  grad_arrays, grad_columns, grads_done, serial, block)
+                  grad_arrays, grad_columns, grads_done, serial, block, trail)
 
 
 @jit_entry

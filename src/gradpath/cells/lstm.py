@@ -32,7 +32,7 @@ from ..kernels.gemm import pack, product
 from ..kernels.jit import jit
 from . import pipeline
 from .base import Cell, Model
-from .pipeline import Kernels, no_parts, prepare_dense, start_h, step_product
+from .pipeline import Kernels, no_parts, prepare_dense, start_h, step_done, step_product
 
 
 @jit
@@ -156,6 +156,7 @@ def backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, cols, b
             gnorm[t, bb], cnorm[t, bb] = cell_row_backward(
                 dz, d, carry_h[bb], carry_c[bb], tcs[t, bb], cs[t, bb], dhb, dcb)
         passed = step_product(gates[t], W_hh, carry_h, cols, passed)
+        step_done(cols)
 
 
 @jit
@@ -167,8 +168,8 @@ def grad_arrays(x, st):
 
 
 @jit
-def grad_columns(x, st, acc, g0, g1):
-    weight_grads_block(st[2], st[2], st[0], acc, g0, g1)
+def grad_columns(x, st, acc, g0, g1, t0, t1):
+    weight_grads_block(st[2], st[2], st[0], acc, g0, g1, t0, t1)
 
 
 @jit
@@ -178,10 +179,10 @@ def grads_done(x, st, acc, part):
 
 @jit
 def serial(x, rec, init, W_out, b_out, lengths, target_f, target_i, act, loss_code, score, st,
-           dy):
-    return pipeline.serial(prepare_dense, start_hc, forward_rows, adjoints, no_parts, backward_rows,
-                           grad_arrays, grad_columns, grads_done, x, rec, init, W_out, b_out,
-                           lengths, target_f, target_i, act, loss_code, score, st, dy)
+           dy, acc, G, sync):
+    return pipeline.serial(prepare_dense, start_hc, forward_rows, adjoints, no_parts,
+                           backward_rows, grad_columns, grads_done, x, rec, init, W_out, b_out,
+                           lengths, target_f, target_i, act, loss_code, score, st, dy, acc, G, sync)
 
 
 @jit
@@ -192,8 +193,13 @@ def block(x, lengths, act, w, st, head, out, carry, norms, acc, phase, part, fco
                    b1)
 
 
+@jit
+def trail(x, st, acc, G, sync):
+    pipeline.trail(grad_columns, x, st, acc, G, sync)
+
+
 KERNELS = Kernels(prepare_dense, start_hc, forward_rows, adjoints, no_parts, backward_rows,
-                  grad_arrays, grad_columns, grads_done, serial, block)
+                  grad_arrays, grad_columns, grads_done, serial, block, trail)
 
 
 @jit_entry

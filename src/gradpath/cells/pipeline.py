@@ -22,7 +22,8 @@ makes of them)::
     grad_parts(x, st) -> part                a row block's own gradient sums
     backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, cols, b0, b1)
     grad_arrays(x, st) -> (acc, G)           zeroed after-the-loop gradient arrays
-    grad_columns(x, st, acc, g0, g1)         columns g0..g1 of those gradients
+    grad_columns(x, st, acc, g0, g1, t0, t1) columns g0..g1 of those gradients,
+                                             summed over the steps t0..t1
     grads_done(x, st, acc, part) -> grads    the recurrent parameters' gradients
 
 A block's step functions do the elementwise work of its rows b0..b1 and its
@@ -35,6 +36,15 @@ A cell accumulates its weight gradients either during the backward pass,
 per row block (``part``; the blocks' parts are summed in block order), or
 after it, over column blocks of the stored pre-activation gradients
 (``acc``); a role it does not use returns ``()`` or does nothing.
+
+Trailing weight gradients. A call too small to split its rows (one
+sequence, say) still has a second core: there the after-the-loop weight
+gradients are summed in chunks of steps from the last step back
+(:func:`trail`, chunk size :func:`gradpath.kernels.parallel.trail_steps`),
+and a helper thread (:attr:`Kernels.trail`) sums each chunk as soon as the
+backward pass has finished its steps, while that pass goes on. The chunks
+are fixed by the shape and summed in the same order whoever sums them, so
+the bits do not depend on the thread count either.
 """
 
 from __future__ import annotations
@@ -51,13 +61,15 @@ from ..kernels.parallel import (
     bounds,
     n_blocks,
     n_column_blocks,
+    run_beside,
     run_blocks,
     run_phases,
     sum_parts,
     threads,
+    trail_steps,
     unit_bounds,
 )
-from ..kernels.sync import barrier
+from ..kernels.sync import advance, barrier, raise_to, take, wait_for
 
 
 class Kernels(NamedTuple):
@@ -76,16 +88,21 @@ class Kernels(NamedTuple):
     serial: object
     #: The cell's compiled :func:`block` specialisation.
     block: object
+    #: The cell's compiled :func:`trail` specialisation (the helper thread's
+    #: share of a call that is not split), for a cell with ``grad_columns``.
+    trail: object = None
     #: Whether the cell has a dense recurrent product (W_hh h), which a call
     #: may split by hidden units (the IndRNN's is elementwise: rows only).
     dense: bool = True
 
 
 @jit_inline
-def serial(prepare, start, forward_rows, adjoints, grad_parts, backward_rows, grad_arrays,
-           grad_columns, grads_done, x, rec, init, W_out, b_out, lengths, target_f, target_i,
-           act, loss_code, score, st, dy):
-    """The whole call on the calling thread, every role once over all rows.
+def serial(prepare, start, forward_rows, adjoints, grad_parts, backward_rows, grad_columns,
+           grads_done, x, rec, init, W_out, b_out, lengths, target_f, target_i, act, loss_code,
+           score, st, dy, acc, G, sync):
+    """The whole call on the calling thread, every role once over all rows;
+    the after-the-loop weight gradients (``acc`` and its G columns, from
+    ``grad_arrays``) by :func:`trail`, with a helper thread or alone.
 
     A cell calls this from its own compiled ``serial`` with its step
     functions. It is inlined there (at Numba's IR level), so the step
@@ -95,16 +112,45 @@ def serial(prepare, start, forward_rows, adjoints, grad_parts, backward_rows, gr
     B = x.shape[1]
     w = prepare(rec)
     start(st, init)
-    cols = whole(x, st)
+    cols = whole(x, st, sync[0])
     forward_rows(x, lengths, act, w, st, cols, 0, B)
     loss, dW_out, db_out = output_head(st[0], lengths, score, W_out, b_out, target_f, target_i,
                                        loss_code, dy)
     carry, norms = adjoints(x, st)
     part = grad_parts(x, st)
     backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, cols, 0, B)
-    acc, G = grad_arrays(x, st)
-    grad_columns(x, st, acc, 0, G)
+    raise_to(sync[0], x.shape[0])  # every step is through (a cell may not count them)
+    trail(grad_columns, x, st, acc, G, sync)
     return loss, grads_done(x, st, acc, part), dW_out, db_out, carry, norms
+
+
+@jit_inline
+def trail(grad_columns, x, st, acc, G, sync):
+    """The after-the-loop weight gradients in chunks of ``steps`` steps, from
+    the last step back, each summed once its steps are through the backward
+    pass; on the calling thread after that pass, or on a helper thread
+    behind it (each thread calls this; they share ``sync``).
+
+    ``sync`` = (progress, claim, done, steps): ``progress`` counts the
+    backward pass's finished steps (:func:`step_done`), ``claim`` hands out
+    the chunks in order, ``done`` counts the chunks summed. A chunk waits for
+    its steps and for the chunk before it, so every entry of the gradients is
+    one chain of sums in the same order, whoever sums each chunk. Returns
+    when every chunk is summed.
+    """
+    progress, claim, done, steps = sync
+    T = x.shape[0]
+    n = -(-T // steps)
+    c = take(claim)
+    while c < n:
+        t1 = T - c * steps
+        t0 = max(0, t1 - steps)
+        wait_for(progress, T - t0)
+        wait_for(done, c)
+        grad_columns(x, st, acc, 0, G, t0, t1)
+        advance(done)
+        c = take(claim)
+    wait_for(done, n)
 
 
 #: The phases of a split call (:func:`block`): forward, output head, backward,
@@ -143,8 +189,8 @@ def block(forward_rows, backward_rows, grad_columns, x, lengths, act, w, st, hea
                 out[2][...] = db
         elif p == 2:
             backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, bcols, b0, b1)
-        else:
-            grad_columns(x, st, acc, g0, g1)
+        else:  # a split call sums every step at once (trail_steps: one chunk)
+            grad_columns(x, st, acc, g0, g1, 0, x.shape[0])
 
 
 @entry
@@ -165,8 +211,14 @@ def loss_and_grads(k: Kernels, gates: int, x, rec, init, W_out, b_out, lengths, 
     H = st[0].shape[2]
     nb = n_blocks(T, B, H, gates * H)
     if nb == 1:
-        return k.serial(x, rec, init, W_out, b_out, lengths, target_f, target_i, act,
-                        loss_code, score, st, dy)
+        acc, G = k.grad_arrays(x, st)
+        steps = trail_steps(T, B, H, G, x.dtype.itemsize) if k.trail is not None else T
+        sync = (*(np.zeros(1, np.int64) for _ in range(3)), steps)
+        args = (x, rec, init, W_out, b_out, lengths, target_f, target_i, act, loss_code, score,
+                st, dy, acc, G, sync)
+        if steps < T and threads() > 1:
+            return run_beside(k.serial, args, k.trail, (x, st, acc, G, sync), counters=sync[:3])
+        return k.serial(*args)
     w = k.prepare(rec)
     k.start(st, init)
     # the counters of the call's barriers: between the phases, and (split by
@@ -214,10 +266,11 @@ def block_cols(nb: int, x, st, dense: bool, state) -> list[tuple]:
     B = x.shape[1]
     H = st[0].shape[2]
     shared = np.empty((B, H), x.dtype)
+    progress = np.zeros(1, np.int64)  # no helper reads it (see trail)
     units = unit_bounds(nb, H, x.dtype.itemsize) if dense else None
     if units is not None and len(units) == nb and threads() > 1:
-        return [(0, B, j0, j1, state, nb, shared) for j0, j1 in units]
-    return [(b0, b1, 0, H, state, 1, shared) for b0, b1 in bounds(nb, B)]
+        return [(0, B, j0, j1, state, nb, shared, progress) for j0, j1 in units]
+    return [(b0, b1, 0, H, state, 1, shared, progress) for b0, b1 in bounds(nb, B)]
 
 
 # -- roles that several cells share ---------------------------------------------
@@ -228,25 +281,33 @@ def step_product(A, P, out, cols, passed):
     """``out = A @ M`` (``P`` = M packed), this block's share of one step's
     recurrent product; returns the barriers passed.
 
-    ``cols`` = (p0, p1, j0, j1, state, parties, shared) says which share: a
+    ``cols`` = (p0, p1, j0, j1, state, parties, shared, progress) says which share: a
     row split takes its own rows p0..p1 and every unit; a split by columns
     takes every row and its own units j0..j1, between two barriers (every row
     of ``A`` is complete before, every unit of ``out`` after). With one party
     the barriers are no-ops. ``shared`` is a (B, H) scratch array that every
-    block of the call sees.
+    block of the call sees; ``progress`` counts the backward pass's finished
+    steps (:func:`step_done`).
     """
-    p0, p1, j0, j1, state, parties, _ = cols
+    p0, p1, j0, j1, state, parties, _, _ = cols
     passed = barrier(state, parties, passed)
     product_units(A[p0:p1], P, out[p0:p1], j0, j1)
     return barrier(state, parties, passed)
 
 
 @jit_inline
-def whole(x, st):
+def step_done(cols):
+    """One more step of the backward pass finished, every row of it (what a
+    trailing helper waits for: :func:`trail`)."""
+    advance(cols[7])
+
+
+@jit_inline
+def whole(x, st, progress):
     """``cols`` for a block that takes every row and every unit (one thread)."""
     B = x.shape[1]
     H = st[0].shape[2]
-    return (0, B, 0, H, np.zeros(1, np.int64), 1, np.empty((B, H), x.dtype))
+    return (0, B, 0, H, np.zeros(1, np.int64), 1, np.empty((B, H), x.dtype), progress)
 
 
 @jit
@@ -287,7 +348,7 @@ def no_arrays(x, st):
 
 
 @jit
-def no_columns(x, st, acc, g0, g1):
+def no_columns(x, st, acc, g0, g1, t0, t1):
     pass
 
 

@@ -131,10 +131,10 @@ def backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, cols, b
 
 @jit
 def serial(x, rec, init, W_out, b_out, lengths, target_f, target_i, act, loss_code, score, st,
-           dy):
+           dy, acc, G, sync):
     return pipeline.serial(prepare_dense, start_h, forward_rows, adjoints_h, grad_parts,
-                           backward_rows, no_arrays, no_columns, parts_done, x, rec, init, W_out,
-                           b_out, lengths, target_f, target_i, act, loss_code, score, st, dy)
+                           backward_rows, no_columns, parts_done, x, rec, init, W_out, b_out,
+                           lengths, target_f, target_i, act, loss_code, score, st, dy, acc, G, sync)
 
 
 @jit

@@ -545,14 +545,15 @@ def weight_grad_arrays(dpre, hs, x):
 
 
 @jit
-def weight_grads_block(dpre, dpre_h, hs, acc, g0, g1):
+def weight_grads_block(dpre, dpre_h, hs, acc, g0, g1, t0, t1):
     """Columns ``g0 <= g < g1`` of the weight gradients from dL/d(pre-activation)
-    after the loop: ``dpre`` (T, B, G) of the input product W_ih x_t + b and
+    after the loop, summed over the steps ``t0 <= t < t1`` (added to what
+    ``acc`` holds): ``dpre`` (T, B, G) of the input product W_ih x_t + b and
     ``dpre_h`` of the recurrent product W_hh h_{t-1} (the same array for the
     LSTM, whose cell sums the two; not for the GRU, whose reset gate scales
     the recurrent product's n block); ``acc`` from :func:`weight_grad_arrays`.
 
-    Two products over all (t, b) (:func:`gradpath.kernels.gemm.grad_product`):
+    Two products over those (t, b) (:func:`gradpath.kernels.gemm.grad_product`):
     dW_hh rows g from ``hs`` (T+1, B, H), which holds h_{t-1} at index t, and
     [dW_ih^T; db^T] columns g from [x_t | 1], so the bias sums and the input
     weights' gradient of any D are one product with full vector panels.
@@ -560,9 +561,11 @@ def weight_grads_block(dpre, dpre_h, hs, acc, g0, g1):
     Cx, dW_hh, xo = acc
     T, B, G = dpre.shape
     H = hs.shape[2]
-    n = T * B
-    grad_product(dpre_h.reshape(n, G), hs.reshape((T + 1) * B, H)[:n], dW_hh, g0, g1, 0, H)
-    grad_product(xo, dpre.reshape(n, G), Cx, 0, Cx.shape[0], g0, g1)
+    r0 = t0 * B
+    r1 = t1 * B
+    grad_product(dpre_h.reshape(T * B, G)[r0:r1], hs.reshape((T + 1) * B, H)[r0:r1], dW_hh,
+                 g0, g1, 0, H)
+    grad_product(xo[r0:r1], dpre.reshape(T * B, G)[r0:r1], Cx, 0, Cx.shape[0], g0, g1)
 
 
 @jit

@@ -78,6 +78,27 @@ def n_blocks(T: int, B: int, H: int, G: int) -> int:
     return BLOCKS
 
 
+#: Rows (t, b) per chunk of the weight gradients that trail the backward pass
+#: (:func:`trail_steps`): the gradient's tiles are loaded and stored once per
+#: chunk, a few percent of the chunk's multiply-adds at this size.
+TRAIL_ROWS = 64
+#: A gradient (G x H) up to this size stays in L2 from one chunk to the next.
+TRAIL_BYTES = 1 << 19
+
+
+def trail_steps(T: int, B: int, H: int, G: int, itemsize: int) -> int:
+    """Steps per chunk of a call's after-the-loop weight gradients (G columns):
+    fewer than T when the call is not split (:func:`n_blocks`) yet has the
+    work to keep a helper thread summing the chunks behind the backward pass
+    (:func:`gradpath.cells.pipeline.trail`); else T (one chunk, every step).
+    A function of the sizes only, as the chunks fix the order of the sums."""
+    if (G == 0 or n_blocks(T, B, H, G) > 1 or T * B * H * G < PARALLEL_WORK
+            or G * H * itemsize > TRAIL_BYTES):
+        return T
+    steps = -(-TRAIL_ROWS // B)
+    return steps if 2 * steps <= T else T
+
+
 def n_column_blocks(nb: int, G: int) -> int:
     """Column blocks of a weight gradient with G rows, in a call split into
     ``nb`` row blocks: only wide products are split (narrow ones are cheap,
@@ -149,7 +170,7 @@ def run_blocks(fn: Callable, nb: int, n: int, *args, per_block: list | None = No
         for (lo, hi), own in zip(blocks, extra, strict=True):
             fn(*args, *own, lo, hi)
         return
-    _on_threads(fn, blocks, args, extra)
+    _on_threads([(fn, (*args, *own, lo, hi)) for (lo, hi), own in zip(blocks, extra, strict=True)])
 
 
 def run_phases(fn: Callable, phases: int, nb: int, n: int, *args, per_block: list,
@@ -174,48 +195,73 @@ def run_phases(fn: Callable, phases: int, nb: int, n: int, *args, per_block: lis
     if len(per_block) != len(blocks):
         raise ValueError(f"per_block: {len(per_block)} entries for {len(blocks)} blocks")
     if len(blocks) > 1 and threads() > 1:
-        def failed() -> None:
-            for state in barriers:
-                open_barriers(state)
-
-        _on_threads(fn, blocks, args, [(*own, len(blocks), 0, phases) for own in per_block],
-                    failed)
+        _on_threads([(fn, (*args, *own, len(blocks), 0, phases, lo, hi))
+                     for (lo, hi), own in zip(blocks, per_block, strict=True)],
+                    _opener(barriers))
         return
     for p in range(phases):
         for (lo, hi), own in zip(blocks, per_block, strict=True):
             fn(*args, *own, 1, p, p + 1, lo, hi)
 
 
-def _on_threads(fn: Callable, blocks: list, args: tuple, extra: list,
-                failed: Callable[[], None] | None = None) -> None:
-    """Block 0 on the calling thread, the others on pool threads at once (in
-    the calling thread's floating-point mode); a block that raises calls
-    ``failed`` first."""
-    mode = fp_mode()
+def run_beside(fn: Callable, args: tuple, helper: Callable, helper_args: tuple,
+               counters: tuple = ()):
+    """``fn(*args)`` on the calling thread and ``helper(*helper_args)`` on a
+    pool thread at the same time (in the calling thread's floating-point
+    mode); return ``fn``'s result.
 
-    def guarded(own: tuple, lo: int, hi: int) -> None:
-        try:
-            fn(*args, *own, lo, hi)
-        except BaseException:
-            if failed is not None:
-                failed()
-            raise
+    The helper only helps: ``fn`` must do everything the helper has not
+    taken on when it gets there. So a helper that has not started when
+    ``fn`` returns (its core was slow to wake) is cancelled, not waited for;
+    one that has started is waited for. ``counters``: every counter either
+    side may wait at (:mod:`gradpath.kernels.sync`); a side that raises
+    opens them all, so that the other finishes, and the error is raised here.
+    """
+    return _on_threads([(fn, args), (helper, helper_args)], _opener(counters), optional=True)
 
-    def in_mode(own: tuple, lo: int, hi: int) -> None:
-        saved = fp_mode()
-        set_fp_mode(mode)
-        try:
-            guarded(own, lo, hi)
-        finally:
-            set_fp_mode(saved)
 
-    futures = [_executor(len(blocks) - 1).submit(in_mode, own, lo, hi)
-               for (lo, hi), own in zip(blocks[1:], extra[1:], strict=True)]
+def _opener(counters: tuple) -> Callable[[], None]:
+    def failed() -> None:
+        for state in counters:
+            open_barriers(state)
+
+    return failed
+
+
+def _guarded(fn: Callable, args: tuple, failed: Callable[[], None] | None):
     try:
-        guarded(extra[0], *blocks[0])
+        return fn(*args)
+    except BaseException:
+        if failed is not None:
+            failed()
+        raise
+
+
+def _in_mode(mode: int, fn: Callable, args: tuple, failed: Callable[[], None] | None) -> None:
+    saved = fp_mode()
+    set_fp_mode(mode)
+    try:
+        _guarded(fn, args, failed)
+    finally:
+        set_fp_mode(saved)
+
+
+def _on_threads(calls: list[tuple[Callable, tuple]], failed: Callable[[], None] | None = None,
+                optional: bool = False):
+    """``fn(*args)`` of the first call on the calling thread (its result
+    returned), the others on pool threads at once (in the calling thread's
+    floating-point mode); a call that raises calls ``failed`` first.
+    ``optional``: the others only help the first, so one not started by the
+    time the first returns is cancelled instead of waited for."""
+    mode = fp_mode()
+    futures = [_executor(len(calls) - 1).submit(_in_mode, mode, fn, args, failed)
+               for fn, args in calls[1:]]
+    try:
+        return _guarded(*calls[0], failed)
     finally:
         for f in futures:
-            f.result()
+            if not (optional and f.cancel()):
+                f.result()
 
 
 def sum_parts(parts: list):

@@ -1,4 +1,4 @@
-"""A spin barrier between the threads of one kernel call, for a split by columns.
+"""A spin barrier between the threads of one kernel call, and counters one thread waits on.
 
 When a call splits the recurrent product's columns (hidden units) across
 threads (:mod:`gradpath.kernels.parallel`), every step needs every thread's
@@ -14,6 +14,12 @@ that has passed ``n`` barriers adds 1 and waits until the counter reaches
 reset. The add is sequentially consistent and the wait's load acquires, so
 every write a thread made before the barrier is visible to every thread after
 it. Numba has no atomics of its own; these are LLVM's, through ``@intrinsic``.
+
+The same counters pass work from one thread to another without a barrier:
+a producer :func:`advance` s a counter per finished item, a consumer
+:func:`wait_for` s the count it needs, and :func:`take` hands out numbered
+work items (the weight gradients that trail the backward pass,
+:func:`gradpath.cells.pipeline.trail`).
 """
 
 from __future__ import annotations
@@ -48,6 +54,21 @@ def _add(typingctx, state, n):
         return context.get_dummy_value()
 
     return types.void(state, n), codegen
+
+
+@intrinsic
+def take(typingctx, state):
+    """Atomically add 1 to ``state[0]`` (an int64 array); return the value
+    before (each caller gets a number of its own: a claim on a work item)."""
+    if not (isinstance(state, types.Array) and state.dtype == types.int64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ptr = _counter_ptr(context, builder, signature.args[0], args[0])
+        return builder.atomic_rmw("add", ptr, llvm_ir.Constant(llvm_ir.IntType(64), 1),
+                                  "seq_cst")
+
+    return types.int64(state), codegen
 
 
 @intrinsic
@@ -96,6 +117,39 @@ def barrier(state, parties, passed):
             spins += 1
             _relax(spins)
     return passed + 1
+
+
+@jit_inline
+def advance(state):
+    """Count one more finished item in ``state`` (every write before it is
+    visible to a thread that :func:`wait_for` saw the count)."""
+    _add(state, 1)
+
+
+@intrinsic
+def raise_to(typingctx, state, n):
+    """Atomically set ``state[0]`` to ``n`` if it is less (a count that is
+    complete, whatever was counted before)."""
+    if not (isinstance(state, types.Array) and state.dtype == types.int64
+            and isinstance(n, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ptr = _counter_ptr(context, builder, signature.args[0], args[0])
+        amount = context.cast(builder, args[1], signature.args[1], types.int64)
+        builder.atomic_rmw("max", ptr, amount, "seq_cst")
+        return context.get_dummy_value()
+
+    return types.void(state, n), codegen
+
+
+@jit_inline
+def wait_for(state, n):
+    """Spin until ``state[0] >= n`` (as :func:`barrier` waits)."""
+    spins = 0
+    while _count(state) < n:
+        spins += 1
+        _relax(spins)
 
 
 #: What :func:`open_barriers` adds to a counter: more barriers than any call passes.
