@@ -156,8 +156,6 @@ def test_phases_run_in_order_on_one_thread_and_at_once_on_several(threads):
 def test_a_failing_block_does_not_leave_the_others_waiting(threads):
     """A block that raises opens the call's barriers: the others finish, and
     the error reaches the caller instead of a hung call."""
-    import threading
-
     from numba import njit
 
     from gradpath.kernels.sync import barrier
@@ -176,20 +174,30 @@ def test_a_failing_block_does_not_leave_the_others_waiting(threads):
     threads(2)
     state = np.zeros(1, np.int64)
     wait_at_every_barrier(np.zeros(1, np.int64), 1, 0, 2)  # compiled before the clock runs
+    raised = raised_within(lambda: parallel.run_phases(
+        fn, 4, 2, 4 * parallel.ALIGN, state, per_block=[(0,), (1,)], barriers=(state,)),
+        "block 0 still waits at a barrier for the failed block 1")
+    assert raised == ["block 1 failed"]
+
+
+def raised_within(call, hung: str, seconds: float = 60) -> list[str]:
+    """Run ``call`` on a daemon thread; fail with ``hung`` unless it returns
+    within ``seconds``; the messages of the RuntimeErrors it raised."""
+    import threading
+
     raised = []
 
-    def call():
+    def run():
         try:
-            parallel.run_phases(fn, 4, 2, 4 * parallel.ALIGN, state, per_block=[(0,), (1,)],
-                                barriers=(state,))
+            call()
         except RuntimeError as exc:
             raised.append(str(exc))
 
-    t = threading.Thread(target=call, daemon=True)
+    t = threading.Thread(target=run, daemon=True)
     t.start()
-    t.join(timeout=60)
-    assert not t.is_alive(), "block 0 still waits at a barrier for the failed block 1"
-    assert raised == ["block 1 failed"]
+    t.join(timeout=seconds)
+    assert not t.is_alive(), hung
+    return raised
 
 
 def trail_problem(cell, activation, dtype, score):
@@ -251,8 +259,6 @@ def test_trail_chunks_depend_on_the_sizes_alone(threads):
 def test_a_failing_side_does_not_leave_the_other_waiting(threads, failing):
     """run_beside: whichever side raises opens the counters the other waits
     at, and the error reaches the caller instead of a hung call."""
-    import threading
-
     from numba import njit
 
     from gradpath.kernels.sync import wait_for
@@ -270,16 +276,7 @@ def test_a_failing_side_does_not_leave_the_other_waiting(threads, failing):
     threads(2)
     wait(np.ones(1, np.int64))  # compiled before the clock runs
     state = np.zeros(1, np.int64)
-    raised = []
-
-    def call():
-        try:
-            parallel.run_beside(side, ("main", state), side, ("helper", state), counters=(state,))
-        except RuntimeError as exc:
-            raised.append(str(exc))
-
-    t = threading.Thread(target=call, daemon=True)
-    t.start()
-    t.join(timeout=60)
-    assert not t.is_alive(), "the other side still waits for the failed one"
+    raised = raised_within(lambda: parallel.run_beside(
+        side, ("main", state), side, ("helper", state), counters=(state,)),
+        "the other side still waits for the failed one")
     assert raised == [f"{failing} failed"]

@@ -266,11 +266,12 @@ def block_cols(nb: int, x, st, dense: bool, state) -> list[tuple]:
     B = x.shape[1]
     H = st[0].shape[2]
     shared = np.empty((B, H), x.dtype)
-    progress = np.zeros(1, np.int64)  # no helper reads it (see trail)
     units = unit_bounds(nb, H, x.dtype.itemsize) if dense else None
+    # each block its own step count (no helper reads it, see trail): no cache
+    # line passed between the threads at every step
     if units is not None and len(units) == nb and threads() > 1:
-        return [(0, B, j0, j1, state, nb, shared, progress) for j0, j1 in units]
-    return [(b0, b1, 0, H, state, 1, shared, progress) for b0, b1 in bounds(nb, B)]
+        return [(0, B, j0, j1, state, nb, shared, np.zeros(1, np.int64)) for j0, j1 in units]
+    return [(b0, b1, 0, H, state, 1, shared, np.zeros(1, np.int64)) for b0, b1 in bounds(nb, B)]
 
 
 # -- roles that several cells share ---------------------------------------------

@@ -40,35 +40,28 @@ def _counter_ptr(context, builder, aryty, ary):
     return context.make_array(aryty)(context, builder, ary).data
 
 
-@intrinsic
-def _add(typingctx, state, n):
-    """Atomically add ``n`` to ``state[0]`` (an int64 array)."""
-    if not (isinstance(state, types.Array) and state.dtype == types.int64
-            and isinstance(n, types.Integer)):
-        return None
+def _rmw(op: str):
+    """An intrinsic ``f(state, n)``: atomically apply LLVM's ``atomicrmw op``
+    with ``n`` to ``state[0]`` (an int64 array), sequentially consistent;
+    return the value before."""
+    @intrinsic
+    def rmw(typingctx, state, n):
+        if not (isinstance(state, types.Array) and state.dtype == types.int64
+                and isinstance(n, types.Integer)):
+            return None
 
-    def codegen(context, builder, signature, args):
-        ptr = _counter_ptr(context, builder, signature.args[0], args[0])
-        amount = context.cast(builder, args[1], signature.args[1], types.int64)
-        builder.atomic_rmw("add", ptr, amount, "seq_cst")
-        return context.get_dummy_value()
+        def codegen(context, builder, signature, args):
+            ptr = _counter_ptr(context, builder, signature.args[0], args[0])
+            amount = context.cast(builder, args[1], signature.args[1], types.int64)
+            return builder.atomic_rmw(op, ptr, amount, "seq_cst")
 
-    return types.void(state, n), codegen
+        return types.int64(state, n), codegen
+
+    return rmw
 
 
-@intrinsic
-def take(typingctx, state):
-    """Atomically add 1 to ``state[0]`` (an int64 array); return the value
-    before (each caller gets a number of its own: a claim on a work item)."""
-    if not (isinstance(state, types.Array) and state.dtype == types.int64):
-        return None
-
-    def codegen(context, builder, signature, args):
-        ptr = _counter_ptr(context, builder, signature.args[0], args[0])
-        return builder.atomic_rmw("add", ptr, llvm_ir.Constant(llvm_ir.IntType(64), 1),
-                                  "seq_cst")
-
-    return types.int64(state), codegen
+_add = _rmw("add")
+_max = _rmw("max")
 
 
 @intrinsic
@@ -106,17 +99,17 @@ def _relax(typingctx, spins):
 
 
 @jit_inline
-def barrier(state, parties, passed):
-    """Wait until all ``parties`` threads reached their barrier number
-    ``passed`` (0, 1, 2, ...); return ``passed + 1``. With one party, nothing."""
-    if parties > 1:
-        _add(state, 1)
-        target = parties * (passed + 1)
-        spins = 0
-        while _count(state) < target:
-            spins += 1
-            _relax(spins)
-    return passed + 1
+def take(state):
+    """Add 1 to ``state[0]`` and return the value before: each caller gets a
+    number of its own (a claim on a work item)."""
+    return _add(state, 1)
+
+
+@jit_inline
+def raise_to(state, n):
+    """Set ``state[0]`` to ``n`` if it is less (a count that is complete,
+    whatever was counted before)."""
+    _max(state, n)
 
 
 @jit_inline
@@ -126,30 +119,24 @@ def advance(state):
     _add(state, 1)
 
 
-@intrinsic
-def raise_to(typingctx, state, n):
-    """Atomically set ``state[0]`` to ``n`` if it is less (a count that is
-    complete, whatever was counted before)."""
-    if not (isinstance(state, types.Array) and state.dtype == types.int64
-            and isinstance(n, types.Integer)):
-        return None
-
-    def codegen(context, builder, signature, args):
-        ptr = _counter_ptr(context, builder, signature.args[0], args[0])
-        amount = context.cast(builder, args[1], signature.args[1], types.int64)
-        builder.atomic_rmw("max", ptr, amount, "seq_cst")
-        return context.get_dummy_value()
-
-    return types.void(state, n), codegen
-
-
 @jit_inline
 def wait_for(state, n):
-    """Spin until ``state[0] >= n`` (as :func:`barrier` waits)."""
+    """Spin until ``state[0] >= n``: ``pause``, then ``sched_yield`` once it
+    has spun long (:func:`_relax`)."""
     spins = 0
     while _count(state) < n:
         spins += 1
         _relax(spins)
+
+
+@jit_inline
+def barrier(state, parties, passed):
+    """Wait until all ``parties`` threads reached their barrier number
+    ``passed`` (0, 1, 2, ...); return ``passed + 1``. With one party, nothing."""
+    if parties > 1:
+        _add(state, 1)
+        wait_for(state, parties * (passed + 1))
+    return passed + 1
 
 
 #: What :func:`open_barriers` adds to a counter: more barriers than any call passes.
