@@ -280,3 +280,55 @@ def test_a_failing_side_does_not_leave_the_other_waiting(threads, failing):
         side, ("main", state), side, ("helper", state), counters=(state,)),
         "the other side still waits for the failed one")
     assert raised == [f"{failing} failed"]
+
+
+def test_borrowed_arrays_share_the_data_and_count_no_owner():
+    """``borrow`` keeps data, shape and strides (writes go through) and drops
+    the owner: no thread's reference counting touches a shared array's count."""
+    from llvmlite import ir as llvm_ir
+    from numba import njit, types
+    from numba.extending import intrinsic
+
+    from gradpath.kernels.common import borrow
+
+    @intrinsic
+    def owner(typingctx, a):
+        def codegen(context, builder, signature, args):
+            mi = context.make_array(a)(context, builder, args[0]).meminfo
+            return builder.ptrtoint(mi, llvm_ir.IntType(64))
+        return types.int64(a), codegen
+
+    @njit
+    def use(a, pair):
+        b, (c, n) = borrow((a, pair))
+        row = b[1]  # a view of a borrowed array
+        row[1] = 6.5  # writes go through
+        c[0] += n
+        return owner(a), owner(b), owner(row), owner(c), b.shape, b.strides, row.sum()
+
+    full = np.arange(12.0).reshape(3, 4)
+    a = full[:, ::2]  # strided: the borrowed array keeps the strides
+    c = np.zeros(2, np.int64)
+    own_a, own_b, own_row, own_c, shape, strides, total = use(a, (c, 5))
+    assert own_a != 0 and own_b == own_row == own_c == 0
+    assert shape == a.shape and strides == a.strides
+    assert full[1].tolist() == [4.0, 5.0, 6.5, 7.0] and total == 4.0 + 6.5
+    assert c.tolist() == [5, 0]
+
+
+def test_counters_sit_alone_on_their_cache_lines():
+    """Each counter starts an aligned COUNTER_BYTES of its own, inside its
+    buffer, with a COUNTER_BYTES gap before the first and after the last."""
+    from gradpath.kernels.sync import COUNTER_BYTES, counters
+
+    for n in (1, 3, 4):
+        cs = counters(n)
+        assert len(cs) == n
+        base = cs[0].base
+        lo = base.ctypes.data
+        hi = lo + base.nbytes
+        addrs = [c.ctypes.data for c in cs]
+        assert all(c.base is base and c.shape == (1,) and c[0] == 0 for c in cs)
+        assert all(a % COUNTER_BYTES == 0 for a in addrs)
+        assert all(b - a >= COUNTER_BYTES for a, b in pairwise(addrs))
+        assert addrs[0] - lo >= COUNTER_BYTES and hi - addrs[-1] >= COUNTER_BYTES

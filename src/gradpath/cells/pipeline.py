@@ -53,7 +53,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..kernels.common import output_head
+from ..kernels.common import borrow, output_head
 from ..kernels.fpenv import entry
 from ..kernels.gemm import pack_recurrent, product_units
 from ..kernels.jit import jit, jit_inline
@@ -69,7 +69,7 @@ from ..kernels.parallel import (
     trail_steps,
     unit_bounds,
 )
-from ..kernels.sync import advance, barrier, raise_to, take, wait_for
+from ..kernels.sync import advance, barrier, counters, raise_to, take, wait_for
 
 
 class Kernels(NamedTuple):
@@ -113,12 +113,16 @@ def serial(prepare, start, forward_rows, adjoints, grad_parts, backward_rows, gr
     w = prepare(rec)
     start(st, init)
     cols = whole(x, st, sync[0])
-    forward_rows(x, lengths, act, w, st, cols, 0, B)
+    # the passes run on what a helper thread shares (see trail), borrowed;
+    # what the call returns comes from the caller's own arrays (a borrowed
+    # array must not outlive the call)
+    xb, lb, Wb, stb, dyb = borrow((x, lengths, W_out, st, dy))
+    forward_rows(xb, lb, act, w, stb, cols, 0, B)
     loss, dW_out, db_out = output_head(st[0], lengths, score, W_out, b_out, target_f, target_i,
                                        loss_code, dy)
     carry, norms = adjoints(x, st)
     part = grad_parts(x, st)
-    backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, cols, 0, B)
+    backward_rows(dyb, Wb, xb, lb, act, w, stb, carry, norms, part, cols, 0, B)
     raise_to(sync[0], x.shape[0])  # every step is through (a cell may not count them)
     trail(grad_columns, x, st, acc, G, sync)
     return loss, grads_done(x, st, acc, part), dW_out, db_out, carry, norms
@@ -138,6 +142,8 @@ def trail(grad_columns, x, st, acc, G, sync):
     one chain of sums in the same order, whoever sums each chunk. Returns
     when every chunk is summed.
     """
+    # shared with the other thread of the call: borrowed (see block)
+    x, st, acc, sync = borrow((x, st, acc, sync))
     progress, claim, done, steps = sync
     T = x.shape[0]
     n = -(-T // steps)
@@ -173,6 +179,9 @@ def block(forward_rows, backward_rows, grad_columns, x, lengths, act, w, st, hea
     them in one call, and one thread runs the blocks phase by phase (one
     party). Inlined into each cell's ``block``, like :func:`serial`.
     """
+    # the blocks share these arrays: borrowed, no thread counts their owners' references
+    x, lengths, w, st, head, out, carry, norms, acc, phase, part, fcols, bcols = borrow(
+        (x, lengths, w, st, head, out, carry, norms, acc, phase, part, fcols, bcols))
     W_out, b_out, target_f, target_i, loss_code, score, dy = head
     passed = 0
     for p in range(p0, p1):
@@ -213,7 +222,7 @@ def loss_and_grads(k: Kernels, gates: int, x, rec, init, W_out, b_out, lengths, 
     if nb == 1:
         acc, G = k.grad_arrays(x, st)
         steps = trail_steps(T, B, H, G, x.dtype.itemsize) if k.trail is not None else T
-        sync = (*(np.zeros(1, np.int64) for _ in range(3)), steps)
+        sync = (*counters(3), steps)
         args = (x, rec, init, W_out, b_out, lengths, target_f, target_i, act, loss_code, score,
                 st, dy, acc, G, sync)
         if steps < T and threads() > 1:
@@ -223,7 +232,7 @@ def loss_and_grads(k: Kernels, gates: int, x, rec, init, W_out, b_out, lengths, 
     k.start(st, init)
     # the counters of the call's barriers: between the phases, and (split by
     # units) at every step of the forward and of the backward pass
-    phase, fwd, bwd = (np.zeros(1, np.int64) for _ in range(3))
+    phase, fwd, bwd = counters(3)
     fcols = block_cols(nb, x, st, k.dense, fwd)
     bcols = block_cols(nb, x, st, k.dense, bwd)
     carry, norms = k.adjoints(x, st)
@@ -252,7 +261,7 @@ def states(k: Kernels, gates: int, x, rec, init, lengths, act, st):
     w = k.prepare(rec)
     k.start(st, init)
     nb = n_blocks(T, B, H, gates * H)
-    cols = block_cols(nb, x, st, k.dense, np.zeros(1, np.int64))
+    cols = block_cols(nb, x, st, k.dense, counters(1)[0])
     run_blocks(k.forward_rows, nb, B, x, lengths, act, w, st, per_block=[(c,) for c in cols])
     return st
 
@@ -270,8 +279,12 @@ def block_cols(nb: int, x, st, dense: bool, state) -> list[tuple]:
     # each block its own step count (no helper reads it, see trail): no cache
     # line passed between the threads at every step
     if units is not None and len(units) == nb and threads() > 1:
-        return [(0, B, j0, j1, state, nb, shared, np.zeros(1, np.int64)) for j0, j1 in units]
-    return [(b0, b1, 0, H, state, 1, shared, np.zeros(1, np.int64)) for b0, b1 in bounds(nb, B)]
+        progress = counters(len(units))
+        return [(0, B, j0, j1, state, nb, shared, progress[i])
+                for i, (j0, j1) in enumerate(units)]
+    rows = bounds(nb, B)
+    progress = counters(len(rows))
+    return [(b0, b1, 0, H, state, 1, shared, progress[i]) for i, (b0, b1) in enumerate(rows)]
 
 
 # -- roles that several cells share ---------------------------------------------

@@ -24,6 +24,7 @@ work items (the weight gradients that trail the backward pass,
 
 from __future__ import annotations
 
+import numpy as np
 from llvmlite import ir as llvm_ir
 from numba import types
 from numba.core import cgutils
@@ -34,6 +35,28 @@ from .jit import jit, jit_inline
 
 #: Spins (each with a pause, ~40-140 cycles) before the waiting thread yields the core.
 SPINS_BEFORE_YIELD = 4096
+
+
+#: Bytes each counter of :func:`counters` has to itself: two cache lines (Intel's
+#: spatial prefetcher fetches lines in pairs).
+COUNTER_BYTES = 128
+
+
+def counters(n: int) -> tuple[np.ndarray, ...]:
+    """``n`` zeroed counters (int64 arrays of shape (1,)), each alone in its
+    own aligned :data:`COUNTER_BYTES`.
+
+    A waiting thread reads its counter in a tight loop. A counter that
+    shared a cache line with anything another thread writes (``np.zeros(1)``
+    lands wherever malloc puts it: beside a small array's data or an
+    array's reference count) would cost the writer a line transfer at every
+    write, by where the allocator happened to put it. Here nothing else is
+    on its lines, whatever the allocator does.
+    """
+    step = COUNTER_BYTES // 8
+    buf = np.zeros((n + 2) * step, np.int64)
+    skip = (-buf.ctypes.data % COUNTER_BYTES) // 8
+    return tuple(buf[skip + i * step:skip + i * step + 1] for i in range(1, n + 1))
 
 
 def _counter_ptr(context, builder, aryty, ary):
