@@ -43,20 +43,21 @@ COUNTER_BYTES = 128
 
 
 def counters(n: int) -> tuple[np.ndarray, ...]:
-    """``n`` zeroed counters (int64 arrays of shape (1,)), each alone in its
-    own aligned :data:`COUNTER_BYTES`.
+    """``n`` zeroed counters (int64 arrays of shape (1,)), each alone in the
+    aligned :data:`COUNTER_BYTES` of memory around it.
 
     A waiting thread reads its counter in a tight loop. A counter that
     shared a cache line with anything another thread writes (``np.zeros(1)``
     lands wherever malloc puts it: beside a small array's data or an
     array's reference count) would cost the writer a line transfer at every
-    write, by where the allocator happened to put it. Here nothing else is
-    on its lines, whatever the allocator does.
+    write, by where the allocator happened to put it. Here the counters are
+    :data:`COUNTER_BYTES` apart with as much padding before the first and
+    after the last, so whatever the buffer's address, the aligned block
+    around each holds nothing else.
     """
     step = COUNTER_BYTES // 8
-    buf = np.zeros((n + 2) * step, np.int64)
-    skip = (-buf.ctypes.data % COUNTER_BYTES) // 8
-    return tuple(buf[skip + i * step:skip + i * step + 1] for i in range(1, n + 1))
+    buf = np.zeros((n + 1) * step + 1, np.int64)
+    return tuple(buf[i * step:i * step + 1] for i in range(1, n + 1))
 
 
 def _counter_ptr(context, builder, aryty, ary):
