@@ -1,10 +1,11 @@
 """What it costs to hand a split call's blocks to the threads.
 
 Three passes of about 4 us of work per block, run either as three
-``run_blocks`` (a hand-off to the pool thread per pass, as split calls did
-before) or as one ``run_phases`` (one hand-off, a spin barrier between the
-passes, as they do now). Prints the median and the 10th / 90th percentiles
-of 2000 calls each, twice, and one block's work alone::
+``run_blocks`` (a hand-off per pass, as split calls did before) or as one
+``run_phases`` (one hand-off, a spin barrier at entry and between the
+passes, the entry barrier block 0's ready signal to the helper, as the
+kernels' split calls do now). Prints the median and the 10th / 90th
+percentiles of 2000 calls each, twice, and one block's work alone::
 
     python bench/handoff.py
 """
@@ -33,7 +34,7 @@ def _work(a, lo, hi):
 
 @numba.njit(nogil=True)
 def _phased(a, state, parties, p0, p1, lo, hi):
-    passed = 0
+    passed = barrier(state, parties, 0) if p0 == 0 else 0
     for p in range(p0, p1):
         if p > p0:
             passed = barrier(state, parties, passed)
@@ -48,7 +49,8 @@ def main() -> None:
             run_blocks(_work, 2, 32, a)
 
     def once():
-        run_phases(_phased, PASSES, 2, 32, a, np.zeros(1, np.int64), per_block=[(), ()])
+        state = np.zeros(1, np.int64)
+        run_phases(_phased, PASSES, 2, 32, a, state, per_block=[(), ()], ready=(state, 1))
 
     per_pass()
     once()

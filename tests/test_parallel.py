@@ -335,3 +335,152 @@ def test_counters_sit_alone_on_their_cache_lines():
         assert all(sum(b0 <= a < b0 + COUNTER_BYTES for a in addrs) == 1 for b0 in blocks)
         assert all(b - a >= COUNTER_BYTES for a, b in pairwise(addrs))
         assert addrs[0] - lo >= COUNTER_BYTES and hi - (addrs[-1] + 8) >= COUNTER_BYTES
+
+
+def same_bits(a, b) -> None:
+    for x, y in zip(outputs(a), outputs(b), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_helpers_sleep_between_calls_and_wake_for_the_next(threads, monkeypatch):
+    """A worker that waited SPIN_NS for its next block sleeps; the next split
+    call wakes it and gets the same bits."""
+    import time
+
+    p = big_problem("lstm", None, np.float64, "last")
+    threads(1)
+    ref = p.kernel()
+    threads(2)
+    monkeypatch.setattr(parallel, "SPIN_NS", 100_000)
+    same_bits(p.kernel(), ref)
+    deadline = time.monotonic() + 30
+    while not all(w.asleep for w in parallel._workers) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert parallel._workers and all(w.asleep for w in parallel._workers)
+    same_bits(raised_or_result(p.kernel, "the sleeping helper never woke"), ref)
+
+
+def raised_or_result(call, hung: str, seconds: float = 60):
+    """``call()`` on a daemon thread; fail with ``hung`` unless it returns
+    within ``seconds``; its result (or its exception, raised here)."""
+    import threading
+
+    out = {}
+
+    def run():
+        try:
+            out["result"] = call()
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            out["error"] = exc
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout=seconds)
+    assert not t.is_alive(), hung
+    if "error" in out:
+        raise out["error"]
+    return out["result"]
+
+
+def test_calls_from_several_threads_get_their_own_results(threads):
+    """Each helper serves one caller at a time: a split call made while
+    another thread's call has them runs its helper on a pool thread; every
+    caller gets its own problem's bits."""
+    import threading
+
+    problems = [big_problem(cell, act, np.float64, "all") for cell, act in
+                (("rnn", "tanh"), ("gru", None), ("lstm", None))]
+    threads(1)
+    refs = [p.kernel() for p in problems]
+    threads(2)
+    with parallel._workers_lock:  # the helpers busy: this call takes the pool
+        same_bits(problems[0].kernel(), refs[0])
+    got: dict = {}
+    start = threading.Barrier(len(problems))
+
+    def run(i):
+        start.wait()
+        got[i] = [problems[i].kernel() for _ in range(4)]
+
+    ts = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(problems))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in ts), "a caller hung"
+    for i, ref in enumerate(refs):
+        assert len(got[i]) == 4
+        for res in got[i]:
+            same_bits(res, ref)
+
+
+def test_a_helper_not_started_is_cancelled(threads, monkeypatch):
+    """run_beside: a helper still waiting for the caller's ready signal when
+    the caller returns never runs; the next call is served."""
+    import time
+
+    ran = []
+    threads(2)
+    monkeypatch.setattr(parallel, "READY_NS", 200_000_000)
+    never = np.zeros(1, np.int64)  # a ready count the caller never reaches
+    out = parallel.run_beside(lambda: "main", (), lambda: ran.append(1), (),
+                              ready=(never, 1))
+    assert out == "main"
+    time.sleep(0.5)  # past READY_NS: the worker has seen the block cancelled
+    assert ran == []
+    assert parallel.run_beside(lambda: "again", (), lambda: ran.append(2), ()) == "again"
+    assert ran in ([], [2])  # the helper may start before the caller returns, or not
+
+
+def test_a_forked_child_gets_helpers_of_its_own(threads, tmp_path):
+    """After a fork, the parent's worker threads do not exist in the child:
+    the child starts its own, and its split call gives the same bits."""
+    import os
+
+    p = big_problem("gru", None, np.float64, "last")
+    threads(1)
+    ref = p.kernel()
+    threads(2)
+    p.kernel()  # the parent's workers exist now
+    path = tmp_path / "child.npz"
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 1
+        try:
+            res = p.kernel()
+            np.savez(path, *outputs(res))
+            code = 0
+        finally:
+            os._exit(code)
+    deadline = 120
+    import time
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        pytest.fail("the forked child hung in a split call")
+    assert os.waitstatus_to_exitcode(status) == 0
+    with np.load(path) as z:
+        for i, want in enumerate(outputs(ref)):
+            np.testing.assert_array_equal(z[f"arr_{i}"], want)
+
+
+def test_a_caller_whose_helper_thread_died_gets_an_error(monkeypatch):
+    """Never expected, but refused loudly rather than waited for forever."""
+    import threading
+
+    from gradpath.kernels.sync import counters
+
+    monkeypatch.setattr(parallel, "_ALIVE_NS", 1_000_000)
+    w = parallel._Worker.__new__(parallel._Worker)
+    (w.done,) = counters(1)
+    w.error = w.job = None
+    w.thread = threading.Thread(target=lambda: None, name="gradpath-dead")
+    w.thread.start()
+    w.thread.join()
+    with pytest.raises(RuntimeError, match="gradpath-dead died"):
+        w.wait(1)

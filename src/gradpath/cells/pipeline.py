@@ -175,15 +175,19 @@ def block(forward_rows, backward_rows, grad_columns, x, lengths, act, w, st, hea
     dW_out, db_out; 2: the backward pass of its rows (``bcols``),
     its gradient sums into ``part``; 3: columns g0..g1 of the after-the-loop
     weight gradients. A barrier of ``parties`` threads (counter ``phase``)
-    separates consecutive phases: a block on a thread of its own runs all of
-    them in one call, and one thread runs the blocks phase by phase (one
-    party). Inlined into each cell's ``block``, like :func:`serial`.
+    opens phase 0 and separates consecutive phases: a block on a thread of
+    its own runs all of them in one call, and one thread runs the blocks
+    phase by phase (one party). The first barrier is the calling thread's
+    ready signal to its helpers (``run_phases``' ``ready``). Inlined into
+    each cell's ``block``, like :func:`serial`.
     """
     # the blocks share these arrays: borrowed, no thread counts their owners' references
     x, lengths, w, st, head, out, carry, norms, acc, phase, part, fcols, bcols = borrow(
         (x, lengths, w, st, head, out, carry, norms, acc, phase, part, fcols, bcols))
     W_out, b_out, target_f, target_i, loss_code, score, dy = head
     passed = 0
+    if p0 == 0:  # block 0's arrival, without the GIL, lets the others' threads take it
+        passed = barrier(phase, parties, passed)
     for p in range(p0, p1):
         if p > p0:
             passed = barrier(phase, parties, passed)
@@ -226,7 +230,9 @@ def loss_and_grads(k: Kernels, gates: int, x, rec, init, W_out, b_out, lengths, 
         args = (x, rec, init, W_out, b_out, lengths, target_f, target_i, act, loss_code, score,
                 st, dy, acc, G, sync)
         if steps < T and threads() > 1:
-            return run_beside(k.serial, args, k.trail, (x, st, acc, G, sync), counters=sync[:3])
+            # the helper has nothing to sum before the backward pass's first step
+            return run_beside(k.serial, args, k.trail, (x, st, acc, G, sync), counters=sync[:3],
+                              ready=(sync[0], 1))
         return k.serial(*args)
     w = k.prepare(rec)
     k.start(st, init)
@@ -247,7 +253,8 @@ def loss_and_grads(k: Kernels, gates: int, x, rec, init, W_out, b_out, lengths, 
         parts, fcols, bcols, columns, strict=True))]
     head = (W_out, b_out, target_f, target_i, loss_code, score, dy)
     run_phases(k.block, PHASES, nb, B, x, lengths, act, w, st, head, (loss, dW_out, db_out),
-               carry, norms, acc, phase, per_block=own, barriers=(phase, fwd, bwd))
+               carry, norms, acc, phase, per_block=own, barriers=(phase, fwd, bwd),
+               ready=(phase, 1))
     part = tuple(sum_parts([p[i] for p in parts]) for i in range(len(parts[0])))
     return loss[0], k.grads_done(x, st, acc, part), dW_out, db_out, carry, norms
 

@@ -4,11 +4,14 @@ The sequences of a batch are independent through the whole recurrence, so a
 kernel's time loop splits into blocks of batch rows, one per thread, each
 running every step for its own rows (its share of the per-step GEMM, its
 transcendentals, its BPTT carry). The compiled row functions release the GIL
-(``nogil``), so plain Python threads run them in parallel. A hand-off to a
-pool thread costs tens of microseconds (a futex wake, more when the virtual
-CPU it wakes is halted), so a split call hands each thread its block once, for
-every pass (:func:`run_phases`, spin barriers between the passes), and only
-calls with enough work split (:data:`PARALLEL_WORK`).
+(``nogil``), so plain Python threads run them in parallel. Waking a sleeping
+thread costs tens of microseconds (a futex wake, more when the virtual CPU it
+wakes is halted), so a split call hands each thread its block once, for every
+pass (:func:`run_phases`, spin barriers between the passes), only calls with
+enough work split (:data:`PARALLEL_WORK`), and the helper threads are
+:class:`_Worker` s that spin (GIL released) for :data:`SPIN_NS` after a block
+before they go to sleep, as OpenMP runtimes' threads do: a call that follows
+within that time is picked up in a microsecond.
 
 Every thread adopts the calling thread's floating-point mode for the duration
 of its block (:mod:`gradpath.kernels.fpenv`: subnormals flushed) and restores
@@ -27,12 +30,15 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+
 from .fpenv import fp_mode, set_fp_mode
 from .gemm import PANEL_BYTES
-from .sync import open_barriers
+from .sync import counters, finish_then_spin, open_barriers, publish, spin_until
 
 #: Below this much recurrent work per call (T * B * H * G multiply-adds), all
 #: rows stay on the calling thread.
@@ -174,7 +180,7 @@ def run_blocks(fn: Callable, nb: int, n: int, *args, per_block: list | None = No
 
 
 def run_phases(fn: Callable, phases: int, nb: int, n: int, *args, per_block: list,
-               barriers: tuple = ()) -> None:
+               barriers: tuple = (), ready: tuple | None = None) -> None:
     """``fn(*args, *per_block[c], parties, p0, p1, lo, hi)``: phases
     ``p0 <= p < p1`` of each :func:`bounds` block ``c`` of ``range(n)``, where
     every block must finish phase p before any starts phase p + 1.
@@ -189,7 +195,8 @@ def run_phases(fn: Callable, phases: int, nb: int, n: int, *args, per_block: lis
     ``barriers``: the counters of every barrier the blocks may wait at. A
     block that raises opens them all (:func:`gradpath.kernels.sync.open_barriers`),
     so that the others finish instead of waiting for it forever, and the
-    error is raised here.
+    error is raised here. ``ready``: (counter, count) that block 0 reaches
+    early without the GIL, such as a barrier at its entry (:func:`_on_threads`).
     """
     blocks = bounds(nb, n)
     if len(per_block) != len(blocks):
@@ -197,7 +204,7 @@ def run_phases(fn: Callable, phases: int, nb: int, n: int, *args, per_block: lis
     if len(blocks) > 1 and threads() > 1:
         _on_threads([(fn, (*args, *own, len(blocks), 0, phases, lo, hi))
                      for (lo, hi), own in zip(blocks, per_block, strict=True)],
-                    _opener(barriers))
+                    _opener(barriers), ready=ready)
         return
     for p in range(phases):
         for (lo, hi), own in zip(blocks, per_block, strict=True):
@@ -205,7 +212,7 @@ def run_phases(fn: Callable, phases: int, nb: int, n: int, *args, per_block: lis
 
 
 def run_beside(fn: Callable, args: tuple, helper: Callable, helper_args: tuple,
-               counters: tuple = ()):
+               counters: tuple = (), ready: tuple | None = None):
     """``fn(*args)`` on the calling thread and ``helper(*helper_args)`` on a
     pool thread at the same time (in the calling thread's floating-point
     mode); return ``fn``'s result.
@@ -216,8 +223,10 @@ def run_beside(fn: Callable, args: tuple, helper: Callable, helper_args: tuple,
     one that has started is waited for. ``counters``: every counter either
     side may wait at (:mod:`gradpath.kernels.sync`); a side that raises
     opens them all, so that the other finishes, and the error is raised here.
+    ``ready`` as in :func:`run_phases`, for ``fn``.
     """
-    return _on_threads([(fn, args), (helper, helper_args)], _opener(counters), optional=True)
+    return _on_threads([(fn, args), (helper, helper_args)], _opener(counters), optional=True,
+                       ready=ready)
 
 
 def _opener(counters: tuple) -> Callable[[], None]:
@@ -246,13 +255,170 @@ def _in_mode(mode: int, fn: Callable, args: tuple, failed: Callable[[], None] | 
         set_fp_mode(saved)
 
 
+#: Nanoseconds a :class:`_Worker` spins for its next block before it sleeps.
+SPIN_NS = 2_000_000
+#: Nanoseconds a worker that has its block waits at most for the caller's
+#: ready signal before it takes the GIL anyway (:func:`_on_threads`).
+READY_NS = 50_000
+_CLOCK = getattr(time, "CLOCK_MONOTONIC", 1)
+#: How often a caller waiting for a helper checks that its thread is alive.
+_ALIVE_NS = 100_000_000
+
+
+class _Worker:
+    """A helper thread that runs one block at a time, posted by the thread
+    that holds :data:`_workers_lock`.
+
+    Between blocks it spins on its ``posted`` counter with the GIL released
+    (:func:`gradpath.kernels.sync.finish_then_spin`) for :data:`SPIN_NS`,
+    then sleeps on an event that the next post sets. The caller waits for
+    ``done`` the same way, so neither side pays a futex wake while the
+    other keeps calling. A posted block is claimed (under ``claim_lock``) by
+    the worker, to run it, or by the caller, to cancel a block that only
+    helps (:func:`run_beside`) and has not started.
+
+    ``ready``: the address of a counter and a count, which the caller's own
+    block reaches once it runs without the GIL; the worker waits for it
+    before it takes the GIL, instead of asking for the GIL while the caller
+    still holds it and being put to sleep. ``held`` keeps those counters
+    alive until the worker has moved past them.
+    """
+
+    def __init__(self, index: int) -> None:
+        self.posted, self.done = counters(2)
+        self.ready = np.zeros(2, np.int64)
+        self.held: dict[int, np.ndarray] = {}
+        self.serial = 0  # the caller's number of the last block posted
+        self.claimed = 0
+        self.claim_lock = threading.Lock()
+        self.job: tuple | None = None
+        self.error: BaseException | None = None
+        self.asleep = False
+        self.wake = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name=f"gradpath-{index}", daemon=True)
+        self.thread.start()
+
+    def post(self, fn: Callable, args: tuple, mode: int, failed, ready: tuple | None) -> int:
+        self.serial += 1
+        n = self.serial
+        self.job = (n, fn, args, mode, failed)
+        counter, count = (self.ready, 0) if ready is None else ready
+        self.held[n] = counter
+        publish(self.posted, n, self.ready, counter, count)
+        if self.asleep:  # both flags are read and written under the GIL
+            self.wake.set()
+        return n
+
+    def cancel(self, n: int) -> bool:
+        """Claim block ``n`` for the caller (it will not run); False if the
+        worker took it first."""
+        with self.claim_lock:
+            if self.claimed >= n:
+                return False
+            self.claimed = n
+        self.job = None
+        return True
+
+    def wait(self, n: int) -> None:
+        """Until block ``n`` is done; raise what it raised."""
+        while not spin_until(self.done, n, _ALIVE_NS, _CLOCK):
+            if not self.thread.is_alive():  # never expected: refuse rather than hang
+                raise RuntimeError(f"gradpath: helper thread {self.thread.name} died "
+                                   "before finishing its block")
+        err, self.error, self.job = self.error, None, None
+        if err is not None:
+            raise err
+
+    def _loop(self) -> None:
+        seen = finished = 0
+        mode = fp_mode()
+        while True:
+            if not finish_then_spin(self.done, finished, self.posted, seen + 1, self.ready,
+                                    SPIN_NS, READY_NS, _CLOCK):
+                self.asleep = True
+                if self.posted[0] <= seen:
+                    self.wake.wait()
+                self.asleep = False
+                self.wake.clear()
+                continue
+            seen = int(self.posted[0])
+            for k in list(self.held):  # (list(): one step under the GIL; post adds keys)
+                if k <= seen:  # no longer read
+                    del self.held[k]
+            job = self.job
+            if job is None or job[0] != seen:
+                continue  # cancelled
+            with self.claim_lock:
+                mine = self.claimed < seen
+                if mine:
+                    self.claimed = seen
+            if not mine:
+                continue
+            _, fn, args, want, failed = job
+            job = None
+            try:
+                if want != mode:  # the caller's floating-point mode (this thread keeps it)
+                    set_fp_mode(want)
+                    mode = want
+                _guarded(fn, args, failed)
+            except BaseException as exc:  # noqa: BLE001 - raised on the caller's thread
+                self.error = exc
+            del fn, args, failed
+            finished = seen
+
+
+_workers: list[_Worker] = []
+_workers_lock = threading.Lock()
+
+
+def _forget_workers() -> None:
+    """In a forked child: the parent's worker threads do not exist here."""
+    global _workers_lock
+    _workers.clear()
+    _workers_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_workers)
+
+
 def _on_threads(calls: list[tuple[Callable, tuple]], failed: Callable[[], None] | None = None,
-                optional: bool = False):
+                optional: bool = False, ready: tuple | None = None):
     """``fn(*args)`` of the first call on the calling thread (its result
-    returned), the others on pool threads at once (in the calling thread's
+    returned), the others on helper threads at once (in the calling thread's
     floating-point mode); a call that raises calls ``failed`` first.
     ``optional``: the others only help the first, so one not started by the
-    time the first returns is cancelled instead of waited for."""
+    time the first returns is cancelled instead of waited for.
+
+    The helpers are the spinning :class:`_Worker` s; a call made while
+    another thread's call has them runs its helpers on a pool thread instead
+    (each worker serves one caller at a time). ``ready``: (counter, count),
+    a count the first call's ``fn`` reaches early once it runs without the
+    GIL (:class:`_Worker`); only a hint, the helpers start without it after
+    :data:`READY_NS`.
+    """
+    lock = _workers_lock
+    if not lock.acquire(blocking=False):
+        return _on_pool(calls, failed, optional)
+    try:
+        while len(_workers) < len(calls) - 1:
+            _workers.append(_Worker(len(_workers)))
+        mode = fp_mode()
+        posted = [(w, w.post(fn, args, mode, failed, ready))
+                  for w, (fn, args) in zip(_workers, calls[1:], strict=False)]
+        try:
+            return _guarded(*calls[0], failed)
+        finally:
+            for w, n in posted:
+                if not (optional and w.cancel(n)):
+                    w.wait(n)
+    finally:
+        lock.release()
+
+
+def _on_pool(calls: list[tuple[Callable, tuple]], failed: Callable[[], None] | None,
+             optional: bool):
+    """:func:`_on_threads` with the helpers on a pool thread (woken per call)."""
     mode = fp_mode()
     futures = [_executor(len(calls) - 1).submit(_in_mode, mode, fn, args, failed)
                for fn, args in calls[1:]]

@@ -173,3 +173,100 @@ def open_barriers(state):
     that failed calls it, so that its partners do not wait for it forever;
     their results are then discarded with the failed call)."""
     _add(state, OPENED)
+
+
+@intrinsic
+def _clock_ns(typingctx, clock):
+    """``clock_gettime(clock)`` in nanoseconds (``clock``: a ``time.CLOCK_*`` id)."""
+    if not isinstance(clock, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        i64, i32 = llvm_ir.IntType(64), llvm_ir.IntType(32)
+        ts = cgutils.alloca_once(builder, llvm_ir.ArrayType(i64, 2))
+        fn = cgutils.get_or_insert_function(
+            builder.module, llvm_ir.FunctionType(i32, [i32, cgutils.voidptr_t]), "clock_gettime")
+        clk = context.cast(builder, args[0], signature.args[0], types.int32)
+        builder.call(fn, [clk, builder.bitcast(ts, cgutils.voidptr_t)])
+        sec = builder.load(cgutils.gep(builder, ts, 0, 0))
+        nsec = builder.load(cgutils.gep(builder, ts, 0, 1))
+        return builder.add(builder.mul(sec, llvm_ir.Constant(i64, 1_000_000_000)), nsec)
+
+    return types.int64(clock), codegen
+
+
+@jit
+def spin_until(state, n, budget_ns, clock):
+    """Spin (GIL released) until ``state[0] >= n``: True; or, with
+    ``budget_ns >= 0``, until that many nanoseconds of ``clock`` have passed
+    without it: False. ``pause``, then ``sched_yield`` once it has spun long."""
+    start = _clock_ns(clock) if budget_ns >= 0 else 0
+    spins = 0
+    while _count(state) < n:
+        spins += 1
+        _relax(spins)
+        if budget_ns >= 0 and spins % 64 == 0 and _clock_ns(clock) - start > budget_ns:
+            return _count(state) >= n
+    return True
+
+
+@intrinsic
+def _count_at(typingctx, addr):
+    """The int64 at address ``addr``, read atomically with acquire ordering."""
+    if not isinstance(addr, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        i64 = llvm_ir.IntType(64)
+        ptr = builder.inttoptr(context.cast(builder, args[0], signature.args[0], types.int64),
+                               i64.as_pointer())
+        return builder.load_atomic(ptr, "acquire", 8)
+
+    return types.int64(addr), codegen
+
+
+@intrinsic
+def _address(typingctx, state):
+    """The address of ``state[0]`` (an int64 array), as an int64."""
+    if not (isinstance(state, types.Array) and state.dtype == types.int64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ptr = _counter_ptr(context, builder, signature.args[0], args[0])
+        return builder.ptrtoint(ptr, llvm_ir.IntType(64))
+
+    return types.int64(state), codegen
+
+
+@jit
+def publish(posted, n, ready, counter, count):
+    """Post job ``n`` to a worker spinning in :func:`finish_then_spin`: first
+    ``ready`` = (the address of ``counter[0]``, ``count``), or no ready
+    signal if ``counter`` is ``ready`` itself; then ``posted[0]`` = n
+    (sequentially consistent, so the worker that sees n sees them)."""
+    ready[0] = 0 if _address(counter) == _address(ready) else _address(counter)
+    ready[1] = count
+    _max(posted, n)
+
+
+@jit
+def finish_then_spin(done, finished, posted, n, ready, budget_ns, ready_ns, clock):
+    """A worker between jobs, in one call with the GIL released: raise
+    ``done[0]`` to ``finished``; :func:`spin_until` ``posted[0] >= n`` (False
+    if ``budget_ns`` passes first); then, if ``ready[0]`` holds a counter's
+    address, spin until that counter reaches ``ready[1]`` or ``ready_ns``
+    pass (the caller's own kernel counts there once it runs without the GIL,
+    so the worker does not go to sleep waiting for the GIL the caller holds)."""
+    _max(done, finished)
+    if not spin_until(posted, n, budget_ns, clock):
+        return False
+    addr = ready[0]
+    if addr != 0:
+        start = _clock_ns(clock)
+        spins = 0
+        while _count_at(addr) < ready[1]:
+            spins += 1
+            _relax(spins)
+            if spins % 64 == 0 and _clock_ns(clock) - start > ready_ns:
+                break
+    return True
