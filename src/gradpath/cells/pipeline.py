@@ -53,7 +53,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..kernels.common import borrow, output_head
+from ..kernels.common import borrow, keep, output_head
 from ..kernels.fpenv import entry
 from ..kernels.gemm import pack_recurrent, product_units
 from ..kernels.jit import jit, jit_inline
@@ -116,13 +116,15 @@ def serial(prepare, start, forward_rows, adjoints, grad_parts, backward_rows, gr
     # the passes run on what a helper thread shares (see trail), borrowed;
     # what the call returns comes from the caller's own arrays (a borrowed
     # array must not outlive the call)
-    xb, lb, Wb, stb, dyb = borrow((x, lengths, W_out, st, dy))
-    forward_rows(xb, lb, act, w, stb, cols, 0, B)
+    xb, lb, Wb, stb, dyb, wb, cb = borrow((x, lengths, W_out, st, dy, w, cols))
+    forward_rows(xb, lb, act, wb, stb, cb, 0, B)
     loss, dW_out, db_out = output_head(st[0], lengths, score, W_out, b_out, target_f, target_i,
                                        loss_code, dy)
     carry, norms = adjoints(x, st)
     part = grad_parts(x, st)
-    backward_rows(dyb, Wb, xb, lb, act, w, stb, carry, norms, part, cols, 0, B)
+    ab, nb, pb = borrow((carry, norms, part))
+    backward_rows(dyb, Wb, xb, lb, act, wb, stb, ab, nb, pb, cb, 0, B)
+    keep((w, cols))  # made here, used through their borrowed copies until now
     raise_to(sync[0], x.shape[0])  # every step is through (a cell may not count them)
     trail(grad_columns, x, st, acc, G, sync)
     return loss, grads_done(x, st, acc, part), dW_out, db_out, carry, norms

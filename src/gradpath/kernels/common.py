@@ -111,9 +111,10 @@ def borrow(typingctx, a):
     array, and every view of it, has no owner to count (the counting sees a
     null pointer and returns at once).
 
-    It must not outlive ``a``. Kernels borrow only their own arguments, which
-    the caller holds for the length of the call, and never return or store
-    what they borrowed.
+    It must not outlive ``a``. Kernels borrow their own arguments, which the
+    caller holds for the length of the call, and arrays they made themselves
+    and hold to the end (a use after the last use of the borrowed copy:
+    :func:`keep`); they never return or store what they borrowed.
     """
     if not _borrowable(a):
         return None
@@ -142,6 +143,17 @@ def _borrowed(context, builder, ty, value):
                 item = _borrowed(context, builder, t, builder.extract_value(value, i))
                 value = builder.insert_value(value, item, i)
     return value
+
+
+@intrinsic
+def keep(typingctx, a):
+    """A use of ``a`` that compiles to nothing: placed after the last use of
+    what was borrowed from ``a``, it keeps ``a`` (an array the kernel made
+    itself) alive until there. Numba releases a variable after its last use,
+    and a borrowed array does not count as one."""
+    def codegen(context, builder, signature, args):
+        return context.get_dummy_value()
+    return types.none(a), codegen
 
 
 _LOG2E = 1.4426950408889634
