@@ -484,3 +484,31 @@ def test_a_caller_whose_helper_thread_died_gets_an_error(monkeypatch):
     w.thread.join()
     with pytest.raises(RuntimeError, match="gradpath-dead died"):
         w.wait(1)
+
+
+def test_keep_holds_what_a_kernel_borrowed_from_its_own_arrays():
+    """Numba releases an array after its last use, and a borrowed copy is not
+    one: without ``keep``, the next allocation takes the memory the borrowed
+    copy still reads (this is what the second function shows)."""
+    from numba import njit
+
+    from gradpath.kernels.common import borrow, keep
+
+    @njit
+    def kept(n):
+        a = np.full(n, 1.0)
+        b = borrow(a)
+        c = np.zeros(n)  # a's memory, were a released after its last use
+        s = b.sum()
+        keep(a)
+        return s, c.sum()
+
+    @njit
+    def not_kept(n):
+        a = np.full(n, 1.0)
+        b = borrow(a)
+        c = np.zeros(n)
+        return b.sum(), c.sum()
+
+    assert kept(1000) == (1000.0, 0.0)
+    assert not_kept(1000)[0] != 1000.0  # the hazard keep is for
