@@ -433,8 +433,9 @@ def test_a_helper_not_started_is_cancelled(threads, monkeypatch):
 
 
 def test_a_forked_child_gets_helpers_of_its_own(threads, tmp_path):
-    """After a fork, the parent's worker threads do not exist in the child:
-    the child starts its own, and its split call gives the same bits."""
+    """After a fork, the parent's worker and pool threads do not exist in the
+    child: the child starts its own, and its split calls (on a worker, and
+    on the pool) give the same bits."""
     import os
 
     p = big_problem("gru", None, np.float64, "last")
@@ -442,13 +443,17 @@ def test_a_forked_child_gets_helpers_of_its_own(threads, tmp_path):
     ref = p.kernel()
     threads(2)
     p.kernel()  # the parent's workers exist now
+    with parallel._workers_lock:
+        p.kernel()  # and its pool thread
     path = tmp_path / "child.npz"
     pid = os.fork()
     if pid == 0:  # the child: never returns into pytest
         code = 1
         try:
             res = p.kernel()
-            np.savez(path, *outputs(res))
+            with parallel._workers_lock:  # the helpers busy: the pool's turn
+                pooled = p.kernel()
+            np.savez(path, *outputs(res), *outputs(pooled))
             code = 0
         finally:
             os._exit(code)
@@ -464,9 +469,11 @@ def test_a_forked_child_gets_helpers_of_its_own(threads, tmp_path):
         os.kill(pid, 9)
         pytest.fail("the forked child hung in a split call")
     assert os.waitstatus_to_exitcode(status) == 0
+    want = outputs(ref) * 2  # the workers' call, then the pool's
     with np.load(path) as z:
-        for i, want in enumerate(outputs(ref)):
-            np.testing.assert_array_equal(z[f"arr_{i}"], want)
+        assert len(z.files) == len(want)
+        for i, w in enumerate(want):
+            np.testing.assert_array_equal(z[f"arr_{i}"], w)
 
 
 def test_a_caller_whose_helper_thread_died_gets_an_error(monkeypatch):

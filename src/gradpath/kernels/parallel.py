@@ -372,10 +372,14 @@ _workers_lock = threading.Lock()
 
 
 def _forget_workers() -> None:
-    """In a forked child: the parent's worker threads do not exist here."""
-    global _workers_lock
+    """In a forked child: the parent's worker threads and pool threads do
+    not exist here (a copied executor could count a missing thread as idle
+    and never run what it is given)."""
+    global _workers_lock, _pool_lock
     _workers.clear()
     _workers_lock = threading.Lock()
+    _pool_lock = threading.Lock()
+    _pool["executor"], _pool["size"] = None, 0
 
 
 if hasattr(os, "register_at_fork"):
