@@ -195,21 +195,6 @@ def _clock_ns(typingctx, clock):
     return types.int64(clock), codegen
 
 
-@jit
-def spin_until(state, n, budget_ns, clock):
-    """Spin (GIL released) until ``state[0] >= n``: True; or, with
-    ``budget_ns >= 0``, until that many nanoseconds of ``clock`` have passed
-    without it: False. ``pause``, then ``sched_yield`` once it has spun long."""
-    start = _clock_ns(clock) if budget_ns >= 0 else 0
-    spins = 0
-    while _count(state) < n:
-        spins += 1
-        _relax(spins)
-        if budget_ns >= 0 and spins % 64 == 0 and _clock_ns(clock) - start > budget_ns:
-            return _count(state) >= n
-    return True
-
-
 @intrinsic
 def _count_at(typingctx, addr):
     """The int64 at address ``addr``, read atomically with acquire ordering."""
@@ -223,6 +208,21 @@ def _count_at(typingctx, addr):
         return builder.load_atomic(ptr, "acquire", 8)
 
     return types.int64(addr), codegen
+
+
+@jit_inline
+def _spin(addr, n, budget_ns, clock):
+    """Spin until the counter at ``addr`` reaches ``n``: True; or, with
+    ``budget_ns >= 0``, until that many nanoseconds of ``clock`` have passed
+    without it: False. ``pause``, then ``sched_yield`` once it has spun long."""
+    start = _clock_ns(clock) if budget_ns >= 0 else 0
+    spins = 0
+    while _count_at(addr) < n:
+        spins += 1
+        _relax(spins)
+        if budget_ns >= 0 and spins % 64 == 0 and _clock_ns(clock) - start > budget_ns:
+            return _count_at(addr) >= n
+    return True
 
 
 @intrinsic
@@ -239,12 +239,20 @@ def _address(typingctx, state):
 
 
 @jit
+def spin_until(state, n, budget_ns, clock):
+    """:func:`_spin` on ``state[0]``, with the GIL released (a caller waiting
+    for its helper's end)."""
+    return _spin(_address(state), n, budget_ns, clock)
+
+
+@jit
 def publish(posted, n, ready, counter, count):
     """Post job ``n`` to a worker spinning in :func:`finish_then_spin`: first
     ``ready`` = (the address of ``counter[0]``, ``count``), or no ready
     signal if ``counter`` is ``ready`` itself; then ``posted[0]`` = n
     (sequentially consistent, so the worker that sees n sees them)."""
-    ready[0] = 0 if _address(counter) == _address(ready) else _address(counter)
+    addr = _address(counter)
+    ready[0] = 0 if addr == _address(ready) else addr
     ready[1] = count
     _max(posted, n)
 
@@ -258,15 +266,8 @@ def finish_then_spin(done, finished, posted, n, ready, budget_ns, ready_ns, cloc
     pass (the caller's own kernel counts there once it runs without the GIL,
     so the worker does not go to sleep waiting for the GIL the caller holds)."""
     _max(done, finished)
-    if not spin_until(posted, n, budget_ns, clock):
+    if not _spin(_address(posted), n, budget_ns, clock):
         return False
-    addr = ready[0]
-    if addr != 0:
-        start = _clock_ns(clock)
-        spins = 0
-        while _count_at(addr) < ready[1]:
-            spins += 1
-            _relax(spins)
-            if spins % 64 == 0 and _clock_ns(clock) - start > ready_ns:
-                break
+    if ready[0] != 0:
+        _spin(ready[0], ready[1], ready_ns, clock)
     return True
