@@ -13,6 +13,14 @@ loss, every parameter's gradient and the per-step gradient norms. It prints
 the largest difference relative to each array's largest entry, per cell and
 dtype, and exits 1 when a float64 one exceeds ``--rtol`` (float32 is shown,
 not judged: its rounding differs by design).
+
+It also runs short trainings (every cell and dtype; global-norm clipping
+that acts at most updates, Adam; for the RNN also clipping by value, none,
+SGD and RMSProp) and says per cell and dtype whether every record (loss,
+norms before and after clipping, clipped) and the final parameters are the
+same bits: a change to the update path (clipping, the
+optimisers, the checks) should leave them so. Shown, not judged: a kernel
+change that moves the last bits may move a training's further.
 """
 
 from __future__ import annotations
@@ -51,6 +59,23 @@ for cell in %(cells)r:
             out[k + "|grad_norms"] = np.asarray(r.grad_norms)
             for name, g in r.grads.items():
                 out[k + "|" + name] = np.asarray(g)
+from gradpath.train import TrainConfig, Trainer
+for cell in %(cells)r:
+    for dt in ("float64", "float32"):
+        runs = [("norm", "adam")]
+        if cell == "rnn":
+            runs += [("value", "adam"), ("none", "adam"), ("norm", "sgd"), ("norm", "rmsprop")]
+        for clip, opt in runs:
+            c = TrainConfig(task="adding", seq_len=30, cell=cell, hidden=16, batch=8, steps=25,
+                            eval_every=10, clip=clip, clip_threshold=0.5, optimizer=opt,
+                            lr=1e-2, dtype=dt)
+            tr = Trainer(c)
+            rec = [[u.loss, u.grad_norm_before, u.grad_norm_after, u.clipped] for u in
+                   (tr.update(tr.batch(i)) for i in range(c.steps))]
+            k = f"{cell}|train {clip} {opt}|{dt}"
+            out[k + "|records"] = np.array(rec, dtype=np.float64)
+            for name, v in tr.params.items():
+                out[k + "|" + name] = v
 np.savez(sys.argv[1], **out)
 """
 
@@ -78,7 +103,13 @@ def main(argv: list[str] | None = None) -> int:
             dump(ROOT / "src", tmp / "head.npz", tmp / "cache-head")
             base, head = np.load(tmp / "base.npz"), np.load(tmp / "head.npz")
             worst: dict[tuple[str, str], float] = {}
+            trained: dict[tuple[str, str], bool] = {}
             for key in base.files:
+                if key.split("|")[1].startswith("train"):
+                    cd = tuple(key.split("|")[0::2])
+                    trained[cd] = trained.get(cd, True) and key in head.files and \
+                        base[key].tobytes() == head[key].tobytes()
+                    continue
                 a, b = base[key].astype(np.float64), head[key].astype(np.float64)
                 if not np.array_equal(np.isfinite(a), np.isfinite(b)):
                     worst[tuple(key.split("|")[0::2])] = np.inf
@@ -96,6 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     print("| cell | float64 | float32 |\n|---|--:|--:|")
     for cell in CELLS:
         print(f"| {cell} | {worst[(cell, 'float64')]:.2e} | {worst[(cell, 'float32')]:.2e} |")
+    if trained:  # a base from before the trainings were dumped has none
+        print("\nshort trainings, the same bits (records of every update, final parameters):")
+        print("| cell | float64 | float32 |\n|---|---|---|")
+        for cell in CELLS:
+            print(f"| {cell} | {'yes' if trained[(cell, 'float64')] else 'no'} | "
+                  f"{'yes' if trained[(cell, 'float32')] else 'no'} |")
     bad = [c for (c, d), v in worst.items() if d == "float64" and not v <= args.rtol]
     print(f"AGREE: float64 within {args.rtol:g}" if not bad else
           f"AGREE: FAIL, float64 beyond {args.rtol:g} in {', '.join(sorted(bad))}")

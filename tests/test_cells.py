@@ -134,6 +134,34 @@ def test_bad_input_is_refused_naming_the_argument(cell):
             REGISTRY[cell](D, H, O, activation="sigmoid")
 
 
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_a_non_finite_target_is_refused_only_where_it_is_scored(cell):
+    """NaN at a scored step is refused, with every sequence full length (the
+    check without a mask) and ragged; NaN in a ragged batch's padding is not
+    scored, so it is accepted and changes nothing."""
+    model = make(cell)
+    p, x, target, init = problem(model)
+    T, B = x.shape[:2]
+    every = np.random.default_rng(1).standard_normal((T, B, O))
+    lengths = np.array([T, 2, 4])
+    for lens, t in ((None, T - 1), (lengths, 1)):
+        bad = every.copy()
+        bad[t, 1, 0] = np.nan
+        with pytest.raises(ValueError, match=r"^target: contains NaN or Inf at a scored step"):
+            model.loss_and_grads(p, x, bad, score="all", lengths=lens)
+    bad = target.copy()
+    bad[2, 0] = np.inf
+    with pytest.raises(ValueError, match=r"^target: contains NaN or Inf at a scored step"):
+        model.loss_and_grads(p, x, bad)
+    padded = every.copy()
+    padded[2:, 1] = np.nan  # sequence 1 is 2 steps long
+    a = model.loss_and_grads(p, x, padded, score="all", lengths=lengths)
+    b = model.loss_and_grads(p, x, every, score="all", lengths=lengths)
+    assert a.loss == b.loss
+    for k in a.grads:
+        np.testing.assert_array_equal(a.grads[k], b.grads[k])
+
+
 def _state(model, st, t):
     """The state after step t (h, and c for a cell with a cell state) of sequence 0."""
     parts = [st[0][t + 1, 0]]

@@ -75,6 +75,51 @@ def test_clip_by_norm_keeps_direction_and_hits_threshold(max_norm, dtype):
         assert res.grads[k].shape == g[k].shape
 
 
+def _norm_parts_by_hand(g):
+    """m = max |entry| and s = sum((entry / m)**2), in float64, entry by entry
+    in the dict's and then C order (the compiled pass's formula and order)."""
+    vals = [float(v) for a in g.values() for v in np.asarray(a).ravel()]
+    m = max(abs(v) for v in vals)
+    s = 0.0
+    for v in vals:
+        d = v / m
+        s += d * d
+    return m, s
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_clip_by_norm_is_the_numpy_formula_to_the_bit(dtype):
+    """The compiled passes (norms in float64 of the gradients' own values, the
+    product in the gradients' dtype) give numpy's g * scale exactly, and the
+    norm after is the stored values' norm."""
+    g = grads(scale=10.0, dtype=dtype)
+    m, s = _norm_parts_by_hand(g)
+    res = gp.clip_by_norm(g, 1.0)
+    assert res.norm_before == m * math.sqrt(s)
+    scale = (1.0 / m) / math.sqrt(s)
+    for k in g:
+        expect = g[k] * scale  # a Python float: numpy multiplies in the array's dtype
+        assert expect.dtype == dtype and res.grads[k].dtype == dtype
+        assert res.grads[k].tobytes() == expect.tobytes()
+    m2, s2 = _norm_parts_by_hand(res.grads)
+    assert res.norm_after == m2 * math.sqrt(s2)
+
+
+def test_clip_by_norm_of_mixed_and_strided_gradients():
+    """Gradients of different dtypes, or not contiguous, take numpy's path
+    with the same results."""
+    g = grads(scale=10.0)
+    mixed = {**g, "b": g["b"].astype(np.float32), "W_hh": np.asfortranarray(g["W_hh"])}
+    res = gp.clip_by_norm(mixed, 1.0)
+    ref = gp.clip_by_norm({k: np.ascontiguousarray(v, np.float64) for k, v in mixed.items()},
+                          1.0)
+    assert res.clipped and res.norm_before == ref.norm_before
+    assert res.grads["b"].dtype == np.float32
+    for k in g:
+        np.testing.assert_allclose(res.grads[k], ref.grads[k], rtol=1e-6)
+    assert res.norm_after == pytest.approx(1.0, rel=1e-6)
+
+
 def test_clip_by_norm_does_not_modify_input():
     g = grads(scale=10.0)
     copy = {k: v.copy() for k, v in g.items()}

@@ -249,6 +249,28 @@ def test_optimizer_update_rules():
         make_optimizer("lbfgs", p, 0.1)
 
 
+@pytest.mark.parametrize("name", ["sgd", "rmsprop", "adam"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_an_optimizer_step_says_whether_the_parameters_stay_finite(name, dtype):
+    """step() returns False as soon as one entry of one parameter overflows (the
+    pass that updates them checks it), True otherwise."""
+    p = {"a": np.ones((3, 2), dtype), "b": np.ones(4, dtype)}
+    g = {"a": np.full((3, 2), 0.5, dtype), "b": np.full(4, 0.5, dtype)}
+    opt = make_optimizer(name, p, 1e-3)
+    assert opt.step(p, g) is True
+    assert all(np.isfinite(v).all() for v in p.values())
+    big = np.finfo(dtype).max
+    p = {"a": np.ones((3, 2), dtype), "b": np.ones(4, dtype)}
+    p["b"][2] = -big
+    g = {"a": np.full((3, 2), 0.5, dtype), "b": np.full(4, 0.5, dtype)}
+    # a step of lr / 2 (SGD), lr (Adam) or lr / sqrt(0.1) (RMSProp) along -sign(g):
+    # finite from 1, beyond the range from -big
+    opt = make_optimizer(name, p, float(big) / 8)
+    with np.errstate(over="ignore", invalid="ignore"):
+        assert opt.step(p, g) is False
+    assert not np.isfinite(p["b"][2]) and np.isfinite(p["b"][:2]).all()
+
+
 # -- bad configurations -------------------------------------------------------------------------
 @pytest.mark.parametrize("kw, name", [
     ({"task": "parity"}, "task"),

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .checks import number
-from .kernels.optim import max_abs, scaled_sum_squares
+from .kernels.optim import norm_parts, scale_norm_parts
 
 
 @dataclass
@@ -50,19 +50,33 @@ def _norm_parts(grads: dict[str, np.ndarray]) -> tuple[float, float, bool]:
     _check(grads)
     if not grads:
         return 0.0, 0.0, True
-    arrays = _flat(grads.values())
-    m, finite, nan = max_abs(arrays)
+    m, s, finite, nan = norm_parts(_flat(grads.values()))
     if not finite:
         return (math.nan if nan else math.inf), 1.0, False
-    if m == 0.0:
-        return 0.0, 0.0, True
-    return m, math.sqrt(scaled_sum_squares(arrays, m)), True
+    return m, math.sqrt(s), True
+
+
+def _views(arrays) -> tuple[np.ndarray, ...] | None:
+    """1-D views of C-contiguous arrays that share float32 or float64, for
+    the compiled passes (which sum in float64 either way); else None."""
+    arrays = tuple(arrays)
+    dt = arrays[0].dtype
+    if dt not in _NATIVE or not all(a.dtype == dt and a.flags.c_contiguous for a in arrays):
+        return None
+    return tuple(a.reshape(-1) for a in arrays)
 
 
 def _flat(grads) -> tuple[np.ndarray, ...]:
-    """1-D float64 C-contiguous views (or copies) of the gradients, for the
-    compiled passes (one type for every tuple, so one compiled version)."""
+    """:func:`_views` of the gradients, or float64 copies (any other mixture:
+    one type, so one compiled version)."""
+    grads = tuple(grads)
+    views = _views(grads)
+    if views is not None:
+        return views
     return tuple(np.ascontiguousarray(g, dtype=np.float64).reshape(-1) for g in grads)
+
+
+_NATIVE = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def global_norm(grads: dict[str, np.ndarray]) -> float:
@@ -98,8 +112,15 @@ def clip_by_norm(grads: dict[str, np.ndarray], max_norm: float) -> ClipResult:
         return ClipResult(grads, norm, norm, False, False)
     if norm >= max_norm and norm > 0.0:
         scale = (max_norm / m) / r
-        new = {k: (g * scale).astype(g.dtype, copy=False) for k, g in grads.items()}
-        return ClipResult(new, norm, global_norm(new), True, True)
+        src = _views(grads.values())
+        if src is None:
+            new = {k: (g * scale).astype(g.dtype, copy=False) for k, g in grads.items()}
+            return ClipResult(new, norm, global_norm(new), True, True)
+        new = {k: np.empty(g.shape, g.dtype) for k, g in grads.items()}
+        # one pass: the product in the gradients' dtype (numpy's g * scale with a
+        # Python float) and the norm after it, from the stored values
+        m2, s2 = scale_norm_parts(src, _views(new.values()), src[0].dtype.type(scale))
+        return ClipResult(new, norm, m2 * math.sqrt(s2), True, True)
     return ClipResult(grads, norm, norm, False, True)
 
 

@@ -253,8 +253,9 @@ class Optimizer:
         #: (parameter names, learning rate) per pass of the update
         self.groups = [(rest, lr)] * bool(rest) + [((k,), v) for k, v in lrs.items()]
 
-    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
-        """Apply one update."""
+    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> bool:
+        """Apply one update in place; return whether every updated parameter
+        is finite (the same pass checks it)."""
         raise NotImplementedError
 
 
@@ -274,9 +275,11 @@ class SGD(Optimizer):
     def step(self, params, grads):
         self.t += 1
         t = next(iter(params.values())).dtype.type
+        finite = True
         for keys, lr in self.groups:
-            sgd_update(_flat(params[k] for k in keys), _flat(grads[k] for k in keys),
-                       _flat(self.v[k] for k in keys), t(lr), t(self.momentum))
+            finite &= sgd_update(_flat(params[k] for k in keys), _flat(grads[k] for k in keys),
+                                 _flat(self.v[k] for k in keys), t(lr), t(self.momentum))
+        return finite
 
 
 #: The optimisers' fixed settings (the protocols name them): RMSProp's decay,
@@ -297,10 +300,13 @@ class RMSProp(Optimizer):
     def step(self, params, grads):
         self.t += 1
         t = next(iter(params.values())).dtype.type
+        finite = True
         for keys, lr in self.groups:
-            rmsprop_update(_flat(params[k] for k in keys), _flat(grads[k] for k in keys),
-                           _flat(self.s[k] for k in keys), t(lr), t(self.rho), t(self.eps),
-                           t(1.0 - self.rho))
+            finite &= rmsprop_update(_flat(params[k] for k in keys),
+                                     _flat(grads[k] for k in keys),
+                                     _flat(self.s[k] for k in keys), t(lr), t(self.rho),
+                                     t(self.eps), t(1.0 - self.rho))
+        return finite
 
 
 class Adam(Optimizer):
@@ -318,11 +324,13 @@ class Adam(Optimizer):
         c1 = 1.0 - self.b1**self.t
         c2 = 1.0 - self.b2**self.t
         t = next(iter(params.values())).dtype.type
+        finite = True
         for keys, lr in self.groups:
-            adam_update(_flat(params[k] for k in keys), _flat(grads[k] for k in keys),
-                        _flat(self.m[k] for k in keys), _flat(self.v[k] for k in keys),
-                        t(lr), t(self.b1), t(self.b2), t(self.eps), t(c1), t(c2),
-                        t(1.0 - self.b1), t(1.0 - self.b2))
+            finite &= adam_update(_flat(params[k] for k in keys), _flat(grads[k] for k in keys),
+                                  _flat(self.m[k] for k in keys), _flat(self.v[k] for k in keys),
+                                  t(lr), t(self.b1), t(self.b2), t(self.eps), t(c1), t(c2),
+                                  t(1.0 - self.b1), t(1.0 - self.b2))
+        return finite
 
 
 def make_optimizer(name: str, params: dict[str, np.ndarray], lr: float,
@@ -480,8 +488,7 @@ class Trainer:
         if not math.isfinite(res.loss) or not finite:
             cause = "loss" if not math.isfinite(res.loss) else "gradient"
         else:
-            self.optimizer.step(self.params, grads)
-            if not _finite_params(self.params):  # the update overflowed
+            if not self.optimizer.step(self.params, grads):  # the update overflowed
                 cause = "parameters"
             else:
                 self.model.project(self.params, self.task.steps)
@@ -562,10 +569,6 @@ def _lyapunov_init(model, params, task: Task, c: TrainConfig) -> float:
     b = full.batch(1, c.seed, 0, held_out=True, dtype=c.dtype)
     p = model.check_params(params)
     return float(model.lyapunov(model.states(p, b.x), p, 1, stream(c.seed, "lyapunov"))[0])
-
-
-def _finite_params(params) -> bool:
-    return all(np.isfinite(p).all() for p in params.values())
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from ..checks import choice as _choice
 from ..checks import integer as _positive_int
 from ..checks import number
 from ..kernels.jit import ACT_RELU, ACT_TANH, LOSS_MSE, LOSS_XENT, SCORE_ALL, SCORE_LAST
+from ..kernels.optim import all_finite
 from ..rng import stream
 from . import pipeline
 from .pipeline import Kernels
@@ -102,15 +103,17 @@ class Forward:
     y: np.ndarray
 
 
-def _float_array(value, name: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
-    """Check a float array's type, shape, dtype and finiteness; return it C-contiguous."""
+def _float_array(value, name: str, shape: tuple, dtype: np.dtype,
+                 finite: bool = True) -> np.ndarray:
+    """Check a float array's type, shape, dtype and (``finite``) finiteness;
+    return it C-contiguous."""
     if not isinstance(value, np.ndarray):
         raise ValueError(f"{name}: expected a numpy array, got {type(value).__name__}")
     if value.shape != shape:
         raise ValueError(f"{name}: expected shape {shape}, got {value.shape}")
     if value.dtype != dtype:
         raise ValueError(f"{name}: expected dtype {dtype}, got {value.dtype}")
-    if not np.isfinite(value).all():
+    if finite and not np.isfinite(value).all():
         raise ValueError(f"{name}: contains NaN or Inf")
     return _kernel_array(value)
 
@@ -399,7 +402,13 @@ class Cell:
         dt = first.dtype
         if dt not in DTYPES:
             raise ValueError(f"params[{anchor!r}]: expected dtype float32 or float64, got {dt}")
-        return {k: _float_array(params[k], f"params[{k!r}]", s, dt) for k, s in shapes.items()}
+        out = {k: _float_array(params[k], f"params[{k!r}]", s, dt, finite=False)
+               for k, s in shapes.items()}
+        # one compiled pass over every array; numpy's per array only to name the culprit
+        if not all_finite(tuple(a.reshape(-1) for a in out.values())):
+            bad = next(k for k, a in out.items() if not np.isfinite(a).all())
+            raise ValueError(f"params[{bad!r}]: contains NaN or Inf")
+        return out
 
     # -- inputs ------------------------------------------------------------
     def _check_inputs(self, p, x, lengths, init: dict):
@@ -426,8 +435,9 @@ class Cell:
         if not isinstance(target, np.ndarray):
             raise ValueError(f"target: expected a numpy array, got {type(target).__name__}")
         lead = (B,) if score == "last" else (T, B)
-        # the scored entries: t = lengths-1 (last) or t < lengths (all)
-        if score == "last":
+        # the scored entries: t = lengths-1 (last) or t < lengths (all; every
+        # entry when every sequence is T long, without building the mask)
+        if score == "last" or lengths.min() == T:
             scored = (slice(None),)
         else:
             scored = (np.arange(T)[:, None] < lengths[None, :],)
