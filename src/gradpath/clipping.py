@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .checks import number
-from .kernels.optim import norm_parts, scale_norm_parts
+from .kernels.optim import norm_parts, scale_norm_parts, views
 
 
 @dataclass
@@ -48,35 +48,43 @@ def _norm_parts(grads: dict[str, np.ndarray]) -> tuple[float, float, bool]:
     norm itself exceeds the float64 range while every entry is finite.
     """
     _check(grads)
-    if not grads:
+    return _norm_of(_flat(grads.values()))
+
+
+def _norm_of(arrays: tuple[np.ndarray, ...]) -> tuple[float, float, bool]:
+    """:func:`_norm_parts` of 1-D arrays the compiled passes take (:func:`_flat`)."""
+    if not arrays:
         return 0.0, 0.0, True
-    m, s, finite, nan = norm_parts(_flat(grads.values()))
+    m, s, finite, nan = norm_parts(arrays)
     if not finite:
         return (math.nan if nan else math.inf), 1.0, False
     return m, math.sqrt(s), True
+
+
+_NATIVE = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _views(arrays) -> tuple[np.ndarray, ...] | None:
     """1-D views of C-contiguous arrays that share float32 or float64, for
     the compiled passes (which sum in float64 either way); else None."""
     arrays = tuple(arrays)
+    if not arrays:
+        return None
     dt = arrays[0].dtype
     if dt not in _NATIVE or not all(a.dtype == dt and a.flags.c_contiguous for a in arrays):
         return None
-    return tuple(a.reshape(-1) for a in arrays)
+    return views(arrays)
 
 
-def _flat(grads) -> tuple[np.ndarray, ...]:
-    """:func:`_views` of the gradients, or float64 copies (any other mixture:
-    one type, so one compiled version)."""
+def _flat(grads, native: tuple[np.ndarray, ...] | None = None) -> tuple[np.ndarray, ...]:
+    """:func:`_views` of the gradients (``native``, when already taken), or
+    float64 copies (any other mixture: one type, so one compiled version)."""
     grads = tuple(grads)
-    views = _views(grads)
-    if views is not None:
-        return views
+    if native is None:
+        native = _views(grads)
+    if native is not None:
+        return native
     return tuple(np.ascontiguousarray(g, dtype=np.float64).reshape(-1) for g in grads)
-
-
-_NATIVE = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def global_norm(grads: dict[str, np.ndarray]) -> float:
@@ -106,13 +114,14 @@ def clip_by_norm(grads: dict[str, np.ndarray], max_norm: float) -> ClipResult:
     ClipResult
     """
     _check_threshold(max_norm, "max_norm")
-    m, r, finite = _norm_parts(grads)
+    _check(grads)
+    src = _views(grads.values())  # taken once: the norm's pass and the product's
+    m, r, finite = _norm_of(_flat(grads.values(), src))
     norm = m * r
     if not finite:
         return ClipResult(grads, norm, norm, False, False)
     if norm >= max_norm and norm > 0.0:
         scale = (max_norm / m) / r
-        src = _views(grads.values())
         if src is None:
             new = {k: (g * scale).astype(g.dtype, copy=False) for k, g in grads.items()}
             return ClipResult(new, norm, global_norm(new), True, True)

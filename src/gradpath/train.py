@@ -24,7 +24,7 @@ from .cells import cell_class
 from .cells.base import DEFAULT_FORGET_BIAS, network_fields
 from .checks import choice, integer, number
 from .clipping import clip_by_norm, clip_by_value, global_norm
-from .kernels.optim import adam_update, rmsprop_update, sgd_update
+from .kernels.optim import adam_update, rmsprop_update, sgd_update, views
 from .models import make_model
 from .probe import fit_decay_rate
 from .resources import check_fits, physical_memory_mb
@@ -259,11 +259,6 @@ class Optimizer:
         raise NotImplementedError
 
 
-def _flat(arrays) -> tuple[np.ndarray, ...]:
-    """1-D views of the arrays, for the compiled passes (kernels/optim.py)."""
-    return tuple(a.reshape(-1) for a in arrays)
-
-
 class SGD(Optimizer):
     """SGD with heavy-ball momentum: v <- mu v - lr g; p <- p + v."""
 
@@ -277,8 +272,8 @@ class SGD(Optimizer):
         t = next(iter(params.values())).dtype.type
         finite = True
         for keys, lr in self.groups:
-            finite &= sgd_update(_flat(params[k] for k in keys), _flat(grads[k] for k in keys),
-                                 _flat(self.v[k] for k in keys), t(lr), t(self.momentum))
+            finite &= sgd_update(views(params[k] for k in keys), views(grads[k] for k in keys),
+                                 views(self.v[k] for k in keys), t(lr), t(self.momentum))
         return finite
 
 
@@ -302,9 +297,9 @@ class RMSProp(Optimizer):
         t = next(iter(params.values())).dtype.type
         finite = True
         for keys, lr in self.groups:
-            finite &= rmsprop_update(_flat(params[k] for k in keys),
-                                     _flat(grads[k] for k in keys),
-                                     _flat(self.s[k] for k in keys), t(lr), t(self.rho),
+            finite &= rmsprop_update(views(params[k] for k in keys),
+                                     views(grads[k] for k in keys),
+                                     views(self.s[k] for k in keys), t(lr), t(self.rho),
                                      t(self.eps), t(1.0 - self.rho))
         return finite
 
@@ -326,8 +321,8 @@ class Adam(Optimizer):
         t = next(iter(params.values())).dtype.type
         finite = True
         for keys, lr in self.groups:
-            finite &= adam_update(_flat(params[k] for k in keys), _flat(grads[k] for k in keys),
-                                  _flat(self.m[k] for k in keys), _flat(self.v[k] for k in keys),
+            finite &= adam_update(views(params[k] for k in keys), views(grads[k] for k in keys),
+                                  views(self.m[k] for k in keys), views(self.v[k] for k in keys),
                                   t(lr), t(self.b1), t(self.b2), t(self.eps), t(c1), t(c2),
                                   t(1.0 - self.b1), t(1.0 - self.b2))
         return finite

@@ -23,7 +23,7 @@ from ..checks import choice as _choice
 from ..checks import integer as _positive_int
 from ..checks import number
 from ..kernels.jit import ACT_RELU, ACT_TANH, LOSS_MSE, LOSS_XENT, SCORE_ALL, SCORE_LAST
-from ..kernels.optim import all_finite
+from ..kernels.optim import all_finite, views
 from ..rng import stream
 from . import pipeline
 from .pipeline import Kernels
@@ -405,7 +405,7 @@ class Cell:
         out = {k: _float_array(params[k], f"params[{k!r}]", s, dt, finite=False)
                for k, s in shapes.items()}
         # one compiled pass over every array; numpy's per array only to name the culprit
-        if not all_finite(tuple(a.reshape(-1) for a in out.values())):
+        if not all_finite(views(out.values())):
             bad = next(k for k, a in out.items() if not np.isfinite(a).all())
             raise ValueError(f"params[{bad!r}]: contains NaN or Inf")
         return out

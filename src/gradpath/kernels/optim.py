@@ -20,6 +20,12 @@ from .fpenv import jit_entry
 from .jit import jit
 
 
+def views(arrays) -> tuple[np.ndarray, ...]:
+    """1-D views of the arrays (of C-contiguous ones; ``reshape`` copies
+    others): the tuples the passes below take."""
+    return tuple(a.reshape(-1) for a in arrays)
+
+
 @jit_entry(blas=False, contract=False)
 def norm_parts(gs):
     """(m, s, finite, nan) over every entry of every array: m = max |g| and
