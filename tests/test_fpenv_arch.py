@@ -196,3 +196,24 @@ def test_forced_no_flush_path_runs_kernels_correctly_and_warns_once(tmp_path: Pa
     assert set(got) == set(ref) and len(ref) > 3 * len(PROBLEMS)
     for name, arr in ref.items():
         np.testing.assert_array_equal(got[name], arr, err_msg=name)
+
+
+def test_l1d_size_from_sysfs(tmp_path: Path):
+    """The level-1 data cache's size as Linux's sysfs gives it (the
+    instruction cache and other levels skipped), and the default where sysfs
+    has no such entry or no directory at all."""
+    def cache(index: str, level: str, kind: str, size: str) -> None:
+        d = tmp_path / index
+        d.mkdir()
+        (d / "level").write_text(level + "\n")
+        (d / "type").write_text(kind + "\n")
+        (d / "size").write_text(size + "\n")
+
+    cache("index0", "1", "Instruction", "64K")
+    cache("index1", "1", "Data", "48K")
+    cache("index2", "2", "Unified", "2048K")
+    assert arch.l1d_bytes(str(tmp_path)) == 48 * 1024
+    assert arch.l1d_bytes(str(tmp_path / "missing")) == arch.L1D_DEFAULT
+    (tmp_path / "index1" / "size").write_text("garbage\n")
+    assert arch.l1d_bytes(str(tmp_path)) == arch.L1D_DEFAULT
+    assert arch.l1d_bytes() > 0  # this machine's, whatever it is

@@ -32,9 +32,11 @@ def test_product_matches_float64_matmul(rows, K, N, nblk, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_bits_do_not_depend_on_the_split(dtype):
-    """Any split of rows (row tiles of 8, 4, 2, 1) or of units (whole panels)
-    gives the same bits: every entry is one FMA chain over k in order."""
+@pytest.mark.parametrize("reverse", [False, True])
+def test_bits_do_not_depend_on_the_split(dtype, reverse):
+    """Any split of rows (row tiles of 8, 4, 2, 1) or of units (whole panels),
+    and either order of the panels, gives the same bits: every entry is one
+    FMA chain over k in order."""
     rng = np.random.default_rng(7)
     rows, H, nblk = 15, 100, 4
     A = rng.standard_normal((rows, H)).astype(dtype)
@@ -46,12 +48,32 @@ def test_bits_do_not_depend_on_the_split(dtype):
     by_units = np.full_like(whole, np.nan)
     cuts = [0, nr, 3 * nr, H]
     for j0, j1 in zip(cuts[:-1], cuts[1:], strict=True):
-        product_units(A, P, by_units, j0, j1)
+        product_units(A, P, by_units, j0, j1, reverse)
     by_rows = np.full_like(whole, np.nan)
-    for r in range(rows):
-        product(A[r:r + 1], P, by_rows[r:r + 1])
+    for r in range(rows):  # one row: tiles of several panels, from the first or the last
+        product_units(A[r:r + 1], P, by_rows[r:r + 1], 0, H, reverse)
     assert np.array_equal(whole, by_units)
     assert np.array_equal(whole, by_rows)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("H", [64, 128, 200])
+def test_a_lone_row_in_either_order(H, dtype):
+    """One row (a batch of one) is a tile of 4 panels, or of 2 when its
+    panels are one group that does not stay in L1 (gemm.L1_FIT; H = 64 in
+    float64 is such a group of 32 KB on a 32 KB L1): forward, reversed, and
+    as a row of a bigger product, the same bits."""
+    rng = np.random.default_rng(H)
+    A = rng.standard_normal((9, H)).astype(dtype)
+    M = rng.standard_normal((H, H)).astype(dtype)
+    P = pack(M, 1)
+    whole = np.empty((9, H), dtype)
+    product(A, P, whole)  # a tile of 8 rows, then the lone ninth
+    for reverse in (False, True):
+        for r in (0, 8):
+            one = np.full((1, H), np.nan, dtype)
+            product_units(A[r:r + 1], P, one, 0, H, reverse)
+            assert np.array_equal(one[0], whole[r])
 
 
 def test_views_and_other_columns():
@@ -62,7 +84,7 @@ def test_views_and_other_columns():
     M = rng.standard_normal((40, 80))
     P = pack(M, 2)
     out = np.full((10, 80), 5.0)
-    product_units(A[2:7], P, out[2:7], 0, 16)
+    product_units(A[2:7], P, out[2:7], 0, 16, True)
     ref = A[2:7] @ M
     assert np.allclose(out[2:7, :16], ref[:, :16], rtol=1e-14, atol=1e-13)
     assert np.allclose(out[2:7, 40:56], ref[:, 40:56], rtol=1e-14, atol=1e-13)

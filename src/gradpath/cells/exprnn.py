@@ -42,6 +42,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..kernels.common import (
+    ZERO,
     add_drive,
     inject,
     norm_from,
@@ -111,7 +112,7 @@ def modrelu_row(z, b, h):
         v = z[i]
         m = abs(v) + b[i]
         if m > 0.0:
-            h[i] = m if v > 0.0 else (-m if v < 0.0 else 0.0 * m)
+            h[i] = m if v > 0.0 else (-m if v < 0.0 else ZERO * m)
         elif m <= 0.0:
             h[i] = 0.0
         else:
@@ -131,7 +132,7 @@ def forward_rows(x, lengths, act, w, st, cols, b0, b1):
     tmp = np.empty_like(a)
     passed = 0
     for t in range(T):
-        passed = step_product(hs[t], w_t, shared, cols, passed)
+        passed = step_product(hs[t], w_t, shared, cols, passed, t)
         add_drive(a, x[t, b0:b1], w_ih_t, zero, tmp, B)
         for r in range(n):
             bb = b0 + r
@@ -161,7 +162,7 @@ def _row_step(d, c, h, db):
     n = norm_from(d, sum_squares(d))
     for j in range(H):
         hj = h[j]
-        dj = d[j] if hj != 0.0 else 0.0 * d[j]  # 0 * NaN stays NaN
+        dj = d[j] if hj != 0.0 else ZERO * d[j]  # 0 * NaN stays NaN
         d[j] = dj
         db[j] += dj if hj > 0.0 else -dj
     return n
@@ -211,7 +212,7 @@ def backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, cols, b
         dbuf[k] = dpre
         hbuf[k] = hs[t, b0:b1]
         xbuf[k] = x[t, b0:b1]
-        passed = step_product(shared, W_hh, c, cols, passed)
+        passed = step_product(shared, W_hh, c, cols, passed, t)
         k += 1
         if k == K or t == 0:
             _accumulate(dbuf, hbuf, xbuf, k, dW_ih, dW_hh)

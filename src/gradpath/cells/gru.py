@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels.common import (
+    ONE,
     add_drive,
     inject,
     renormalise,
@@ -83,9 +84,9 @@ def cell_row_backward(dx, dh_, d, ch, hp):
         n = dx[2 * H + j]
         hn = dh_[2 * H + j]
         g = d[j]
-        dan = g * (1.0 - z) * (1.0 - n * n)
-        dar = dan * hn * r * (1.0 - r)
-        daz = g * (hp[j] - n) * z * (1.0 - z)
+        dan = g * (ONE - z) * (ONE - n * n)
+        dar = dan * hn * r * (ONE - r)
+        daz = g * (hp[j] - n) * z * (ONE - z)
         dx[j] = dar
         dx[H + j] = daz
         dx[2 * H + j] = dan
@@ -118,7 +119,7 @@ def forward_rows(x, lengths, act, w, st, cols, b0, b1):
     passed = 0
     for t in range(T):
         gx = gates[t, b0:b1]
-        passed = step_product(hs[t], w_t, hgates[t], cols, passed)
+        passed = step_product(hs[t], w_t, hgates[t], cols, passed, t)
         gx[:] = 0.0
         add_drive(gx, x[t, b0:b1], w_ih_t, b, tmp, B)
         for bb in range(b0, b1):
@@ -156,7 +157,7 @@ def backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, cols, b
             gnorm[t, bb] = cell_row_backward(gates[t, bb], hgates[t, bb], d, c[bb], hs[t, bb])
         # dL/dh_{t-1} = (dL/dh_t) z + dL/d(W_hh h_{t-1}) W_hh
         direct[:] = c[b0:b1]
-        passed = step_product(hgates[t], W_hh, c, cols, passed)
+        passed = step_product(hgates[t], W_hh, c, cols, passed, t)
         for r in range(b1 - b0):
             cr = c[b0 + r]
             dr = direct[r]

@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from ..kernels.common import (
+    ONE,
     add_drive,
     fma_,
     inject,
@@ -73,7 +74,7 @@ def cell_row_backward(dz, d, ch, cc, tc, cp, dhb, dcb):
         dhb[j] = d[j] + ch[j]
     nh = row_norm(dhb)
     for j in range(H):
-        dcb[j] = cc[j] + dhb[j] * dz[3 * H + j] * (1.0 - tc[j] * tc[j])
+        dcb[j] = cc[j] + dhb[j] * dz[3 * H + j] * (ONE - tc[j] * tc[j])
     nc = row_norm(dcb)
     for j in range(H):
         ig = dz[j]
@@ -82,10 +83,10 @@ def cell_row_backward(dz, d, ch, cc, tc, cp, dhb, dcb):
         og = dz[3 * H + j]
         dc = dcb[j]
         cc[j] = dc * fg
-        dz[j] = dc * gg * ig * (1.0 - ig)
-        dz[H + j] = dc * cp[j] * fg * (1.0 - fg)
-        dz[2 * H + j] = dc * ig * (1.0 - gg * gg)
-        dz[3 * H + j] = dhb[j] * tc[j] * og * (1.0 - og)
+        dz[j] = dc * gg * ig * (ONE - ig)
+        dz[H + j] = dc * cp[j] * fg * (ONE - fg)
+        dz[2 * H + j] = dc * ig * (ONE - gg * gg)
+        dz[3 * H + j] = dhb[j] * tc[j] * og * (ONE - og)
     return nh, nc
 
 
@@ -108,7 +109,7 @@ def forward_rows(x, lengths, act, w, st, cols, b0, b1):
     passed = 0
     for t in range(T):
         z = gates[t, b0:b1]  # pre-activations, turned into gate activations in place
-        passed = step_product(hs[t], w_t, gates[t], cols, passed)
+        passed = step_product(hs[t], w_t, gates[t], cols, passed, t)
         add_drive(z, x[t, b0:b1], w_ih_t, b, tmp, B)
         for bb in range(b0, b1):
             h = hs[t + 1, bb]
@@ -155,7 +156,7 @@ def backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, cols, b
             inject(d, dy[t, bb], W_out)
             gnorm[t, bb], cnorm[t, bb] = cell_row_backward(
                 dz, d, carry_h[bb], carry_c[bb], tcs[t, bb], cs[t, bb], dhb, dcb)
-        passed = step_product(gates[t], W_hh, carry_h, cols, passed)
+        passed = step_product(gates[t], W_hh, carry_h, cols, passed, t)
         step_done(cols)
 
 

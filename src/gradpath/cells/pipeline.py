@@ -300,9 +300,11 @@ def block_cols(nb: int, x, st, dense: bool, state) -> list[tuple]:
 
 
 @jit_inline
-def step_product(A, P, out, cols, passed):
-    """``out = A @ M`` (``P`` = M packed), this block's share of one step's
-    recurrent product; returns the barriers passed.
+def step_product(A, P, out, cols, passed, t):
+    """``out = A @ M`` (``P`` = M packed), this block's share of step ``t``'s
+    recurrent product; returns the barriers passed. The panels are visited in
+    the opposite order at every other step (``product_units``' ``reverse``:
+    the panels the last step ended with are still in cache).
 
     ``cols`` = (p0, p1, j0, j1, state, parties, shared, progress) says which share: a
     row split takes its own rows p0..p1 and every unit; a split by columns
@@ -314,7 +316,7 @@ def step_product(A, P, out, cols, passed):
     """
     p0, p1, j0, j1, state, parties, _, _ = cols
     passed = barrier(state, parties, passed)
-    product_units(A[p0:p1], P, out[p0:p1], j0, j1)
+    product_units(A[p0:p1], P, out[p0:p1], j0, j1, t % 2 == 1)
     return barrier(state, parties, passed)
 
 

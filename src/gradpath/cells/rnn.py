@@ -55,7 +55,7 @@ def forward_rows(x, lengths, act, w, st, cols, b0, b1):
     tmp = np.empty_like(a)
     passed = 0
     for t in range(T):
-        passed = step_product(hs[t], w_t, shared, cols, passed)
+        passed = step_product(hs[t], w_t, shared, cols, passed, t)
         add_drive(a, x[t, b0:b1], w_ih_t, b, tmp, B)
         for r in range(n):
             bb = b0 + r
@@ -122,7 +122,7 @@ def backward_rows(dy, W_out, x, lengths, act, w, st, carry, norms, part, cols, b
         dbuf[k] = dpre
         hbuf[k] = hs[t, b0:b1]
         xbuf[k] = x[t, b0:b1]
-        passed = step_product(shared, W_hh, c, cols, passed)
+        passed = step_product(shared, W_hh, c, cols, passed, t)
         k += 1
         if k == K or t == 0:
             _accumulate(dbuf, hbuf, xbuf, k, dW_ih, dW_hh, db)

@@ -11,7 +11,9 @@ place:
   a one-time warning);
 * :data:`X86`: the spin barrier's ``pause`` hint (:mod:`gradpath.kernels.sync`);
 * :func:`host_features`: the micro-kernel's panel width
-  (:mod:`gradpath.kernels.gemm`: wider with AVX-512).
+  (:mod:`gradpath.kernels.gemm`: wider with AVX-512);
+* :func:`l1d_bytes`: how a lone row's product groups its panels
+  (:func:`gradpath.kernels.gemm.product_units`).
 
 ``GRADPATH_FPENV`` accepts ``auto`` (the default: the machine's own mechanism)
 or ``none``; forcing another machine's register is not possible (its
@@ -54,3 +56,28 @@ def host_features() -> frozenset[str]:
         return frozenset(llvm.get_host_cpu_features().flatten().split(","))
     except RuntimeError:
         return frozenset()
+
+
+#: The L1 data cache assumed where the system does not say (the most common size).
+L1D_DEFAULT = 32 * 1024
+
+
+def l1d_bytes(base: str = "/sys/devices/system/cpu/cpu0/cache") -> int:
+    """Bytes of CPU 0's level-1 data cache, from Linux's sysfs (``base``);
+    else :data:`L1D_DEFAULT`."""
+    try:
+        for index in sorted(os.listdir(base)):
+            path = os.path.join(base, index)
+            with open(os.path.join(path, "level")) as fh:
+                level = fh.read().strip()
+            with open(os.path.join(path, "type")) as fh:
+                kind = fh.read().strip()
+            if level == "1" and kind in ("Data", "Unified"):
+                with open(os.path.join(path, "size")) as fh:
+                    size = fh.read().strip().upper()
+                scale = {"K": 1024, "M": 1024 * 1024}.get(size[-1:], 1)
+                value = int(size.rstrip("KM")) * scale
+                return value if value > 0 else L1D_DEFAULT
+    except (OSError, ValueError):
+        pass
+    return L1D_DEFAULT

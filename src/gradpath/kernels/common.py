@@ -231,6 +231,13 @@ def _exp(x):
 # float32 constants: a float64 literal would promote every float32 expression.
 _F = np.float32
 _ONE_F = _F(1.0)
+#: 1 and 0 for the kernels' elementwise arithmetic in either precision: exact
+#: in both, a float32 constant keeps float32 arithmetic in float32 (a float64
+#: literal such as ``1.0`` would promote ``1.0 - x`` and every product after it
+#: to float64, scalar conversions included), and float64 arithmetic is what it
+#: was (the constant widens exactly).
+ONE = _ONE_F
+ZERO = _F(0.0)
 _TWO_F = _F(2.0)
 _INF_F = _F(np.inf)
 _LOG2E_F = _F(_LOG2E)
@@ -272,7 +279,6 @@ _T11 = -1382.0 / 155925.0
 _T13 = 21844.0 / 6081075.0
 _T3F, _T5F, _T7F, _T9F, _T11F, _T13F = (_F(c) for c in (_T3, _T5, _T7, _T9, _T11, _T13))
 _TANH_SMALL_F = _F(0.4)
-_ZERO_F = _F(0.0)
 
 
 @jit_inline
@@ -298,7 +304,7 @@ def _tanh32(x):
         _T11F + z * _T13F))))))
     e = _exp32(-_TWO_F * ax)
     t = (_ONE_F - e) / (_ONE_F + e)
-    big = t if x >= _ZERO_F else -t
+    big = t if x >= ZERO else -t
     return small if ax < _TANH_SMALL_F else big
 
 
@@ -306,7 +312,7 @@ def _tanh32(x):
 def activate(v, act):
     """Apply the activation with integer code ``act`` to a scalar."""
     if act == ACT_RELU:
-        return v if v > 0.0 else 0.0 * v  # keeps NaN as NaN
+        return v if v > ZERO else ZERO * v  # keeps NaN as NaN
     return tanh_(v)
 
 
@@ -314,8 +320,8 @@ def activate(v, act):
 def activation_grad(h, act):
     """phi'(a) written in terms of h = phi(a): 1 - h^2 for tanh, [h > 0] for ReLU."""
     if act == ACT_RELU:
-        return 1.0 if h > 0.0 else 0.0
-    return 1.0 - h * h
+        return ONE if h > ZERO else ZERO
+    return ONE - h * h
 
 
 # Row kernels: the elementwise body of a time step, one batch row at a time.
@@ -459,10 +465,10 @@ def add_norm_scale(d, c, h, act):
     n = norm_from(d, sum_squares(d))
     if act == ACT_RELU:
         for j in range(H):
-            d[j] = d[j] if h[j] > 0.0 else 0.0 * d[j]
+            d[j] = d[j] if h[j] > ZERO else ZERO * d[j]
     else:
         for j in range(H):
-            d[j] *= 1.0 - h[j] * h[j]
+            d[j] *= ONE - h[j] * h[j]
     return n
 
 

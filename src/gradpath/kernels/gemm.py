@@ -36,7 +36,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .arch import host_features
+from .arch import host_features, l1d_bytes
 from .jit import jit, jit_inline
 
 _WIDE = "+avx512f" in host_features()
@@ -46,6 +46,9 @@ PANEL_BYTES = 128 if _WIDE else 64
 #: Rows per micro-kernel tile: MR x 2 vector accumulators stay in registers
 #: (16 of AVX-512's 32 zmm; 8 of AVX2's 16 ymm with MR 4).
 MR = 8 if _WIDE else 4
+#: Packed panels up to this size count as staying in the L1 data cache from
+#: one step's product to the next (with room for the step's other data).
+L1_FIT = l1d_bytes() * 3 // 4
 
 
 def panel_width(dtype) -> int:
@@ -240,16 +243,24 @@ def pack_recurrent(W_hh):
 @jit
 def product(A, P, out):
     """``out[...] = A @ M`` from ``P = pack(M, nblk)``: every column (see :func:`product_units`)."""
-    product_units(A, P, out, 0, out.shape[1] // P.shape[0])
+    product_units(A, P, out, 0, out.shape[1] // P.shape[0], False)
 
 
 @jit
-def product_units(A, P, out, j0, j1):
+def product_units(A, P, out, j0, j1, reverse):
     """``out[:, g*Hb + j] = (A @ M)[:, g*Hb + j]`` for every block g and
     ``j0 <= j < j1``, from ``P = pack(M, nblk)``; j0 a multiple of the panel width.
 
     ``A`` (rows, K) and ``out`` (rows, N) are row-major with unit column stride
     (views of batch rows are fine). Other columns of ``out`` are left alone.
+
+    ``reverse``: visit the panels last to first. A recurrence multiplies by the
+    same panels at every step; when they fill the L1 cache, or nearly (W_hh
+    of an RNN at H = 64 in float64 is exactly its 32 KB), the same order at
+    every step evicts each panel just before it is needed again (the cache
+    keeps the most recently used lines), while alternating the order every
+    step starts each product on the panels the last one ended with. Each
+    output entry is the same FMA chain either way: the same bits.
     """
     rows, K = A.shape
     nblk, npan, _, nr = P.shape
@@ -259,25 +270,39 @@ def product_units(A, P, out, j0, j1):
     q0 = j0 // nr
     q1 = -(-j1 // nr)
     n8 = rows // 8 * 8 if MR >= 8 else 0
-    for g in range(nblk):
+    # a lone row takes up to 4 panels per tile; but when those would be the
+    # step's only group and the panels do not stay in L1, 2, so that the
+    # reversed order has a group to start on that the last step left in cache
+    wide = 4
+    if nblk * (q1 - q0) <= 4 and P.size * P.itemsize > L1_FIT:
+        wide = 2
+    for gg in range(nblk):
+        g = nblk - 1 - gg if reverse else gg
         # rows in tiles of 8, panel by panel: a panel stays in cache across the tiles
-        for q in range(q0, q1):
+        for qq in range(q0, q1):
+            q = q0 + q1 - 1 - qq if reverse else qq
             poff = (g * npan + q) * K * nr
             w = min(nr, j1 - q * nr)
             for i in range(0, n8, 8):
                 _tile81(A, i * lda, lda, 1, P, poff, nr, 0, K, out, i * ldc + g * Hb + q * nr,
                         ldc, False, w)
-        # the rows left over (all of them at small batches), several panels per tile
+        # the rows left over (all of them at small batches), several panels per
+        # tile: groups of _panels() from the first panel on, or from the last back
         i = n8
         while i < rows:
             mr = _tile_rows(rows - i)
-            q = q0
-            while q < q1:
-                m = _panels(mr, q1 - q)
+            q = q1 if reverse else q0
+            while q > q0 if reverse else q < q1:
+                if reverse:
+                    m = _panels(mr, q - q0, wide)
+                    q -= m
+                else:
+                    m = _panels(mr, q1 - q, wide)
                 _run_tile(mr, m, A, i * lda, lda, 1, P, (g * npan + q) * K * nr, nr, K * nr,
                           K, out, i * ldc + g * Hb + q * nr, ldc, False,
                           min(nr, j1 - (q + m - 1) * nr))
-                q += m
+                if not reverse:
+                    q += m
             i += mr
 
 
@@ -317,7 +342,7 @@ def grad_product(Dz, X, C, g0, g1, h0, h1):
             mr = _tile_rows(g1 - i)
             q = 0
             while q < full:
-                m = _panels(mr, full - q)
+                m = _panels(mr, full - q, 4)
                 _run_tile(mr, m, Dz, k0 * ldd + i, 1, ldd, X, k0 * ldx + h0 + q * nr, ldx, nr,
                           kc, C, i * ldc + h0 + q * nr, ldc, True, nr)
                 q += m
@@ -338,11 +363,15 @@ def _tile_rows(left):
 
 
 @jit_inline
-def _panels(mr, left):
-    """Panels a tile of ``mr`` rows takes at once out of ``left``: up to 4 for
-    one row, 2 for two, so that a few rows still run 8 independent FMA chains."""
+def _panels(mr, left, wide):
+    """Panels a tile of ``mr`` rows takes at once out of ``left``: up to
+    ``wide`` (4 or 2) for one row, 2 for two, so that a few rows still run 8
+    independent FMA chains (4 with ``wide`` 2: enough where a 512-bit FMA
+    issues once a cycle, as on AMD's Zen 4)."""
     if mr == 1:
-        return 4 if left >= 4 else (2 if left >= 2 else 1)
+        if wide >= 4 and left >= 4:
+            return 4
+        return 2 if left >= 2 else 1
     if mr == 2 and left >= 2:
         return 2
     return 1
