@@ -8,6 +8,7 @@ blocks of 16 and 21, and the LSTM's weight gradients into column blocks too.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from itertools import pairwise
@@ -497,37 +498,56 @@ def test_a_caller_whose_helper_thread_died_gets_an_error(monkeypatch):
 
 _KEEP_DEMO = """
 import numpy as np
-from numba import njit
+from numba import njit, objmode
+from numba.core.runtime import rtsys
 from gradpath.kernels.common import borrow, keep
+
+
+def frees():
+    return rtsys.get_allocation_stats().mi_free
+
 
 @njit
 def kept(n):
     a = np.full(n, 1.0)
     b = borrow(a)
+    with objmode(f="int64"):
+        f = frees()
     c = np.zeros(n)  # a's memory, were a released after its last use
     s = b.sum()
     keep(a)
-    return s, c.sum()
+    return s, c.sum(), f
+
 
 @njit
 def not_kept(n):
     a = np.full(n, 1.0)
     b = borrow(a)
-    c = np.zeros(n)
-    return b.sum(), c.sum()
+    with objmode(f="int64"):
+        f = frees()
+    return b.sum(), f
 
-print(*kept(1000), not_kept(1000)[0])
+
+kept(10), not_kept(10)  # compiled
+f0 = frees()
+s, zeros, f1 = kept(1000)
+g0 = frees()
+_, g1 = not_kept(1000)
+print(s, zeros, f1 - f0, g1 - g0)
 """
 
 
 def test_keep_holds_what_a_kernel_borrowed_from_its_own_arrays():
     """Numba releases an array after its last use, and a borrowed copy is not
-    one: without ``keep``, the next allocation takes the memory the borrowed
-    copy still reads (this is what the second function shows). In a fresh
-    process: whether malloc hands the freed block straight back depends on
-    the heap's history, which a long test session makes arbitrary."""
+    one: without ``keep`` the array is released while its borrowed copy is
+    still read (the second function: one release counted by Numba's runtime
+    before the copy's sum); with ``keep`` none, and the next allocation
+    cannot take the copy's memory. Counted, not inferred from whether malloc
+    hands the freed block straight back (which depends on the heap's history
+    and failed this test twice)."""
     out = subprocess.run([sys.executable, "-c", _KEEP_DEMO], capture_output=True, text=True,
-                         check=True).stdout.split()
-    kept_sum, kept_zeros, not_kept_sum = map(float, out)
+                         check=True, env={**os.environ, "NUMBA_NRT_STATS": "1"}).stdout.split()
+    kept_sum, kept_zeros, kept_frees, not_kept_frees = map(float, out)
     assert (kept_sum, kept_zeros) == (1000.0, 0.0)
-    assert not_kept_sum != 1000.0  # the hazard keep is for
+    assert kept_frees == 0  # a is held until keep(a)
+    assert not_kept_frees == 1  # the hazard keep is for: a released after borrow(a)
