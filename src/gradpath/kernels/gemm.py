@@ -291,14 +291,18 @@ def product_units(A, P, out, j0, j1, reverse):
         i = n8
         while i < rows:
             mr = _tile_rows(rows - i)
-            done = 0
-            while done < q1 - q0:
-                m = _panels(mr, q1 - q0 - done, wide)
-                q = q1 - done - m if reverse else q0 + done
+            q = q1 if reverse else q0
+            while q > q0 if reverse else q < q1:
+                if reverse:
+                    m = _panels(mr, q - q0, wide)
+                    q -= m
+                else:
+                    m = _panels(mr, q1 - q, wide)
                 _run_tile(mr, m, A, i * lda, lda, 1, P, (g * npan + q) * K * nr, nr, K * nr,
                           K, out, i * ldc + g * Hb + q * nr, ldc, False,
                           min(nr, j1 - (q + m - 1) * nr))
-                done += m
+                if not reverse:
+                    q += m
             i += mr
 
 
