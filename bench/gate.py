@@ -4,7 +4,8 @@ A speed-up committed from one machine cannot judge another (AMD or Intel,
 cache sizes, BLAS kernels), so the gate never compares with stored numbers.
 It builds the base revision (``--base``, default ``$BENCH_BASE``, else the
 previous commit ``HEAD~1``) into a temporary git worktree with its own Numba
-cache, starts one timing worker per revision (``bench/worker.py``), and
+cache, starts one timing worker per revision (``bench/worker.py``; a revision
+whose kernels must compile is built on two cores, see :func:`build`), and
 times every kernel case in both, interleaved: each round visits the cases in
 a shuffled order and times base and head back to back (in random order), so
 both see the same machine state. Per case, the statistic is the **median of
@@ -123,22 +124,25 @@ class Worker:
         env = dict(os.environ, PYTHONPATH=str(src), **(env_extra or {}))
         self.proc = subprocess.Popen([sys.executable, str(WORKER)], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True, env=env, cwd=BENCH)
-        hello = self._read()
+        hello = self.receive()
         where = Path(hello["gradpath"]).resolve()
         if src.resolve() not in where.parents:
             self.close()
             raise RuntimeError(f"{name} worker imported gradpath from {where}, not from {src}")
 
-    def _read(self) -> dict:
+    def receive(self) -> dict:
         line = self.proc.stdout.readline()
         if not line:
             raise RuntimeError(f"{self.name} worker exited (status {self.proc.wait()})")
         return json.loads(line)
 
-    def request(self, **req) -> dict:
+    def send(self, **req) -> None:
         self.proc.stdin.write(json.dumps(req) + "\n")
         self.proc.stdin.flush()
-        return self._read()
+
+    def request(self, **req) -> dict:
+        self.send(**req)
+        return self.receive()
 
     def time(self, key: str, calls: int) -> float:
         return self.request(cmd="time", key=key, calls=calls)["s"]
@@ -153,6 +157,41 @@ class Worker:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+
+def build(name: str, src: Path, cases: list[Case], env: dict | None = None
+          ) -> tuple[Worker, dict]:
+    """A worker importing gradpath from ``src``, its cases built: (worker, {key: error}).
+
+    Where the revision's kernels are not in its Numba cache yet (the base, in
+    a cache of its own; head, after an edit), building compiles them, one
+    process a core's work (Numba compiles on the calling thread). So a helper
+    worker on the same cache builds the float32 cases while the worker builds
+    the float64 ones (gradpath's cache writes are locked, as for
+    :func:`gradpath.warmup`), and the worker then loads the float32 kernels
+    from the cache. On one core, or with one precision, the worker builds
+    everything alone.
+    """
+    worker = Worker(name, src, env)
+    first = [c for c in cases if c.dtype != "float32"]
+    second = [c for c in cases if c.dtype == "float32"]
+    if (os.cpu_count() or 1) < 2 or not first or not second:
+        first, second = cases, []
+    helper = Worker(f"{name}-float32", src, env) if second else None
+    try:
+        if helper is not None:
+            helper.send(cmd="setup", cases=[c.spec() for c in second])
+        errors = dict(worker.request(cmd="setup", cases=[c.spec() for c in first])["errors"])
+        if helper is not None:
+            helper.receive()  # its kernels are in the cache now; its errors recur below
+            errors.update(worker.request(cmd="setup", cases=[c.spec() for c in second])["errors"])
+    except BaseException:
+        worker.close()
+        raise
+    finally:
+        if helper is not None:
+            helper.close()
+    return worker, errors
 
 
 def git(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -381,19 +420,16 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"base: {args.base} = {about}")
         t0 = time.perf_counter()
-        head = Worker("head", ROOT / "src")
-        setup = head.request(cmd="setup", cases=[c.spec() for c in gated + head_only])
-        if setup["errors"]:
-            print(f"error: head cannot run {setup['errors']}", file=sys.stderr)
+        head, errors = build("head", ROOT / "src", gated + head_only)
+        if errors:
+            print(f"error: head cannot run {errors}", file=sys.stderr)
             return 1
         print(f"head ready in {time.perf_counter() - t0:.0f} s")
         missing: dict[str, str] = {}
         if base_src is not None:
             t0 = time.perf_counter()
-            base = Worker("base", base_src / "src",
-                          {"NUMBA_CACHE_DIR": str(tmp / "numba-cache")})
-            setup = base.request(cmd="setup", cases=[c.spec() for c in gated])
-            missing = dict(setup["errors"])
+            base, missing = build("base", base_src / "src", gated,
+                                  {"NUMBA_CACHE_DIR": str(tmp / "numba-cache")})
             if missing:
                 print(f"note: base cannot run {len(missing)} case(s), timed in head only and "
                       f"listed as NEW (not compared): {', '.join(sorted(missing))}")

@@ -208,3 +208,30 @@ def _no_markers(tmp_path):
     p = tmp_path / "plain.md"
     p.write_text("# nothing to replace\n")
     return p
+
+
+def test_a_revision_is_built_by_two_workers_and_then_runs_every_case():
+    """``gate.build``: a helper worker builds the float32 cases while the
+    base's own worker builds the float64 ones, then the base worker loads the
+    float32 ones too and times every case; a case the base cannot run comes
+    back as an error, from either half. Here on the suite's warm kernel cache
+    (so nothing compiles), with the suite's own sources as the base."""
+    from gradpath.kernels import jit
+
+    class NoSuchCell(Case):  # a cell this revision does not have
+        def spec(self) -> dict:
+            return {**super().spec(), "cell": "nosuch"}
+
+    cases = [Case("rnn", "small", "float32"), Case("gru", "small", "float64"),
+             Case("rnn", "small", "float64")]
+    missing = [NoSuchCell("indrnn", "small", "float32"), NoSuchCell("indrnn", "small", "float64")]
+    base, errors = gate.build("base", Path(jit.__file__).parents[2], cases + missing,
+                              {"NUMBA_CACHE_DIR": str(jit.CACHE_DIR.parent)})
+    try:
+        assert sorted(errors) == sorted(c.key for c in missing)
+        assert all("no cell 'nosuch'" in e for e in errors.values()), errors
+        for case in cases:
+            assert base.time(case.key, 1) > 0, case.key
+    finally:
+        base.close()
+    assert base.proc.returncode == 0
