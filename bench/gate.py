@@ -177,9 +177,10 @@ def build(name: str, src: Path, cases: list[Case], env: dict | None = None
     second = [c for c in cases if c.dtype == "float32"]
     if (os.cpu_count() or 1) < 2 or not first or not second:
         first, second = cases, []
-    helper = Worker(f"{name}-float32", src, env) if second else None
+    helper = None
     try:
-        if helper is not None:
+        if second:
+            helper = Worker(f"{name}-float32", src, env)
             helper.send(cmd="setup", cases=[c.spec() for c in second])
         errors = dict(worker.request(cmd="setup", cases=[c.spec() for c in first])["errors"])
         if helper is not None:
