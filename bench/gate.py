@@ -173,19 +173,19 @@ def build(name: str, src: Path, cases: list[Case], env: dict | None = None
     everything alone.
     """
     worker = Worker(name, src, env)
-    first = [c for c in cases if c.dtype != "float32"]
-    second = [c for c in cases if c.dtype == "float32"]
-    if (os.cpu_count() or 1) < 2 or not first or not second:
-        first, second = cases, []
+    own = [c for c in cases if c.dtype != "float32"]
+    helped = [c for c in cases if c.dtype == "float32"]  # built by the helper first
+    if (os.cpu_count() or 1) < 2 or not own or not helped:
+        own, helped = cases, []
     helper = None
     try:
-        if second:
+        if helped:
             helper = Worker(f"{name}-float32", src, env)
-            helper.send(cmd="setup", cases=[c.spec() for c in second])
-        errors = dict(worker.request(cmd="setup", cases=[c.spec() for c in first])["errors"])
+            helper.send(cmd="setup", cases=[c.spec() for c in helped])
+        errors = dict(worker.request(cmd="setup", cases=[c.spec() for c in own])["errors"])
         if helper is not None:
             helper.receive()  # its kernels are in the cache now; its errors recur below
-            errors.update(worker.request(cmd="setup", cases=[c.spec() for c in second])["errors"])
+            errors.update(worker.request(cmd="setup", cases=[c.spec() for c in helped])["errors"])
     except BaseException:
         worker.close()
         raise
