@@ -64,6 +64,17 @@ CATEGORIES = [
 #: Chromium as the report tests start it: headless, offline, no sandbox (root)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+#: How long a step in the report may take to draw (ms): the tests wait for what
+#: they look at, not for fixed times.
+WAIT_MS = 20_000
+#: Is an item of ``kind`` (figure, table, any) drawn: a PNG decoded at full
+#: width, an embedded HTML table?
+SHOWN = """kind => {
+  const figure = [...document.images].some(
+    e => e.src.startsWith('data:image/png') && e.complete && e.naturalWidth > 300);
+  const table = document.querySelectorAll('iframe').length >= 1;
+  return {figure: figure, table: table, any: figure || table}[kind];
+}"""
 
 
 
@@ -220,17 +231,16 @@ def test_report_opens_offline_without_console_errors(smoke_study, tmp_path):
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("request", lambda r: requests.append(r.url))
         page.goto(report.as_uri(), wait_until="load")
-        page.wait_for_timeout(1500)
+        page.locator("div.findings").wait_for()  # the front page is drawn
         body = page.inner_text("body")
         assert "gradpath" in body and "smoke" in body  # the workflow description opens the page
         shown = 0
         for cat, kind in CATEGORIES:
             assert cat in body, cat
             page.get_by_text(cat, exact=True).first.click()
-            page.wait_for_timeout(400)
             # the first item shown in the page (a CSV's button downloads it instead)
             page.locator('a[iconname="eye"][href="#"]').first.click()
-            page.wait_for_timeout(800)
+            page.wait_for_function(SHOWN, arg=kind, timeout=WAIT_MS)  # the item, drawn
             widths = page.eval_on_selector_all(
                 "img", "els => els.filter(e => e.src.startsWith('data:image/png'))"
                        ".map(e => e.naturalWidth)")
@@ -257,7 +267,7 @@ def _home(page) -> None:
     findings) through the report's own view state, as its "home" does: one
     load of the multi-megabyte page per test instead of one per visit."""
     page.evaluate("app.setView({navbarMode: 'menu', content: app.content})")
-    page.wait_for_timeout(150)
+    page.locator("div.findings").wait_for()
 
 
 def _report_page(p, report: Path):
@@ -268,7 +278,7 @@ def _report_page(p, report: Path):
     page.on("console", lambda m: page.errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: page.errors.append(str(e)))
     page.goto(report.as_uri(), wait_until="load")
-    page.wait_for_timeout(800)
+    page.locator("div.findings").wait_for()
     return browser, page
 
 
@@ -279,7 +289,7 @@ def test_report_downloads_every_table_as_its_csv_and_links_each_finding(smoke_st
     whose download holds the file the workflow wrote (and the shown table's
     rows); the config as used and every provenance field are in it; and each
     finding on the front page links to the figure and the table that decide it."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     from gradpath.results import run_provenance as provenance
 
@@ -299,7 +309,6 @@ def test_report_downloads_every_table_as_its_csv_and_links_each_finding(smoke_st
         def open_category(name: str):
             _home(page)
             page.get_by_text(items[name]["category"], exact=True).first.click()
-            page.wait_for_timeout(300)
             row = page.locator("tr").filter(has=page.get_by_text(items[name]["label"],
                                                                 exact=True))
             return row.locator('a[iconname="eye"]')
@@ -321,13 +330,13 @@ def test_report_downloads_every_table_as_its_csv_and_links_each_finding(smoke_st
                 continue
             table = pd.read_csv(saved)
             assert len(table) > 0, name
-            # the table shown holds its rows (provenance: one column per row)
             open_category(twin).click()
-            page.wait_for_timeout(500)
             frame = page.frame_locator(f"{content} iframe")
-            rows = frame.locator("table tbody tr").count()
-            cols = frame.locator("table thead th").count()
-            assert (cols - 1 if name == "provenance.csv" else rows) == len(table), name
+            # the table shown holds the CSV's rows (provenance: one column per row)
+            if name == "provenance.csv":
+                expect(frame.locator("table thead th")).to_have_count(len(table) + 1)
+            else:
+                expect(frame.locator("table tbody tr")).to_have_count(len(table))
         # the config as used: plain YAML that runs the same grid as the config given
         used = yaml.safe_load((study / "config.yaml").read_text())
         validate(used, str(SCHEMA))
@@ -349,10 +358,11 @@ def test_report_downloads_every_table_as_its_csv_and_links_each_finding(smoke_st
                 finding = page.locator("div.findings li").nth(k)
                 assert row["claim"] in finding.inner_text()
                 finding.get_by_role("link", name=name.rsplit(".", 1)[0], exact=True).click()
-                page.wait_for_timeout(300)
                 shows = page.locator(f"{content} {kind}")
-                assert f";filename={name};" in shows.get_attribute("src"), (row["claim"], name)
-                if kind == "img":
+                expect(shows).to_have_attribute("src", re.compile(f";filename={re.escape(name)};"))
+                if kind == "img":  # drawn: the PNG decodes at full width
+                    page.wait_for_function("e => e.complete", arg=shows.element_handle(),
+                                           timeout=WAIT_MS)
                     assert shows.evaluate("e => e.naturalWidth") > 300, name
         errors = page.errors
         browser.close()
