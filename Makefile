@@ -13,7 +13,7 @@ CONFIG ?= configs/default.yaml
 CORES  ?= 2
 REPORT ?= reports/report.html
 
-.PHONY: help setup setup-dev warmup run report demo test lint unit bench bench-peers chromium slurm readme paper paper-full reseed clean
+.PHONY: help setup setup-dev warmup run report demo test lint unit bench bench-peers chromium slurm system readme paper paper-full reseed clean
 
 help:
 	@echo "make run    set up (the study's libraries: .[study]), run the default study ($(CONFIG))"
@@ -102,6 +102,12 @@ slurm:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	    slurmctld slurmd slurm-client munge; }
 
+# Both of the above, one after the other (apt-get holds one lock at a time):
+# `make test` runs this beside the set-up and the kernels' compile.
+system:
+	$(MAKE) --no-print-directory chromium
+	$(MAKE) --no-print-directory slurm
+
 # GRADPATH_REQUIRE_ALL=1: a test whose needs are missing (root for SLURM,
 # Chromium) fails instead of skipping (tests/needs.py), so nothing is hidden.
 # -n auto --dist loadfile: one pytest-xdist worker per core, a file's tests on
@@ -129,7 +135,7 @@ bench-peers: warmup $(PEERS_STAMP)
 # The dev tools install while the kernels compile (pip adds packages only:
 # nothing the compile imports changes), then every check.
 test:
-	$(MAKE) --no-print-directory -j2 setup-dev warmup
+	$(MAKE) --no-print-directory -j3 setup-dev warmup system
 	$(MAKE) --no-print-directory lint unit bench
 
 # The README's figures and tables, from the default (and paper) study's results.
