@@ -1,9 +1,11 @@
 """Where a forward + BPTT call spends its time, sampled by ``perf`` inside the real call.
 
     python bench/profile_step.py [--dtype float32] [--cases lstm:32,128,2,200 ...]
+                                 [--score last]
 
 For each case (cell:B,H,D,T; mse over every step, tanh, as in the peers
-table) a fresh process warms the kernels up, writes a perf map of the compiled
+table; ``--score last``: at the last step only, as in the training updates)
+a fresh process warms the kernels up, writes a perf map of the compiled
 kernels (``/tmp/perf-PID.map``: Numba's JIT code has no symbols of its own),
 and then runs ``--repeat`` calls with its usual threads while
 
@@ -150,7 +152,7 @@ def _under_perf(args: list[str], fn, repeat: int) -> list[float]:
     return ts
 
 
-def child(case: str, dtype: str, repeat: int, out: Path) -> None:
+def child(case: str, dtype: str, repeat: int, out: Path, score: str = "all") -> None:
     """In a fresh process: warm up, then the calls under perf stat and perf record."""
     import gradpath as gp
     from gradpath.models import make_model
@@ -162,14 +164,14 @@ def child(case: str, dtype: str, repeat: int, out: Path) -> None:
     params = model.init_params(seed=0, dtype=dt)
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(T, B, D)).astype(dt)
-    target = np.zeros((T, B, 1), dt)
+    target = np.zeros((T, B, 1) if score == "all" else (B, 1), dt)
 
     def call():
-        model.loss_and_grads(params, x, target, loss="mse", score="all")
+        model.loss_and_grads(params, x, target, loss="mse", score=score)
 
     gp.warmup()
     call()
-    result = {"case": case, "dtype": dtype}
+    result = {"case": case, "dtype": dtype, "score": score}
     ts = [time.perf_counter()]
     for _ in range(repeat):
         call()
@@ -218,11 +220,12 @@ def counters(stat: str) -> dict[str, float]:
     return counts
 
 
-def profile(case: str, dtype: str, repeat: int) -> dict:
+def profile(case: str, dtype: str, repeat: int, score: str = "all") -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         subprocess.run([sys.executable, __file__, "--child", case, "--dtype", dtype,
-                        "--repeat", str(repeat), "--out", str(out)], check=True)
+                        "--repeat", str(repeat), "--score", score, "--out", str(out)],
+                       check=True)
         r = json.loads(out.read_text())
         if "data_file" in r:
             try:
@@ -262,13 +265,16 @@ def main(argv=None) -> None:
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     ap.add_argument("--cases", nargs="+", default=list(DEFAULT_CASES))
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--score", default="all", choices=["all", "last"],
+                    help="the loss over every step (the peers' kernel cases) or the last "
+                         "step only (as the training updates of the adding problem)")
     ap.add_argument("--updates", action="store_true",
                     help="also the training update's overhead over the kernel call")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        child(args.child, args.dtype, args.repeat, args.out)
+        child(args.child, args.dtype, args.repeat, args.out, args.score)
         return
     if not _perf_available():
         print("perf is not usable here (install linux-perf; perf_event_paranoid <= 1 or root):"
@@ -277,7 +283,7 @@ def main(argv=None) -> None:
     print("| case | dtype | call ms | " + " | ".join(names) + " | IPC | cache miss % |")
     print("|---|---|--:|" + "--:|" * (len(names) + 2))
     for case in args.cases:
-        r = profile(case, args.dtype, args.repeat)
+        r = profile(case, args.dtype, args.repeat, args.score)
         shares = r.get("shares", {})
         c = r.get("counters", {})
         ipc = c["instructions"] / c["cycles"] if c.get("cycles") else float("nan")
