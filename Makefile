@@ -5,10 +5,15 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
-# Two installs into one venv: the study's (`make run`), then the dev tools and
-# torch on top (`make test`); each stamp says its part is in.
+# Three installs into one venv: the library (what the kernels' compile needs),
+# the study's libraries (`make run`), then the dev tools and torch on top
+# (`make test`); each stamp says its part is in.
+CORE_STAMP  := $(VENV)/.core-stamp
 STUDY_STAMP := $(VENV)/.study-stamp
 DEV_STAMP   := $(VENV)/.dev-stamp
+# The versions of what the compile imports, as the library's install left them:
+# the later installs run beside the compile (`make test`) and must not change them.
+KERNEL_PINS := $(VENV)/kernel-pins.txt
 CONFIG ?= configs/default.yaml
 CORES  ?= 2
 REPORT ?= reports/report.html
@@ -32,21 +37,31 @@ help:
 # it comes from PyPI instead, Linux gets a CUDA build of several GB.
 TORCH_CPU := 'torch==2.13.0'
 
-# A local virtual environment with the package (editable) and the study's
-# libraries (the `study` extra): what `make run` needs, no torch, no dev tools.
-$(STUDY_STAMP): pyproject.toml
+# A local virtual environment with the package (editable) and its own
+# dependencies (numpy, Numba, SciPy, ...): all the kernels' compile needs.
+$(CORE_STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "gradpath needs Python >= 3.11"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[study]'
+	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -c 'import importlib.metadata as m; print(*(f"{n}=={m.version(n)}" for n in \
+	  ("numpy", "numba", "llvmlite", "scipy", "threadpoolctl", "psutil")), sep="\n")' > $(KERNEL_PINS)
+	@touch $(CORE_STAMP)
+
+# The study's libraries (the `study` extra): what `make run` needs, no torch, no
+# dev tools. The kernel pins are requirements here: an extra that needed another
+# numpy or Numba stops pip with a conflict, instead of changing the files of a
+# compile that is running.
+$(STUDY_STAMP): $(CORE_STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[study]' $$(cat $(KERNEL_PINS))
 	@touch $(STUDY_STAMP)
 
 # On top of it, for `make test`: torch first (TORCH_CPU), then the dev extra
 # (the test tools, the SLURM executor) and the peers' JAX, so that the peers'
 # tests run instead of skipping; pip adds only what is missing.
 $(DEV_STAMP): $(STUDY_STAMP)
-	$(BIN)/python -m pip install --quiet $(TORCH_CPU)
-	$(BIN)/python -m pip install --quiet -e '.[dev,peers]'
+	$(BIN)/python -m pip install --quiet $(TORCH_CPU) $$(cat $(KERNEL_PINS))
+	$(BIN)/python -m pip install --quiet -e '.[dev,peers]' $$(cat $(KERNEL_PINS))
 	@touch $(DEV_STAMP)
 
 setup: $(STUDY_STAMP)
@@ -54,12 +69,13 @@ setup: $(STUDY_STAMP)
 setup-dev: $(DEV_STAMP)
 
 # Fill Numba's on-disk cache once (a fresh clone compiles, float32 and float64 in two
-# processes: 86 s on a 2-core AMD EPYC).
-warmup: setup
+# processes: 86 s on a 2-core AMD EPYC). It needs the library alone, so the study's
+# and the dev tools' installs can run beside it (`make -j`).
+warmup: $(CORE_STAMP)
 	$(BIN)/python -m gradpath.cli demo --warmup
 
 # The main job: the study from config to report.
-run: warmup
+run: setup warmup
 	$(BIN)/python scripts/unlock_if_stale.py --configfile $(CONFIG)
 	$(BIN)/snakemake --profile profiles/local --configfile $(CONFIG) --cores $(CORES)
 	$(BIN)/snakemake --profile profiles/local --configfile $(CONFIG) --report $(REPORT)
@@ -123,7 +139,7 @@ bench: setup-dev warmup
 # gradpath against PyTorch and JAX: the table in bench/results/peers.md.
 PEERS_STAMP := $(VENV)/.peers-stamp
 $(PEERS_STAMP): $(DEV_STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,peers]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,peers]' $$(cat $(KERNEL_PINS))
 	@touch $(PEERS_STAMP)
 
 # The peers' own checks first: with JAX installed here, its cases of
@@ -132,8 +148,9 @@ bench-peers: warmup $(PEERS_STAMP)
 	$(BIN)/pytest -q tests/test_peers.py
 	$(BIN)/python bench/peers.py --scaling --readme README.md
 
-# The dev tools install while the kernels compile (pip adds packages only:
-# nothing the compile imports changes), then every check.
+# The study's libraries and the dev tools install while the kernels compile (the
+# compile needs the library's install alone; KERNEL_PINS keeps what it imports
+# as it was), then every check.
 test:
 	$(MAKE) --no-print-directory -j3 setup-dev warmup system
 	$(MAKE) --no-print-directory lint unit bench
@@ -157,7 +174,7 @@ clean:
 # The study again with other training seeds (scripts/reseed.py): do its verdicts hold?
 SEEDS ?= 11 12 13
 RESEEDED = results/$(notdir $(basename $(CONFIG)))-seeds.yaml
-reseed: warmup
+reseed: setup warmup
 	$(BIN)/python scripts/reseed.py $(CONFIG) --seeds $(SEEDS) --out $(RESEEDED)
 	$(BIN)/python scripts/unlock_if_stale.py --configfile $(RESEEDED)
 	$(BIN)/snakemake --profile profiles/local --configfile $(RESEEDED) --cores $(CORES)
@@ -165,11 +182,11 @@ reseed: warmup
 # The papers' budgets (configs/paper-full.yaml): hundreds of CPU-hours, for a
 # cluster (the README's cost table; scripts/plan.py), e.g. on SLURM:
 # snakemake --profile profiles/slurm --configfile configs/paper-full.yaml
-paper-full: warmup
+paper-full: setup warmup
 	$(BIN)/snakemake --profile profiles/local --configfile configs/paper-full.yaml --cores $(CORES)
 
 # The published results as verdicts (configs/paper.yaml) and their report.
-paper: warmup
+paper: setup warmup
 	$(BIN)/python scripts/unlock_if_stale.py --configfile configs/paper.yaml
 	$(BIN)/snakemake --profile profiles/local --configfile configs/paper.yaml --cores $(CORES)
 	$(BIN)/snakemake --profile profiles/local --configfile configs/paper.yaml --report reports/paper.html
