@@ -11,9 +11,13 @@ object per line:
   over ``n`` back-to-back calls;
 * ``{"cmd": "quit"}``.
 
+A spec of ``"kind": "train"`` (``bench/peer_cases.train_specs``, for
+``bench/ab_updates.py``) is instead one training update, as ``make
+bench-peers`` times gradpath's (``peer_worker.gradpath_case``).
+
 Only the public API (the model classes of ``gradpath.models.CELL_TYPES``,
-``init_params``, ``loss_and_grads``) is used, so the same worker times any
-revision; a case the revision cannot run (a cell it does not have yet) comes
+``init_params``, ``loss_and_grads``, the trainer) is used, so the same
+worker times any revision; a case the revision cannot run (a cell it does not have yet) comes
 back in ``errors``, and the gate times it in head
 alone. Its first line is ``{"gradpath": path}``: the controller checks it
 imported the revision it meant to.
@@ -29,7 +33,12 @@ import numpy as np
 
 
 def build(spec: dict, gp):
-    """A zero-argument callable running one case's ``loss_and_grads``."""
+    """A zero-argument callable running one case's ``loss_and_grads`` (or,
+    for a ``"train"`` spec, one training update)."""
+    if spec.get("kind") == "train":
+        from peer_worker import gradpath_case
+
+        return gradpath_case(spec)[0]
     B, H, D, T = spec["B"], spec["H"], spec["D"], spec["T"]
     dt = np.dtype(spec["dtype"])
     from gradpath.models import CELL_TYPES

@@ -235,3 +235,24 @@ def test_a_revision_is_built_by_two_workers_and_then_runs_every_case():
     finally:
         base.close()
     assert base.proc.returncode == 0
+
+
+def test_the_worker_times_a_training_update_for_ab_updates():
+    """``bench/ab_updates.py``'s cases: a ``train`` spec of ``peer_cases`` is
+    one training update in the gate's worker, built like ``make
+    bench-peers``'s gradpath update; a cell the revision lacks is an error."""
+    from peer_cases import train_specs
+
+    from gradpath.kernels import jit
+
+    spec = next(s for s in train_specs() if s["key"] == "train-rnn-B16-H64-T100-float64")
+    worker = gate.Worker("head", Path(jit.__file__).parents[2],
+                         {"NUMBA_CACHE_DIR": str(jit.CACHE_DIR.parent)})
+    try:
+        reply = worker.request(cmd="setup", cases=[spec, {**spec, "cell": "nosuch",
+                                                          "key": "nosuch"}])
+        assert reply["ok"] == [spec["key"]] and list(reply["errors"]) == ["nosuch"], reply
+        assert worker.time(spec["key"], 2) > 0
+    finally:
+        worker.close()
+    assert worker.proc.returncode == 0
