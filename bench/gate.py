@@ -196,6 +196,17 @@ def build(name: str, src: Path, cases: list[Case], env: dict | None = None
     return worker, errors
 
 
+def release(workers: Iterable[Worker | None], tmp: Path) -> None:
+    """Close the workers that started, remove the base's worktree under
+    ``tmp`` (if any) and ``tmp`` itself."""
+    for w in workers:
+        if w is not None:
+            w.close()
+    git("worktree", "remove", "--force", str(tmp / "base"), check=False)
+    git("worktree", "prune", check=False)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def git(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=check)
 
@@ -464,12 +475,7 @@ def main(argv: list[str] | None = None) -> int:
                 if c in compared or c.key in missing]
         checks = head_checks(rounds)
     finally:
-        for w in (head, base):
-            if w is not None:
-                w.close()
-        git("worktree", "remove", "--force", str(tmp / "base"), check=False)
-        git("worktree", "prune", check=False)
-        shutil.rmtree(tmp, ignore_errors=True)
+        release((head, base), tmp)
 
     md = print_tables(gate, checks, args.tolerance)
     args.out.mkdir(parents=True, exist_ok=True)
