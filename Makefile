@@ -14,6 +14,7 @@ DEV_STAMP   := $(VENV)/.dev-stamp
 # The versions of what the compile imports, as the library's install left them:
 # the later installs run beside the compile (`make test`) and must not change them.
 KERNEL_PINS := $(VENV)/kernel-pins.txt
+PINNED = $$(cat $(KERNEL_PINS))
 CONFIG ?= configs/default.yaml
 CORES  ?= 2
 REPORT ?= reports/report.html
@@ -53,15 +54,15 @@ $(CORE_STAMP): pyproject.toml
 # numpy or Numba stops pip with a conflict, instead of changing the files of a
 # compile that is running.
 $(STUDY_STAMP): $(CORE_STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[study]' $$(cat $(KERNEL_PINS))
+	$(BIN)/python -m pip install --quiet -e '.[study]' $(PINNED)
 	@touch $(STUDY_STAMP)
 
 # On top of it, for `make test`: torch first (TORCH_CPU), then the dev extra
 # (the test tools, the SLURM executor) and the peers' JAX, so that the peers'
 # tests run instead of skipping; pip adds only what is missing.
 $(DEV_STAMP): $(STUDY_STAMP)
-	$(BIN)/python -m pip install --quiet $(TORCH_CPU) $$(cat $(KERNEL_PINS))
-	$(BIN)/python -m pip install --quiet -e '.[dev,peers]' $$(cat $(KERNEL_PINS))
+	$(BIN)/python -m pip install --quiet $(TORCH_CPU) $(PINNED)
+	$(BIN)/python -m pip install --quiet -e '.[dev,peers]' $(PINNED)
 	@touch $(DEV_STAMP)
 
 setup: $(STUDY_STAMP)
@@ -139,7 +140,7 @@ bench: setup-dev warmup
 # gradpath against PyTorch and JAX: the table in bench/results/peers.md.
 PEERS_STAMP := $(VENV)/.peers-stamp
 $(PEERS_STAMP): $(DEV_STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,peers]' $$(cat $(KERNEL_PINS))
+	$(BIN)/python -m pip install --quiet -e '.[dev,peers]' $(PINNED)
 	@touch $(PEERS_STAMP)
 
 # The peers' own checks first: with JAX installed here, its cases of

@@ -6,8 +6,8 @@ This script times the updates of ``make bench-peers`` (gradpath's own: the
 ``train-...`` cases of ``bench/peer_cases.py``; Adam, clipping by norm, the
 adding problem) in head and in ``--base`` at once, the way the gate does: the
 base in a git worktree with its own Numba cache, one worker process per
-revision (``bench/worker.py``), and rounds that visit the cases in a shuffled
-order and time head and base back to back in random order. Per case it
+revision (``bench/worker.py``), and the gate's rounds (``gate.Rounds``): the
+cases in a shuffled order, head and base back to back in random order. Per case it
 prints the median of the paired ratios head/base with a 95 % bootstrap
 interval (``gate.median_ci``), and the geometric mean of the medians. It
 judges nothing: it answers "did this change make the updates faster?"::
@@ -17,22 +17,35 @@ judges nothing: it answers "did this change make the updates faster?"::
 
 A base that cannot be built, or whose timed code is head's
 (``gate.TIMED_SOURCES``), is reported and nothing is timed. The base's
-kernels compile in its worker on first use (a few minutes).
+kernels compile first, by its own warm-up and then in its worker (a few
+minutes); head's come from the checkout's cache (``make warmup``). A base
+older than the warm-up of the clipping's scaling pass (2026-12-08) compiles
+it at its first clipped update, inside one sample: one outlying ratio,
+which the median absorbs.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
-from gate import ROOT, SAMPLE_S, Worker, base_worktree, median_ci, release
+from gate import ROOT, Rounds, Worker, base_worktree, median_ci, release
 from peer_cases import train_specs
 
 CELLS = ("rnn", "lstm", "gru")
+
+
+class Update(NamedTuple):
+    """One update case as the gate's :class:`gate.Rounds` times it (by its key)."""
+
+    key: str
 
 
 def parser() -> argparse.ArgumentParser:
@@ -70,26 +83,24 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         print(f"{len(specs)} updates, head against {args.base} = {about}", flush=True)
         t0 = time.perf_counter()
+        base_env = {"NUMBA_CACHE_DIR": str(tmp / "numba-cache")}
+        # the base's own warm-up first (two processes): the kernels a later update
+        # may need first (the clipping's scaling, when it starts to act) are then
+        # loaded, not compiled, inside a timed sample
+        subprocess.run([sys.executable, "-m", "gradpath.cli", "demo", "--warmup"], check=True,
+                       env={**os.environ, "PYTHONPATH": str(base_src / "src"), **base_env})
         head = Worker("head", ROOT / "src")
-        base = Worker("base", base_src / "src", {"NUMBA_CACHE_DIR": str(tmp / "numba-cache")})
+        base = Worker("base", base_src / "src", base_env)
         for w in (head, base):
             setup(w, specs)
         print(f"both built in {time.perf_counter() - t0:.0f} s", flush=True)
-        calls = {s["key"]: max(1, round(SAMPLE_S / max(head.time(s["key"], 1), 1e-6)))
-                 for s in specs}
-        for s in specs:  # an untimed sample each: a later update can still compile
+        cases = [Update(s["key"]) for s in specs]
+        rounds = Rounds(head, base, cases, [], {c.key for c in cases})
+        rounds.calibrate()
+        for c in cases:  # an untimed sample each: a later update can still compile
             for w in (head, base):  # a specialisation the first one did not need
-                w.time(s["key"], calls[s["key"]])
-        rng = np.random.default_rng(0)
-        t = {(side, s["key"]): [] for s in specs for side in ("head", "base")}
-        for _ in range(args.rounds):
-            for i in rng.permutation(len(specs)):
-                key = specs[i]["key"]
-                sides = [("head", head), ("base", base)]
-                if rng.random() < 0.5:
-                    sides.reverse()
-                for side, w in sides:
-                    t[side, key].append(w.time(key, calls[key]))
+                w.time(c.key, rounds.calls[c.key])
+        rounds.run(cases, args.rounds)
     finally:
         release((head, base), tmp)
 
@@ -97,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
           "|---|--:|--:|--:|---|--:|")
     medians = []
     for s in specs:
-        h, b = t["head", s["key"]], t["base", s["key"]]
+        h, b = rounds.samples("head", s["key"]), rounds.samples("base", s["key"])
         med, lo, hi = median_ci([x / y for x, y in zip(h, b, strict=True)])
         medians.append(med)
         print(f"| {s['key']} | {1e3 * np.median(h):.3f} | {1e3 * np.median(b):.3f} | "

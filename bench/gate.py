@@ -423,7 +423,6 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("expected 0 <= --tolerance < 1 and 3 <= --min-pairs <= --max-pairs")
     gated = [c for c in GATE_CASES if c.size in sizes]
     head_only = [c for c in STEADY_CASES if c.size in sizes]
-    checked = {c for pair in check_pairs() for c in pair[1:3]}
 
     print(f"performance gate on {cpu_model()} ({os.cpu_count()} cores)")
     tmp = Path(tempfile.mkdtemp(prefix="gradpath-gate-"))
@@ -433,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         if base_src is None:
             print(f"NOTE: {about}.\nNo base to compare with: only the head-only checks run "
                   "(and the absolute targets of the kernel suite).\n")
+            checked = {c for pair in check_pairs() for c in pair[1:3]}
             gated = [c for c in gated if c in checked]  # timed only where a check reads it
         else:
             print(f"base: {args.base} = {about}")
