@@ -17,19 +17,16 @@ judges nothing: it answers "did this change make the updates faster?"::
 
 A base that cannot be built, or whose timed code is head's
 (``gate.TIMED_SOURCES``), is reported and nothing is timed. The base's
-kernels compile first, by its own warm-up and then in its worker (a few
-minutes); head's come from the checkout's cache (``make warmup``). A base
-older than the warm-up of the clipping's scaling pass (2026-12-08) compiles
-it at its first clipped update, inside one sample: one outlying ratio,
-which the median absorbs.
+kernels compile in its worker on first use (a few minutes). Its cache starts
+empty, so a kernel first needed at a later update (the clipping's scaling
+pass, at the first update that clips) compiles inside one timed sample: one
+outlying ratio, which the median absorbs.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -83,14 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         print(f"{len(specs)} updates, head against {args.base} = {about}", flush=True)
         t0 = time.perf_counter()
-        base_env = {"NUMBA_CACHE_DIR": str(tmp / "numba-cache")}
-        # the base's own warm-up first (two processes): the kernels a later update
-        # may need first (the clipping's scaling, when it starts to act) are then
-        # loaded, not compiled, inside a timed sample
-        subprocess.run([sys.executable, "-m", "gradpath.cli", "demo", "--warmup"], check=True,
-                       env={**os.environ, "PYTHONPATH": str(base_src / "src"), **base_env})
         head = Worker("head", ROOT / "src")
-        base = Worker("base", base_src / "src", base_env)
+        base = Worker("base", base_src / "src", {"NUMBA_CACHE_DIR": str(tmp / "numba-cache")})
         for w in (head, base):
             setup(w, specs)
         print(f"both built in {time.perf_counter() - t0:.0f} s", flush=True)
